@@ -1,0 +1,46 @@
+"""The normalized change event every Zoho payload is turned into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Product(StrEnum):
+    CRM = "crm"
+    BOOKS = "books"
+
+
+class Operation(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+    CHANGED = "changed"
+    UNKNOWN = "unknown"
+
+
+class Origin(StrEnum):
+    WEBHOOK = "webhook"
+    RECONCILIATION = "reconciliation"
+    REPLAY = "replay"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """One change to one Zoho record, before it is stored.
+
+    `dedup_key` is unique in the database: a second event with the same key is a duplicate.
+    `data` is what Zoho sent for this record.
+    """
+
+    product: Product
+    source: str
+    module: str
+    operation: Operation
+    record_id: str
+    occurred_at: datetime
+    origin: Origin
+    dedup_key: str
+    data: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,102 @@
+"""The one settings object, built from an injected environment mapping.
+
+Nothing else in the bridge reads `os.environ`: the CLI passes the process environment in,
+tests pass a dict. Secrets are `SecretStr`, so they never print.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./bridge.db"
+ENV_PREFIX = "BRIDGE_"
+
+
+class Settings(BaseSettings):
+    """Every `BRIDGE_*` setting. Field `x` is read from `BRIDGE_X`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
+    )
+    host: str = Field("127.0.0.1", description="Address `serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `serve` listens on.")
+    public_url: str | None = Field(
+        None, description="URL at which Zoho reaches this bridge, e.g. https://hooks.example.com"
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token for /admin; the admin API is off without it."
+    )
+    secret_key: SecretStr | None = Field(
+        None, description="Key that encrypts stored secrets (`zoho-bridge keygen` makes one)."
+    )
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest webhook body accepted.")
+    rejected_body_bytes: int = Field(
+        4096, ge=0, description="How much of a rejected request's body is kept."
+    )
+    rejected_keep: int = Field(
+        10_000, ge=100, description="How many rejected requests are kept (oldest dropped)."
+    )
+    lookup_cache_seconds: float = Field(
+        5.0, ge=0, description="How long source and channel lookups are cached in memory."
+    )
+    writer_max_batch: int = Field(
+        256, ge=1, le=5000, description="Most deliveries committed together in one transaction."
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL", description="SQLite fsync policy; FULL survives power loss, NORMAL only crashes."
+    )
+    db_pool_size: int = Field(10, ge=1, description="PostgreSQL connection pool size.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what `from_environ` passes in: the process environment is never read here.
+        return (init_settings,)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Settings from `BRIDGE_*` keys of `environ`, then `overrides` on top."""
+        values = _MappingEnvSource(cls, environ)()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment parsing, over a mapping instead of `os.environ`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = dict(environ)
+        super().__init__(settings_cls, case_sensitive=False, env_prefix=ENV_PREFIX)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # case-insensitive, as pydantic-settings does for the real environment
+        return {key.lower(): value for key, value in self._environ.items()}
