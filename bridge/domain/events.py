@@ -17,8 +17,8 @@ class Operation(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     DELETED = "deleted"
+    # The sender did not say which (or said something we do not know; the raw word is kept).
     CHANGED = "changed"
-    UNKNOWN = "unknown"
 
 
 class Origin(StrEnum):

@@ -1,0 +1,1 @@
+"""Storage adapters: SQLAlchemy 2 (async) on SQLite and PostgreSQL."""

@@ -1,0 +1,128 @@
+"""The tables. Plain mapped classes: no behaviour lives here.
+
+Migrations in `migrations/` must match these exactly; a test runs `alembic check`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bridge.store.types import BigIntPK, JSONDoc, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDoc}
+
+
+class BooksSource(Base):
+    """An inbound URL for Zoho Books workflow webhooks: /hooks/books/{name}."""
+
+    __tablename__ = "books_sources"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # SHA-256 hex digests of the accepted tokens; the tokens themselves are never stored.
+    token_hashes: Mapped[list[str]] = mapped_column(JSONDoc, default=list)
+    # HMAC secrets, each encrypted with BRIDGE_SECRET_KEY (they are needed in clear to verify).
+    secrets_encrypted: Mapped[list[str]] = mapped_column(JSONDoc, default=list)
+    signature_mode: Mapped[str] = mapped_column(String(16), default="enforce")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CrmChannel(Base):
+    """A Zoho CRM notification channel whose callbacks arrive at /hooks/crm."""
+
+    __tablename__ = "crm_channels"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    # Zoho echoes channel_id as a string; compare it as one (zoho.md §1.2).
+    channel_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # The event source name ("zoho-bridge/crm/{source}").
+    source: Mapped[str] = mapped_column(String(64), default="crm")
+    events: Mapped[list[str]] = mapped_column(JSONDoc, default=list)
+    managed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # [{"sha256": hex, "valid_until": iso8601 | null}]: several are valid during rotation.
+    tokens: Mapped[list[dict[str, Any]]] = mapped_column(JSONDoc, default=list)
+    notify_url: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class InboundRequest(Base):
+    """A delivery exactly as received (secrets redacted), accepted or not."""
+
+    __tablename__ = "inbound_requests"
+    __table_args__ = (
+        Index(None, "status", "received_at"),
+        Index(None, "received_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    received_at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(Text)
+    query: Mapped[str] = mapped_column(Text, default="")
+    headers: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    body_size: Mapped[int] = mapped_column(Integer)
+    body_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    http_status: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Event(Base):
+    """One change to one Zoho record. `seq` is the consumers' cursor."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index(None, "source", "module", "record_id"),
+        Index(None, "received_at"),
+        Index(None, "request_id"),
+        # SQLite's AUTOINCREMENT never reuses a sequence number, even after deletes.
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(26), unique=True)
+    product: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(64))
+    module: Mapped[str] = mapped_column(String(100))
+    operation: Mapped[str] = mapped_column(String(16))
+    record_id: Mapped[str] = mapped_column(String(100))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    origin: Mapped[str] = mapped_column(String(16))
+    # The database, not a cache, decides what is a duplicate (style.md §4).
+    dedup_key: Mapped[str] = mapped_column(String(400), unique=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    request_id: Mapped[str | None] = mapped_column(String(26))
