@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 REDACTED = "[redacted]"
 
@@ -61,3 +63,23 @@ def redact_query(query: str) -> str:
 def redact_mapping(values: dict[str, object]) -> dict[str, object]:
     """A shallow copy of `values` with secret-named keys replaced (CRM `token`, `query_params`)."""
     return {k: (REDACTED if is_secret_name(k) else v) for k, v in values.items()}
+
+
+_SECRET_KEY_PATTERN = (
+    rb"[A-Za-z0-9_\-]*(?:token|secret|signature|password|auth|api_?key)[A-Za-z0-9_\-]*"
+)
+_JSON_SECRET = re.compile(rb'("' + _SECRET_KEY_PATTERN + rb'"\s*:\s*")((?:[^"\\]|\\.)*)("?)', re.I)
+_FORM_SECRET = re.compile(rb"((?:^|&)" + _SECRET_KEY_PATTERN + rb"=)([^&]*)", re.I)
+
+
+def scrub_body(body: bytes, secrets: Iterable[str] = ()) -> bytes:
+    """The body with secret-named JSON string fields and form fields blanked, and every
+    occurrence of the given secret values replaced. Works on malformed bodies too."""
+    scrubbed = _JSON_SECRET.sub(rb"\1" + REDACTED.encode() + rb"\3", body)
+    scrubbed = _FORM_SECRET.sub(rb"\1" + quote(REDACTED).encode(), scrubbed)
+    for secret in secrets:
+        # Short values would blank unrelated text; real tokens are long.
+        if len(secret) >= 6:
+            for form in {secret, quote(secret, safe=""), json.dumps(secret)[1:-1]}:
+                scrubbed = scrubbed.replace(form.encode("utf-8"), REDACTED.encode())
+    return scrubbed

@@ -97,6 +97,8 @@ class InboundRequest(Base):
     status: Mapped[str] = mapped_column(String(16))
     http_status: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(Text)
+    # How it was verified, e.g. "token ok; signature ok" or "token mismatch".
+    verification: Mapped[str | None] = mapped_column(Text)
     event_count: Mapped[int] = mapped_column(Integer, default=0)
 
 

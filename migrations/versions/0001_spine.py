@@ -87,6 +87,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('http_status', sa.Integer(), nullable=False),
     sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('verification', sa.Text(), nullable=True),
     sa.Column('event_count', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_inbound_requests'))
     )

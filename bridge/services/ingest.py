@@ -1,0 +1,273 @@
+"""The ingest path: verify first, then parse, then store; answer only after the commit.
+
+Every delivery is recorded, accepted or not. A rejected one that failed verification is
+kept truncated (anyone can send junk); one that passed verification is kept whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+
+from bridge.domain import books_payload, books_signature, crm_callback
+from bridge.domain.credentials import matches_any, valid_digests
+from bridge.domain.events import ChangeEvent
+from bridge.domain.ids import new_ulid
+from bridge.domain.redaction import redact_headers, redact_query, scrub_body
+from bridge.errors import (
+    BridgeError,
+    MalformedRequest,
+    NotFound,
+    StoreUnavailable,
+    VerificationFailed,
+)
+from bridge.services.lookup import Lookup
+from bridge.statuses import status_for
+from bridge.store.records import NewEvent, RequestRecord, WriteResult
+from bridge.store.writer import EventWriter
+
+log = structlog.get_logger(__name__)
+
+TOKEN_PARAMETER = "token"
+TOKEN_HEADER = "x-bridge-token"
+MAX_FIELD = 100  # module and record id columns
+
+
+@dataclass(frozen=True, slots=True)
+class RawRequest:
+    """A webhook request as the web layer read it."""
+
+    method: str
+    path: str
+    query_string: str
+    query: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    content_type: str | None
+    remote_addr: str | None
+    received_at: datetime
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+    def param(self, name: str) -> str | None:
+        return next((v for k, v in self.query if k == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    status: str  # accepted | duplicate
+    request_id: str | None
+    event_ids: list[str] = field(default_factory=list)
+    duplicates: int = 0
+
+
+class Rejected(BridgeError):
+    """Wraps the reason a delivery was refused, once it has been recorded."""
+
+    def __init__(self, cause: BridgeError, request_id: str | None) -> None:
+        super().__init__(cause.message)
+        self.cause = cause
+        self.request_id = request_id
+
+
+@dataclass
+class IngestService:
+    writer: EventWriter
+    lookup: Lookup
+    clock: Callable[[], datetime]
+    rejected_body_bytes: int = 4096
+
+    async def books(self, source_name: str, raw: RawRequest) -> IngestOutcome:
+        verified: list[str] = []
+        secrets: Sequence[str] = ()
+        try:
+            source = await self.lookup.source(source_name)
+            if source is None or not source.info.enabled:
+                raise NotFound(f"no Books source named {source_name!r}")
+            secrets = source.secrets
+            decoded = books_payload.decode_body(raw.content_type, raw.body)
+            verified = _verify_books(
+                source.info.token_hashes, source.secrets, source.info.signature_mode, raw, decoded
+            )
+            operation = books_payload.operation_from_parameter(raw.param("event"))
+            events: list[ChangeEvent] = []
+            if decoded.payload is not None:
+                event = books_payload.to_event(
+                    decoded.payload,
+                    source=source_name,
+                    operation=operation,
+                    received_at=raw.received_at,
+                    entity_hint=raw.param("entity"),
+                )
+                events.append(event)
+            _check_lengths(events)
+        except BridgeError as exc:
+            raise await self._reject(raw, "books", source_name, exc, verified, secrets) from exc
+        return await self._store(raw, "books", source_name, events, "; ".join(verified), secrets)
+
+    async def crm(self, raw: RawRequest) -> IngestOutcome:
+        verified: list[str] = []
+        token: str | None = None
+        try:
+            callback = crm_callback.parse_callback(raw.body)
+            token = callback.token
+            channel = await self.lookup.channel(callback.channel_id)
+            if channel is None or channel.status == "disabled":
+                raise NotFound(f"unknown channel {callback.channel_id}")
+            digests = valid_digests(channel.tokens, raw.received_at)
+            if not token:
+                raise VerificationFailed("token is missing")
+            if not matches_any(token, digests):
+                raise VerificationFailed("token does not match the channel's token")
+            verified.append("token ok")
+            events = crm_callback.to_events(
+                callback, source=channel.source, received_at=raw.received_at, body=raw.body
+            )
+            _check_lengths(events)
+        except BridgeError as exc:
+            raise await self._reject(
+                raw, "crm", None, exc, verified, [token] if token else []
+            ) from exc
+        return await self._store(
+            raw, "crm", channel.source, events, "; ".join(verified), [token] if token else []
+        )
+
+    async def _store(
+        self,
+        raw: RawRequest,
+        kind: str,
+        source: str,
+        events: list[ChangeEvent],
+        verification: str,
+        secrets: Sequence[str],
+    ) -> IngestOutcome:
+        record = _record(raw, kind, source, secrets, http_status=200, verification=verification)
+        new = [NewEvent(new_ulid(raw.received_at), raw.received_at, e, record.id) for e in events]
+        result: WriteResult = await self.writer.write(record, new)
+        return IngestOutcome(
+            status=result.status,
+            request_id=result.request_id,
+            event_ids=[e.id for e in result.inserted],
+            duplicates=result.duplicates,
+        )
+
+    async def _reject(
+        self,
+        raw: RawRequest,
+        kind: str,
+        source: str | None,
+        error: BridgeError,
+        verified: list[str],
+        secrets: Sequence[str],
+    ) -> Rejected:
+        authenticated = bool(verified)
+        record = _record(
+            raw,
+            kind,
+            source,
+            secrets,
+            http_status=status_for(error),
+            verification="; ".join(verified) or _outcome(error),
+            reason=error.message,
+            rejected=True,
+            keep_bytes=None if authenticated else self.rejected_body_bytes,
+        )
+        return await self.record_rejection(record, error)
+
+    async def record_rejection(self, record: RequestRecord, error: BridgeError) -> Rejected:
+        if isinstance(error, StoreUnavailable):
+            return Rejected(error, None)
+        try:
+            await self.writer.write(record)
+        except BridgeError as store_error:
+            # The rejection stands whether or not it could be recorded.
+            log.warning("could not record a rejected request", error=store_error.message)
+            return Rejected(error, None)
+        return Rejected(error, record.id)
+
+
+def _outcome(error: BridgeError) -> str:
+    return f"failed: {error.message}" if isinstance(error, VerificationFailed) else "not verified"
+
+
+def _verify_books(
+    token_hashes: Sequence[str],
+    secrets: Sequence[str],
+    signature_mode: str,
+    raw: RawRequest,
+    decoded: books_payload.BooksBody,
+) -> list[str]:
+    """Every configured method must pass (a signature in `report` mode is only recorded)."""
+    outcome: list[str] = []
+    if token_hashes:
+        presented = raw.param(TOKEN_PARAMETER) or raw.header(TOKEN_HEADER)
+        if not presented:
+            raise VerificationFailed(
+                f"token is missing (send it as ?{TOKEN_PARAMETER}= or the X-Bridge-Token header)"
+            )
+        if not matches_any(presented, token_hashes):
+            raise VerificationFailed("token does not match")
+        outcome.append("token ok")
+    if secrets:
+        params = list(raw.query) + list(decoded.form)
+        body = b"" if decoded.form else raw.body
+        presented = raw.header(books_signature.SIGNATURE_HEADER)
+        ok = books_signature.verify(presented, secrets, params, body)
+        if ok:
+            outcome.append("signature ok")
+        elif signature_mode == "enforce":
+            raise VerificationFailed(
+                "X-Zoho-Webhook-Signature is missing"
+                if not presented
+                else "X-Zoho-Webhook-Signature does not match"
+            )
+        else:
+            outcome.append("signature failed (report only)")
+    return outcome
+
+
+def _check_lengths(events: list[ChangeEvent]) -> None:
+    for event in events:
+        if len(event.module) > MAX_FIELD or len(event.record_id) > MAX_FIELD:
+            raise MalformedRequest(f"module and record id must be at most {MAX_FIELD} characters")
+
+
+def _record(
+    raw: RawRequest,
+    kind: str,
+    source: str | None,
+    secrets: Sequence[str],
+    *,
+    http_status: int,
+    verification: str,
+    reason: str | None = None,
+    rejected: bool = False,
+    keep_bytes: int | None = None,
+) -> RequestRecord:
+    secret_values = [*secrets, *(v for k, v in raw.query if k == TOKEN_PARAMETER)]
+    header_token = raw.header(TOKEN_HEADER)
+    if header_token:
+        secret_values.append(header_token)
+    body = raw.body if keep_bytes is None else raw.body[:keep_bytes]
+    return RequestRecord(
+        id=new_ulid(raw.received_at),
+        received_at=raw.received_at,
+        kind=kind,
+        source=source,
+        method=raw.method,
+        path=raw.path,
+        query=redact_query(raw.query_string),
+        headers=redact_headers(raw.headers),
+        body=scrub_body(body, secret_values),
+        body_size=len(raw.body),
+        body_truncated=len(body) < len(raw.body),
+        remote_addr=raw.remote_addr,
+        http_status=http_status,
+        reason=reason,
+        verification=verification,
+        rejected=rejected,
+    )

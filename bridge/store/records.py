@@ -1,0 +1,80 @@
+"""Plain records passed between the services and the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bridge.domain.events import ChangeEvent
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """An inbound request as it will be stored (secrets already redacted)."""
+
+    id: str
+    received_at: datetime
+    kind: str
+    source: str | None
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    body_size: int
+    body_truncated: bool
+    remote_addr: str | None
+    http_status: int
+    reason: str | None = None
+    verification: str | None = None
+    rejected: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event with the id chosen for it before it is stored."""
+
+    id: str
+    received_at: datetime
+    change: ChangeEvent
+    request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InsertedEvent:
+    id: str
+    seq: int
+    change: ChangeEvent
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one submitted delivery became once committed."""
+
+    request_id: str | None
+    inserted: list[InsertedEvent] = field(default_factory=list)
+    duplicates: int = 0
+
+    @property
+    def status(self) -> str:
+        return "duplicate" if self.duplicates and not self.inserted else "accepted"
+
+
+def event_row(event: NewEvent) -> dict[str, Any]:
+    change = event.change
+    return {
+        "id": event.id,
+        "product": change.product.value,
+        "source": change.source,
+        "module": change.module,
+        "operation": change.operation.value,
+        "record_id": change.record_id,
+        "occurred_at": change.occurred_at,
+        "received_at": event.received_at,
+        "origin": change.origin.value,
+        "dedup_key": change.dedup_key,
+        "data": change.data,
+        "request_id": event.request_id,
+    }

@@ -1,0 +1,237 @@
+"""The one writer: group commit for the ingest path.
+
+Every webhook handler hands its request row and events to `EventWriter.write` and awaits
+the commit. A single task drains whatever is queued into one transaction, so under load
+hundreds of deliveries share one fsync, and nothing is acknowledged before it is durable.
+Duplicates are decided by the `events.dedup_key` unique constraint (ON CONFLICT DO NOTHING),
+within a batch and across replicas alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bridge.errors import StoreUnavailable
+from bridge.store.database import translate_errors
+from bridge.store.models import Event, InboundRequest
+from bridge.store.records import InsertedEvent, NewEvent, RequestRecord, WriteResult, event_row
+
+log = structlog.get_logger(__name__)
+
+# Hooks run inside the writing transaction (the outbox) and after its commit (wake-ups).
+InTransactionHook = Callable[[AsyncConnection, Sequence[InsertedEvent]], Awaitable[None]]
+CommittedHook = Callable[[Sequence[InsertedEvent]], None]
+
+# One constant key for pg_advisory_xact_lock: event inserts from every replica take turns,
+# so `seq` order is commit order and a consumer reading "after seq N" never skips a row
+# that commits later with a smaller number.
+_SEQ_LOCK_KEY = 0x7A6F686F
+
+
+@dataclass
+class _Job:
+    request: RequestRecord | None
+    events: list[NewEvent]
+    future: asyncio.Future[WriteResult]
+
+
+@dataclass
+class EventWriter:
+    """Commits deliveries in batches; `write` returns once its delivery is committed."""
+
+    engine: AsyncEngine
+    max_batch: int = 256
+    max_pending: int = 20_000
+    rejected_keep: int = 10_000
+    in_transaction: list[InTransactionHook] = field(default_factory=list)
+    committed: list[CommittedHook] = field(default_factory=list)
+    _queue: asyncio.Queue[_Job] = field(init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _rejected_since_prune: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self._queue = asyncio.Queue(self.max_pending)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="event-writer")
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop."""
+        if self._task is None:
+            return
+        await self._queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def write(
+        self, request: RequestRecord | None, events: Sequence[NewEvent] = ()
+    ) -> WriteResult:
+        """Store a request and its events; return once committed (or raise)."""
+        if self._task is None:
+            raise RuntimeError("EventWriter.start() was not called")
+        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait(_Job(request, list(events), future))
+        except asyncio.QueueFull:
+            raise StoreUnavailable("too many deliveries waiting to be stored; try again") from None
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            jobs = [await self._queue.get()]
+            while len(jobs) < self.max_batch and not self._queue.empty():
+                jobs.append(self._queue.get_nowait())
+            try:
+                await self._commit_batch(jobs)
+            finally:
+                for _ in jobs:
+                    self._queue.task_done()
+
+    async def _commit_batch(self, jobs: list[_Job]) -> None:
+        try:
+            results, inserted = await self._write(jobs)
+        except Exception as exc:
+            if len(jobs) > 1 and not isinstance(exc, StoreUnavailable):
+                # One bad delivery must not fail its neighbours: retry each on its own.
+                for job in jobs:
+                    await self._commit_batch([job])
+                return
+            if not isinstance(exc, StoreUnavailable):
+                log.error("write failed", error=repr(exc))
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            return
+        for job, result in zip(jobs, results, strict=True):
+            if not job.future.done():
+                job.future.set_result(result)
+        if inserted:
+            for hook in self.committed:
+                hook(inserted)
+
+    async def _write(self, jobs: list[_Job]) -> tuple[list[WriteResult], list[InsertedEvent]]:
+        async with translate_errors(), self.engine.begin() as conn:
+            is_postgres = conn.dialect.name == "postgresql"
+            inserted_by_key: dict[str, tuple[str, int]] = {}
+            rows = _first_of_each_key(jobs)
+            if rows:
+                if is_postgres:
+                    await conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SEQ_LOCK_KEY}
+                    )
+                dialect_insert = postgresql.insert if is_postgres else sqlite.insert
+                stmt = (
+                    dialect_insert(Event)
+                    .on_conflict_do_nothing(index_elements=["dedup_key"])
+                    .returning(Event.dedup_key, Event.id, Event.seq)
+                )
+                result = await conn.execute(stmt, rows)
+                inserted_by_key = {key: (eid, seq) for key, eid, seq in result.all()}
+            results, inserted = _results(jobs, inserted_by_key)
+            request_rows = [
+                _request_row(job.request, result)
+                for job, result in zip(jobs, results, strict=True)
+                if job.request is not None
+            ]
+            if request_rows:
+                await conn.execute(insert(InboundRequest), request_rows)
+            if inserted:
+                for hook in self.in_transaction:
+                    await hook(conn, inserted)
+            rejected = sum(1 for job in jobs if job.request is not None and job.request.rejected)
+            await self._maybe_prune(conn, rejected)
+        return results, inserted
+
+    async def _maybe_prune(self, conn: AsyncConnection, rejected: int) -> None:
+        # Rejected requests come from anyone; keep only the newest `rejected_keep` of them.
+        self._rejected_since_prune += rejected
+        if self._rejected_since_prune < 100:
+            return
+        self._rejected_since_prune = 0
+        await prune_rejected(conn, self.rejected_keep)
+
+
+async def prune_rejected(conn: AsyncConnection, keep: int) -> None:
+    """Delete all but the newest `keep` rejected requests (ids are ULIDs: time-ordered)."""
+    rejected = InboundRequest.status == "rejected"
+    boundary = (
+        select(InboundRequest.id)
+        .where(rejected)
+        .order_by(InboundRequest.id.desc())
+        .offset(keep)
+        .limit(1)
+        .scalar_subquery()
+    )
+    await conn.execute(delete(InboundRequest).where(rejected, InboundRequest.id <= boundary))
+
+
+def _first_of_each_key(jobs: list[_Job]) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    rows = []
+    for job in jobs:
+        for event in job.events:
+            if event.change.dedup_key not in seen:
+                seen.add(event.change.dedup_key)
+                rows.append(event_row(event))
+    return rows
+
+
+def _results(
+    jobs: list[_Job], inserted_by_key: dict[str, tuple[str, int]]
+) -> tuple[list[WriteResult], list[InsertedEvent]]:
+    claimed: set[str] = set()
+    results: list[WriteResult] = []
+    all_inserted: list[InsertedEvent] = []
+    for job in jobs:
+        inserted: list[InsertedEvent] = []
+        duplicates = 0
+        for event in job.events:
+            key = event.change.dedup_key
+            hit = inserted_by_key.get(key)
+            # The first delivery in the batch that carried a key owns the new row; any
+            # other (a concurrent duplicate) is a duplicate, like one from an earlier batch.
+            if hit is not None and hit[0] == event.id and key not in claimed:
+                claimed.add(key)
+                inserted.append(InsertedEvent(event.id, hit[1], event.change, event.received_at))
+            else:
+                duplicates += 1
+        all_inserted.extend(inserted)
+        request_id = job.request.id if job.request is not None else None
+        results.append(WriteResult(request_id, inserted, duplicates))
+    all_inserted.sort(key=lambda e: e.seq)
+    return results, all_inserted
+
+
+def _request_row(request: RequestRecord, result: WriteResult) -> dict[str, Any]:
+    status = "rejected" if request.rejected else result.status
+    return {
+        "id": request.id,
+        "received_at": request.received_at,
+        "kind": request.kind,
+        "source": request.source,
+        "method": request.method,
+        "path": request.path,
+        "query": request.query,
+        "headers": request.headers,
+        "body": request.body,
+        "body_size": request.body_size,
+        "body_truncated": request.body_truncated,
+        "remote_addr": request.remote_addr,
+        "status": status,
+        "http_status": request.http_status,
+        "reason": request.reason,
+        "verification": request.verification,
+        "event_count": len(result.inserted),
+    }
