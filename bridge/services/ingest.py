@@ -178,6 +178,12 @@ class IngestService:
         )
         return await self.record_rejection(record, error)
 
+    async def refuse(
+        self, raw: RawRequest, kind: str, source: str | None, error: BridgeError
+    ) -> Rejected:
+        """Record a delivery refused before it reached verification (e.g. too large)."""
+        return await self._reject(raw, kind, source, error, [], [])
+
     async def record_rejection(self, record: RequestRecord, error: BridgeError) -> Rejected:
         if isinstance(error, StoreUnavailable):
             return Rejected(error, None)

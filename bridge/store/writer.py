@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bridge.errors import StoreUnavailable
+from bridge.metrics import WRITE_BATCH_SIZE
 from bridge.store.database import translate_errors
 from bridge.store.models import Event, InboundRequest
 from bridge.store.records import InsertedEvent, NewEvent, RequestRecord, WriteResult, event_row
@@ -102,6 +103,7 @@ class EventWriter:
     async def _commit_batch(self, jobs: list[_Job]) -> None:
         try:
             results, inserted = await self._write(jobs)
+            WRITE_BATCH_SIZE.observe(len(jobs))
         except Exception as exc:
             if len(jobs) > 1 and not isinstance(exc, StoreUnavailable):
                 # One bad delivery must not fail its neighbours: retry each on its own.

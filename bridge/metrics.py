@@ -1,0 +1,27 @@
+"""Prometheus metrics (the process-wide default registry; served at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+WEBHOOK_REQUESTS = Counter(
+    "bridge_webhook_requests_total",
+    "Webhook deliveries received, by kind (books, crm) and outcome.",
+    ["kind", "outcome"],
+)
+EVENTS_STORED = Counter(
+    "bridge_events_stored_total",
+    "New events stored, by product and origin.",
+    ["product", "origin"],
+)
+INGEST_SECONDS = Histogram(
+    "bridge_ingest_seconds",
+    "Time from reading a webhook to answering it, by kind.",
+    ["kind"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+WRITE_BATCH_SIZE = Histogram(
+    "bridge_write_batch_size",
+    "Deliveries committed together in one transaction.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)

@@ -1,0 +1,1 @@
+"""The HTTP layer: parses requests, calls services, maps errors to statuses."""

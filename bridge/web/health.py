@@ -1,0 +1,47 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bridge.errors import BridgeError
+from bridge.runtime import Runtime
+from bridge.store.database import ping
+from bridge.store.migrate import schema_is_current
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    checks: dict[str, str] = {}
+    try:
+        await ping(runtime.engine)
+        checks["database"] = "ok"
+        current = await schema_is_current(runtime.engine, runtime.settings.database_url)
+        checks["schema"] = "current" if current else "out of date: run `zoho-bridge db upgrade`"
+    except BridgeError as exc:
+        checks["database"] = exc.message
+    except Exception as exc:  # readiness must answer, whatever the database says
+        checks["database"] = f"unreachable ({type(exc).__name__})"
+    ready = checks.get("database") == "ok" and checks.get("schema") == "current"
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

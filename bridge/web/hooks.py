@@ -1,0 +1,94 @@
+"""Webhook endpoints: /hooks/crm and /hooks/books/{source}."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bridge.errors import BridgeError, PayloadTooLarge
+from bridge.metrics import EVENTS_STORED, INGEST_SECONDS, WEBHOOK_REQUESTS
+from bridge.runtime import Runtime
+from bridge.services.ingest import IngestOutcome, RawRequest, Rejected
+from bridge.web.bodies import read_limited
+from bridge.web.errors import bridge_error
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def _raw(request: Request, runtime: Runtime) -> tuple[RawRequest, PayloadTooLarge | None]:
+    received_at = runtime.clock()
+    too_large = None
+    try:
+        body = await read_limited(request, runtime.settings.max_body_bytes)
+    except PayloadTooLarge as exc:
+        body, too_large = b"", exc
+    raw = RawRequest(
+        method=request.method,
+        path=request.url.path,
+        query_string=request.url.query,
+        query=tuple(request.query_params.multi_items()),
+        headers=tuple(request.headers.items()),
+        body=body,
+        content_type=request.headers.get("content-type"),
+        remote_addr=request.client.host if request.client else None,
+        received_at=received_at,
+    )
+    return raw, too_large
+
+
+def _answer(outcome: IngestOutcome) -> Response:
+    return JSONResponse(
+        {
+            "status": outcome.status,
+            "request_id": outcome.request_id,
+            "events": len(outcome.event_ids),
+            "event_ids": outcome.event_ids,
+            "duplicates": outcome.duplicates,
+        }
+    )
+
+
+async def _handle(request: Request, kind: str, source: str | None) -> Response:
+    runtime = _runtime(request)
+    started = time.perf_counter()
+    try:
+        raw, too_large = await _raw(request, runtime)
+        if too_large is not None:
+            raise await runtime.ingest.refuse(raw, kind, source, too_large)
+        if kind == "crm":
+            outcome = await runtime.ingest.crm(raw)
+        else:
+            assert source is not None
+            outcome = await runtime.ingest.books(source, raw)
+    except Rejected as rejected:
+        WEBHOOK_REQUESTS.labels(kind, "rejected").inc()
+        return await bridge_error(request, rejected.cause)
+    except BridgeError as exc:
+        WEBHOOK_REQUESTS.labels(kind, "failed").inc()
+        return await bridge_error(request, exc)
+    finally:
+        INGEST_SECONDS.labels(kind).observe(time.perf_counter() - started)
+    WEBHOOK_REQUESTS.labels(kind, outcome.status).inc()
+    if outcome.event_ids:
+        EVENTS_STORED.labels(kind, "webhook").inc(len(outcome.event_ids))
+    return _answer(outcome)
+
+
+async def crm_callback(request: Request) -> Response:
+    return await _handle(request, "crm", None)
+
+
+async def books_webhook(request: Request) -> Response:
+    return await _handle(request, "books", request.path_params["source"])
+
+
+routes = [
+    Route("/hooks/crm", crm_callback, methods=["POST"]),
+    Route("/hooks/books/{source}", books_webhook, methods=["POST", "PUT", "DELETE"]),
+]

@@ -1,0 +1,131 @@
+"""The OpenAPI document at /openapi.json, built from one table of operations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bridge import __version__
+from bridge.web.admin import ChannelImport, ChannelTokenIn, SourceChange, SourceIn
+
+ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+    "required": ["error", "message"],
+}
+ACCEPTED = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["accepted", "duplicate"]},
+        "request_id": {"type": "string"},
+        "events": {"type": "integer"},
+        "event_ids": {"type": "array", "items": {"type": "string"}},
+        "duplicates": {"type": "integer"},
+    },
+}
+HOOK_ERRORS = {
+    "400": "malformed body",
+    "401": "failed verification",
+    "404": "unknown source or channel",
+    "413": "body over BRIDGE_MAX_BODY_BYTES",
+    "415": "unsupported content type",
+    "503": "database unavailable: retry",
+}
+ADMIN_ERRORS = {"400": "invalid input", "401": "wrong admin token", "403": "admin API disabled"}
+
+EVENT_FILTERS = ["source", "module", "record_id", "operation", "origin", "product", "since",
+                 "until", "cursor", "limit"]  # fmt: skip
+
+# path, method, summary, request model, query parameters, extra error statuses
+OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, list[str], dict[str, str]]] = [
+    ("/hooks/crm", "post", "Zoho CRM notification callback", None, [], HOOK_ERRORS),
+    ("/hooks/books/{source}", "post", "Zoho Books workflow webhook", None,
+     ["token", "event", "entity"], HOOK_ERRORS),
+    ("/hooks/books/{source}", "put", "Zoho Books workflow webhook (PUT)", None,
+     ["token", "event", "entity"], HOOK_ERRORS),
+    ("/hooks/books/{source}", "delete", "Zoho Books workflow webhook (DELETE)", None,
+     ["token", "event", "entity"], HOOK_ERRORS),
+    ("/healthz", "get", "Liveness", None, [], {}),
+    ("/readyz", "get", "Readiness: database reachable and schema current", None, [],
+     {"503": "not ready"}),
+    ("/metrics", "get", "Prometheus metrics", None, [], {}),
+    ("/admin/sources", "post", "Create a Books source", SourceIn, [], ADMIN_ERRORS),
+    ("/admin/sources", "get", "List Books sources", None, [], ADMIN_ERRORS),
+    ("/admin/sources/{name}", "get", "One Books source", None, [], ADMIN_ERRORS),
+    ("/admin/sources/{name}", "patch", "Rotate tokens/secrets, enable/disable", SourceChange,
+     [], ADMIN_ERRORS),
+    ("/admin/channels/import", "post", "Import a CRM channel created elsewhere", ChannelImport,
+     [], ADMIN_ERRORS),
+    ("/admin/channels", "get", "List CRM channels", None, [], ADMIN_ERRORS),
+    ("/admin/channels/{channel_id}", "get", "One CRM channel", None, [], ADMIN_ERRORS),
+    ("/admin/channels/{channel_id}/tokens", "post", "Add a channel token (rotation)",
+     ChannelTokenIn, [], ADMIN_ERRORS),
+    ("/admin/events", "get", "Events, newest first; `next` is the cursor", None, EVENT_FILTERS,
+     ADMIN_ERRORS),
+    ("/admin/events/{event_id}", "get", "One event by id or seq", None, [], ADMIN_ERRORS),
+    ("/admin/requests", "get", "Inbound requests", None,
+     ["status", "kind", "source", "cursor", "limit"], ADMIN_ERRORS),
+    ("/admin/requests/{request_id}", "get", "One inbound request with its body", None, [],
+     ADMIN_ERRORS),
+]  # fmt: skip
+
+
+def _operation(
+    path: str, summary: str, model: type[BaseModel] | None, query: list[str], errors: dict[str, str]
+) -> dict[str, Any]:
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in (p.strip("{}") for p in path.split("/") if p.startswith("{"))
+    ] + [{"name": name, "in": "query", "schema": {"type": "string"}} for name in query]
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "OK",
+            "content": {"application/json": {"schema": ACCEPTED if path.startswith("/hooks")
+                                             else {"type": "object"}}},
+        }
+    }  # fmt: skip
+    for status, text in errors.items():
+        responses[status] = {
+            "description": text,
+            "content": {"application/json": {"schema": ERROR}},
+        }
+    operation: dict[str, Any] = {"summary": summary, "parameters": params, "responses": responses}
+    if path.startswith("/admin"):
+        operation["security"] = [{"admin": []}]
+    if model is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    elif path.startswith("/hooks"):
+        operation["requestBody"] = {
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+                "text/plain": {"schema": {"type": "string"}},
+            }
+        }
+    return operation
+
+
+def build_document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, summary, model, query, errors in OPERATIONS:
+        paths.setdefault(path, {})[method] = _operation(path, summary, model, query, errors)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "zoho-bridge", "version": __version__},
+        "paths": paths,
+        "components": {"securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(build_document())
+
+
+routes = [Route("/openapi.json", openapi, methods=["GET"])]
