@@ -1,0 +1,44 @@
+"""Helpers shared by the tests (no fixtures here; see conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+ADMIN_TOKEN = "admin-token-for-tests-0123456789"
+SECRET_KEY = "2mF3zqF4m0s6a3Xw5aZ9g8oYJb7Q0hCwq3R1n4P6e8U="  # a Fernet key, for tests only
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion on its own loop (for sync, session-scoped setup)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def sample(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((SAMPLES / name).read_text())
+    return data
+
+
+def crm_body(**overrides: Any) -> dict[str, Any]:
+    body = {
+        "server_time": 1718117126473,
+        "query_params": {},
+        "module": "Leads",
+        "resource_uri": "https://www.zohoapis.com/crm/v2/Leads",
+        "ids": ["5725767000003000064"],
+        "affected_fields": [],
+        "operation": "insert",
+        "channel_id": "1000000068001",
+        "token": "TOKEN_FOR_VERIFICATION_OF_1000000068001",
+    }
+    body.update(overrides)
+    return body
