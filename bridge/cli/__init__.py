@@ -1,0 +1,52 @@
+"""The `zoho-bridge` command line."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from bridge import __version__
+from bridge.cli.common import ENV_HELP, CliContext
+from bridge.logs import configure_logging
+from bridge.settings import Settings
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=ENV_HELP,
+)
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="Overrides BRIDGE_DATABASE_URL (default: sqlite+aiosqlite:///./bridge.db).",
+)
+@click.version_option(__version__, prog_name="zoho-bridge")
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None) -> None:
+    """zoho-bridge: receive, verify, store and hand on Zoho Books and Zoho CRM webhooks.
+
+    Settings come from BRIDGE_* environment variables; see `zoho-bridge serve --help`
+    and the README's configuration table.
+    """
+    try:
+        settings = Settings.from_environ(os.environ, database_url=database_url)
+    except ValueError as exc:
+        raise click.UsageError(f"invalid BRIDGE_* setting: {exc}") from None
+    configure_logging(settings.log_level, settings.log_format)
+    ctx.obj = CliContext(settings)
+
+
+def _register() -> None:
+    from bridge.cli import channels, db, events, samples, serve, sources
+
+    main.add_command(serve.serve)
+    main.add_command(serve.keygen)
+    main.add_command(db.db)
+    main.add_command(sources.sources)
+    main.add_command(channels.channels)
+    main.add_command(events.events)
+    main.add_command(samples.send_sample)
+
+
+_register()

@@ -1,0 +1,57 @@
+"""`zoho-bridge serve` and `zoho-bridge keygen`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+import uvicorn
+
+from bridge.cli.common import ENV_HELP, settings_of
+from bridge.errors import BridgeError
+from bridge.secretbox import generate_key
+from bridge.store.migrate import upgrade
+from bridge.web.app import create_app
+
+
+@click.command(epilog=ENV_HELP)
+@click.option("--host", help="Address to listen on (BRIDGE_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (BRIDGE_PORT, default 8000).")
+@click.option("--no-migrate", is_flag=True, help="Do not apply database migrations first.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, no_migrate: bool) -> None:
+    """Run the bridge: webhooks, admin API and metrics, on SQLite unless told otherwise.
+
+    Migrations are applied first, so a fresh SQLite file (./bridge.db) just works.
+    """
+    settings = settings_of(ctx)
+    host = host or settings.host
+    port = port or settings.port
+    if not no_migrate:
+        try:
+            asyncio.run(upgrade(settings.database_url))
+        except BridgeError as exc:
+            raise click.ClickException(exc.message) from None
+        except Exception as exc:
+            raise click.ClickException(
+                f"cannot migrate the database ({type(exc).__name__}); "
+                "check BRIDGE_DATABASE_URL and that the database is reachable"
+            ) from None
+    if settings.admin_token is None:
+        click.echo("note: BRIDGE_ADMIN_TOKEN is not set, so the admin API is disabled", err=True)
+    click.echo(f"zoho-bridge listening on http://{host}:{port}", err=True)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        access_log=False,
+        proxy_headers=True,
+        lifespan="on",
+    )
+
+
+@click.command()
+def keygen() -> None:
+    """Print a new key for BRIDGE_SECRET_KEY (encrypts stored secrets)."""
+    click.echo(generate_key())

@@ -1,0 +1,118 @@
+"""`zoho-bridge sources add|list|set`: Books webhook sources."""
+
+from __future__ import annotations
+
+import click
+
+from bridge.cli.common import print_json, print_table, run_async, runtime_for, settings_of
+from bridge.services import admin as actions
+from bridge.store import sources as source_store
+from bridge.web.views import source_view
+
+
+def _base_url(ctx: click.Context) -> str:
+    settings = settings_of(ctx)
+    return settings.public_url or f"http://{settings.host}:{settings.port}"
+
+
+@click.group()
+def sources() -> None:
+    """Books sources: the inbound URLs /hooks/books/NAME for Zoho Books workflow webhooks."""
+
+
+@sources.command("add")
+@click.argument("name")
+@click.option("--token", "tokens", multiple=True, help="Accepted token (repeat to rotate).")
+@click.option("--secret", "secrets", multiple=True, help="HMAC secret for signatures.")
+@click.option(
+    "--signature-mode",
+    type=click.Choice(["enforce", "report"]),
+    default="enforce",
+    show_default=True,
+    help="'report' records signature results without refusing (needs a token too).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@run_async
+async def add(
+    ctx: click.Context,
+    name: str,
+    tokens: tuple[str, ...],
+    secrets: tuple[str, ...],
+    signature_mode: str,
+    as_json: bool,
+) -> None:
+    """Create source NAME. With no --token and no --secret, a token is generated and shown
+    once: put the printed URL (with its ?token=) into the Zoho Books webhook."""
+    async with runtime_for(settings_of(ctx)) as rt:
+        created = await actions.add_source(
+            rt.engine,
+            rt.box,
+            name=name,
+            tokens=list(tokens) or None,
+            secrets=list(secrets),
+            signature_mode=signature_mode,
+            now=rt.clock(),
+        )
+    view = source_view(created.info, _base_url(ctx))
+    if created.generated_token:
+        view["token"] = created.generated_token
+        view["hook_url_with_token"] = f"{view['hook_url']}?token={created.generated_token}"
+    if as_json:
+        print_json(view)
+        return
+    click.echo(f"source {name} created")
+    click.echo(f"webhook URL: {view.get('hook_url_with_token', view['hook_url'])}")
+    if created.generated_token:
+        click.echo("the token is shown only this once; only its digest is stored")
+
+
+@sources.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@run_async
+async def list_(ctx: click.Context, as_json: bool) -> None:
+    """List Books sources."""
+    async with runtime_for(settings_of(ctx)) as rt:
+        items = [source_view(s, _base_url(ctx)) for s in await source_store.list_sources(rt.engine)]
+    if as_json:
+        print_json(items)
+        return
+    print_table(
+        ["name", "hook URL", "tokens", "secrets", "signature", "enabled"],
+        [
+            [s["name"], s["hook_url"], s["tokens"], s["secrets"], s["signature_mode"], s["enabled"]]
+            for s in items
+        ],
+    )
+
+
+@sources.command("set")
+@click.argument("name")
+@click.option("--token", "tokens", multiple=True, help="Replace the tokens (repeat for several).")
+@click.option("--secret", "secrets", multiple=True, help="Replace the secrets.")
+@click.option("--signature-mode", type=click.Choice(["enforce", "report"]))
+@click.option("--enable/--disable", default=None, help="Accept or refuse deliveries.")
+@click.pass_context
+@run_async
+async def set_(
+    ctx: click.Context,
+    name: str,
+    tokens: tuple[str, ...],
+    secrets: tuple[str, ...],
+    signature_mode: str | None,
+    enable: bool | None,
+) -> None:
+    """Change source NAME: rotate tokens or secrets (give old and new), switch it on or off."""
+    async with runtime_for(settings_of(ctx)) as rt:
+        await actions.change_source(
+            rt.engine,
+            rt.box,
+            name,
+            now=rt.clock(),
+            tokens=list(tokens) or None,
+            secrets=list(secrets) or None,
+            signature_mode=signature_mode,
+            enabled=enable,
+        )
+    click.echo(f"source {name} changed (running bridges see it within the lookup cache time)")

@@ -1,0 +1,45 @@
+"""Logging setup: structlog, console or JSON, with secret-named fields redacted."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from bridge.domain.redaction import REDACTED, is_secret_name
+
+
+def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        if key != "event" and is_secret_name(key):
+            event_dict[key] = REDACTED
+    return event_dict
+
+
+def configure_logging(level: str = "info", fmt: str = "console") -> None:
+    numeric = logging.getLevelName(level.upper())
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=numeric, format="%(message)s")
+    # Alembic narrates every migration at INFO; only problems are worth showing.
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
+    # httpx and httpcore log every request URL at INFO/DEBUG, and a webhook URL can carry a
+    # token (?token=...): they are kept at WARNING whatever the bridge's own level.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
