@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import UTC, datetime, timedelta
+
+from bridge.domain import books_signature
+from bridge.domain.credentials import (
+    ChannelToken,
+    matches_any,
+    new_token,
+    token_digest,
+    valid_digests,
+)
+from bridge.domain.redaction import (
+    REDACTED,
+    redact_headers,
+    redact_mapping,
+    redact_query,
+    scrub_body,
+)
+
+SECRET = "Secret0123456789"
+
+
+def test_billing_example_signing_string() -> None:
+    # Zoho Billing's documented example (zoho.md §3.3).
+    params = [("subscription_id", "90343"), ("name", "basic")]
+    body = b'{"created_date":"2019-03-06","event_id":"5675"}'
+    assert books_signature.signing_string(params, body) == (
+        b'namebasicsubscription_id90343{"created_date":"2019-03-06","event_id":"5675"}'
+    )
+
+
+def test_signature_is_hmac_sha256_and_accepted_as_hex_or_base64() -> None:
+    params = [("token", "t"), ("event", "created")]
+    body = b'{"invoice":{"invoice_id":"1"}}'
+    digest = hmac.new(SECRET.encode(), b"eventcreatedtokent" + body, hashlib.sha256).digest()
+    assert books_signature.sign_hex(SECRET, params, body) == digest.hex()
+    for presented in (
+        digest.hex(),
+        digest.hex().upper(),
+        base64.b64encode(digest).decode(),
+        base64.b64encode(digest).decode().rstrip("="),
+    ):
+        assert books_signature.verify(presented, [SECRET], params, body)
+
+
+def test_signature_rejects_tampering_and_junk() -> None:
+    params = [("a", "1")]
+    body = b"{}"
+    good = books_signature.sign_hex(SECRET, params, body)
+    assert not books_signature.verify(good, [SECRET], params, b'{"x":1}')
+    assert not books_signature.verify(good, [SECRET], [("a", "2")], body)
+    assert not books_signature.verify(good, ["OtherSecret12345"], params, body)
+    for junk in (None, "", "zz", "t=1,v=abc", "=" * 44, "a" * 300):
+        assert not books_signature.verify(junk, [SECRET], params, body)
+
+
+def test_signature_with_either_of_two_secrets_during_rotation() -> None:
+    body = b"{}"
+    new = books_signature.sign_hex("NewSecret12345", [], body)
+    assert books_signature.verify(new, [SECRET, "NewSecret12345"], [], body)
+
+
+def test_tokens_match_by_digest_among_several() -> None:
+    digests = [token_digest("first-token-123"), token_digest("second-token-456")]
+    assert matches_any("second-token-456", digests)
+    assert not matches_any("second-token-45", digests)
+    assert not matches_any("", digests)
+    assert not matches_any("first-token-123", [])
+
+
+def test_rotated_out_token_expires_after_its_grace() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    tokens = [ChannelToken("old", now + timedelta(minutes=5)), ChannelToken("new")]
+    assert valid_digests(tokens, now) == ["old", "new"]
+    assert valid_digests(tokens, now + timedelta(minutes=5)) == ["new"]
+
+
+def test_new_tokens_fit_zoho_crm() -> None:
+    tokens = {new_token() for _ in range(50)}
+    assert len(tokens) == 50
+    assert all(len(t) == 40 for t in tokens)
+    assert len(new_token(50)) == 50
+
+
+def test_headers_and_query_are_redacted() -> None:
+    headers = redact_headers(
+        [
+            ("Authorization", "Bearer x"),
+            ("X-Bridge-Token", "t"),
+            ("X-Zoho-Webhook-Signature", "s"),
+            ("X-Custom-Auth-Key", "k"),
+            ("Content-Type", "application/json"),
+            ("X-Multi", "a"),
+            ("x-multi", "b"),
+        ]
+    )
+    assert headers == {
+        "authorization": REDACTED,
+        "x-bridge-token": REDACTED,
+        "x-zoho-webhook-signature": REDACTED,
+        "x-custom-auth-key": REDACTED,
+        "content-type": "application/json",
+        "x-multi": "a, b",
+    }
+    assert redact_query("token=abc&event=created&api_key=zz") == (
+        "token=%5Bredacted%5D&event=created&api_key=%5Bredacted%5D"
+    )
+    assert redact_mapping({"authorization": "x", "k": "v"}) == {"authorization": REDACTED, "k": "v"}
+
+
+def test_bodies_are_scrubbed_of_tokens_in_json_forms_and_given_values() -> None:
+    body = b'{"token":"crm-tok\\"en-1","query_params":{"authToken":"q1"},"ids":["1"]}'
+    scrubbed = scrub_body(body)
+    assert b"crm-tok" not in scrubbed and b"q1" not in scrubbed and b'"ids":["1"]' in scrubbed
+    assert scrub_body(b"a=1&secret=s3cr3t&b=2") == b"a=1&secret=%5Bredacted%5D&b=2"
+    assert b"VerySecretValue" not in scrub_body(b"x VerySecretValue y", ["VerySecretValue"])
+    assert scrub_body(b"abc", ["abc"]) == b"abc"  # too short to blank safely
