@@ -42,7 +42,9 @@ def test_default_payloads(name: str, module: str, record_id: str) -> None:
 
 def test_occurred_at_comes_from_last_modified_time_with_a_colonless_offset() -> None:
     event = _event(sample("books-invoice.json"))
-    assert event.occurred_at == datetime(2025, 4, 9, 11, 31, 2, tzinfo=timezone(timedelta(hours=-4)))
+    assert event.occurred_at == datetime(
+        2025, 4, 9, 11, 31, 2, tzinfo=timezone(timedelta(hours=-4))
+    )
 
 
 def test_same_entity_same_key_changed_entity_new_key() -> None:

@@ -119,3 +119,14 @@ def test_bodies_are_scrubbed_of_tokens_in_json_forms_and_given_values() -> None:
     assert scrub_body(b"a=1&secret=s3cr3t&b=2") == b"a=1&secret=%5Bredacted%5D&b=2"
     assert b"VerySecretValue" not in scrub_body(b"x VerySecretValue y", ["VerySecretValue"])
     assert scrub_body(b"abc", ["abc"]) == b"abc"  # too short to blank safely
+
+
+def test_ulids_sort_in_creation_order_even_within_a_millisecond() -> None:
+    from bridge.domain.ids import new_ulid
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    ids = [new_ulid(now) for _ in range(1000)]
+    assert ids == sorted(ids) and len(set(ids)) == 1000
+    assert all(len(i) == 26 for i in ids)
+    later = new_ulid(now + timedelta(seconds=1))
+    assert later > ids[-1]

@@ -61,7 +61,9 @@ async def test_invoice_by_each_method(client: httpx.AsyncClient, method: str) ->
 @pytest.mark.usefixtures("token_source")
 async def test_token_in_header_and_rotated_token(client: httpx.AsyncClient) -> None:
     a = await client.post(
-        "/hooks/books/acme", headers={"X-Bridge-Token": OLD_TOKEN}, json=sample("books-contact.json")
+        "/hooks/books/acme",
+        headers={"X-Bridge-Token": OLD_TOKEN},
+        json=sample("books-contact.json"),
     )
     b = await client.post("/hooks/books/acme?token=" + TOKEN, json=sample("books-payment.json"))
     assert (a.status_code, b.status_code) == (200, 200)

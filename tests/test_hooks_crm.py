@@ -55,7 +55,10 @@ async def test_three_ids_make_three_events_in_order(
     ]  # fmt: skip
     seqs = [e["seq"] for e in reversed(events)]
     assert seqs == sorted(seqs) and len(set(seqs)) == 3
-    assert events[0]["data"]["values"] == {"Lead_Status": "Junk Lead", "Email": "noreply@example.com"}
+    assert events[0]["data"]["values"] == {
+        "Lead_Status": "Junk Lead",
+        "Email": "noreply@example.com",
+    }
 
 
 async def test_delete_and_update(client: httpx.AsyncClient, channel: str) -> None:
@@ -85,7 +88,10 @@ async def test_wrong_token_is_401_and_recorded_without_the_token(
 ) -> None:
     r = await client.post("/hooks/crm", json=crm_body(token="guessed-token-guessed"))
     assert r.status_code == 401
-    assert r.json() == {"error": "unauthorized", "message": "token does not match the channel's token"}
+    assert r.json() == {
+        "error": "unauthorized",
+        "message": "token does not match the channel's token",
+    }
     assert await _events(client) == []
     [rejected] = (
         await client.get("/admin/requests", params={"status": "rejected"}, headers=ADMIN)

@@ -3,16 +3,36 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from datetime import datetime
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_RANDOM_BITS = 80
+_lock = threading.Lock()
+_last = (0, 0)
 
 
-def new_ulid(now: datetime) -> str:
-    """A ULID whose time part is `now` (millisecond precision) and the rest random."""
-    value = (int(now.timestamp() * 1000) << 80) | secrets.randbits(80)
+def _encode(value: int) -> str:
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])
         value >>= 5
     return "".join(reversed(chars))
+
+
+def new_ulid(now: datetime) -> str:
+    """A ULID whose time part is `now` (milliseconds), monotonic within this process.
+
+    Within one millisecond the random part is incremented instead of drawn again, so ids
+    made here sort in the order they were made (what "keep the newest" pruning relies on).
+    """
+    global _last
+    millis = int(now.timestamp() * 1000)
+    with _lock:
+        last_millis, last_random = _last
+        if millis <= last_millis and last_random < (1 << _RANDOM_BITS) - 1:
+            millis, random_part = last_millis, last_random + 1
+        else:
+            random_part = secrets.randbits(_RANDOM_BITS)
+        _last = (millis, random_part)
+    return _encode((millis << _RANDOM_BITS) | random_part)
