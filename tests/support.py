@@ -42,3 +42,32 @@ def crm_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+BRIDGE_CMD = [__import__("sys").executable, "-m", "bridge"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bridge_env(database_url: str, **extra: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    env.update(
+        {
+            "BRIDGE_DATABASE_URL": database_url,
+            "BRIDGE_ADMIN_TOKEN": ADMIN_TOKEN,
+            "BRIDGE_SECRET_KEY": SECRET_KEY,
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    env.update(extra)
+    return env

@@ -1,0 +1,115 @@
+"""The command line, run as a real process against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support import ADMIN, BRIDGE_CMD, ROOT, bridge_env, free_port
+
+
+def _run(database_url: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*BRIDGE_CMD, *args], env=bridge_env(database_url), capture_output=True, text=True,
+        timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    if ok:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def served(database_url: str) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*BRIDGE_CMD, "serve", "--port", str(port)], env=bridge_env(database_url), cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise AssertionError("serve did not become ready")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_every_command_has_help() -> None:
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+
+    runner = CliRunner()
+    for command in (
+        [], ["serve"], ["db"], ["db", "upgrade"], ["db", "current"], ["sources"],
+        ["sources", "add"], ["sources", "list"], ["sources", "set"], ["channels"],
+        ["channels", "import"], ["channels", "list"], ["channels", "add-token"], ["events"],
+        ["events", "list"], ["events", "show"], ["send-sample"], ["keygen"],
+    ):  # fmt: skip
+        result = runner.invoke(main, [*command, "--help"], prog_name="zoho-bridge", env={})
+        assert result.exit_code == 0, result.output
+        assert "Usage: zoho-bridge" in result.output
+
+
+def test_sources_channels_and_events_end_to_end(database_url: str, served: str) -> None:
+    out = _run(database_url, "sources", "add", "books", "--json").stdout
+    source = json.loads(out)
+    assert source["hook_url"].endswith("/hooks/books/books")
+    token = source["token"]
+    _run(database_url, "channels", "import", "1000000068001",
+         "--token", "TOKEN_FOR_VERIFICATION_OF_1000000068001", "--events", "Leads.all",
+         "--source", "acme")  # fmt: skip
+    listed = json.loads(_run(database_url, "channels", "list", "--json").stdout)
+    assert [(c["channel_id"], c["events"]) for c in listed] == [("1000000068001", ["Leads.all"])]
+    for name in ("crm-insert", "crm-update-several-ids", "books-invoice", "books-ping"):
+        sent = _run(database_url, "send-sample", name, "--url", served, "--token", token)
+        assert sent.stdout.startswith("200 ")
+    refused = _run(database_url, "send-sample", "books-invoice", "--url", served,
+                   "--token", "not-the-token-at-all", ok=False)  # fmt: skip
+    assert refused.returncode == 1
+    assert refused.stdout.startswith("401 ")
+    events = json.loads(_run(database_url, "events", "list", "--json").stdout)
+    assert len(events) == 5
+    assert {e["source"] for e in events} == {"acme", "books"}
+    shown = json.loads(_run(database_url, "events", "show", str(events[-1]["seq"])).stdout)
+    assert shown["id"] == events[-1]["id"]
+    table = _run(database_url, "events", "list", "--module", "Leads").stdout
+    assert table.count("webhook") == 4
+    assert token not in _run(database_url, "sources", "list").stdout
+    r = httpx.get(f"{served}/admin/requests", headers=ADMIN)
+    assert r.status_code == 200
+    assert token not in r.text
+
+
+def test_errors_are_clean_messages(database_url: str) -> None:
+    _run(database_url, "sources", "add", "dup", "--token", "a-token-of-length-20")
+    again = _run(database_url, "sources", "add", "dup", "--token", "a-token-of-length-20", ok=False)
+    assert again.returncode == 1
+    assert again.stderr.strip() == "Error: a source named 'dup' already exists"
+    missing = _run(database_url, "events", "show", "nope", ok=False)
+    assert "Error: no event nope" in missing.stderr
+    assert "Traceback" not in missing.stderr + again.stderr
+
+
+def test_db_current_and_keygen(database_url: str) -> None:
+    assert "up to date" in _run(database_url, "db", "current").stdout
+    key = _run(database_url, "keygen").stdout.strip()
+    assert len(key) == 44
+
+
+def test_send_sample_lists_samples(sqlite_template: object) -> None:
+    names = _run(f"sqlite+aiosqlite:///{sqlite_template}", "send-sample", "--list").stdout.split()
+    assert {"crm-insert", "books-invoice", "books-invoice-jsonstring"} <= set(names)

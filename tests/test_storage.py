@@ -1,0 +1,158 @@
+"""The storage contract, on SQLite and PostgreSQL: the writer, migrations, schema drift."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from alembic import command
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.domain.events import ChangeEvent, Operation, Origin, Product
+from bridge.domain.ids import new_ulid
+from bridge.store.database import create_engine
+from bridge.store.migrate import alembic_config, current_revision, head_revision, schema_is_current
+from bridge.store.models import Event, InboundRequest
+from bridge.store.records import NewEvent, RequestRecord
+from bridge.store.writer import EventWriter
+from tests.conftest import POSTGRES_URL, _admin_sql, _with_database
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def writer(engine: AsyncEngine) -> AsyncIterator[EventWriter]:
+    writer = EventWriter(engine, max_batch=64)
+    await writer.start()
+    yield writer
+    await writer.stop()
+
+
+def _event(key: str, record: str = "1") -> NewEvent:
+    change = ChangeEvent(
+        Product.CRM, "acme", "Leads", Operation.UPDATED, record, NOW, Origin.WEBHOOK, key, {"k": 1}
+    )
+    return NewEvent(new_ulid(NOW), NOW, change, None)
+
+
+def _request(request_id: str | None = None) -> RequestRecord:
+    return RequestRecord(
+        id=request_id or new_ulid(NOW), received_at=NOW, kind="crm", source=None, method="POST",
+        path="/hooks/crm", query="", headers={}, body=b"{}", body_size=2, body_truncated=False,
+        remote_addr=None, http_status=200,
+    )  # fmt: skip
+
+
+async def test_seq_follows_commit_order_across_batches(
+    writer: EventWriter, engine: AsyncEngine
+) -> None:
+    results = await asyncio.gather(
+        *(writer.write(_request(), [_event(f"k{i}", str(i))]) for i in range(300))
+    )
+    seqs = [r.inserted[0].seq for r in results]
+    assert seqs == sorted(seqs)  # queued in order, committed in order
+    assert len(set(seqs)) == 300
+    async with engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(Event)) == 300
+        assert await conn.scalar(select(func.count()).select_from(InboundRequest)) == 300
+
+
+async def test_duplicates_within_and_across_batches(writer: EventWriter) -> None:
+    first, second = await asyncio.gather(
+        writer.write(_request(), [_event("same"), _event("other", "2")]),
+        writer.write(_request(), [_event("same")]),
+    )
+    assert (len(first.inserted), first.duplicates) == (2, 0)
+    assert (len(second.inserted), second.duplicates, second.status) == (0, 1, "duplicate")
+    later = await writer.write(_request(), [_event("same")])
+    assert later.status == "duplicate"
+
+
+async def test_one_bad_delivery_does_not_fail_its_batch(writer: EventWriter) -> None:
+    shared_id = new_ulid(NOW)
+    results = await asyncio.gather(
+        writer.write(_request(), [_event("a")]),
+        writer.write(_request(shared_id), [_event("b")]),
+        writer.write(_request(shared_id), [_event("c")]),  # same request id: refused
+        writer.write(_request(), [_event("d")]),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == [
+        "WriteResult", "WriteResult", "IntegrityError", "WriteResult"
+    ]  # fmt: skip
+    assert isinstance(results[2], IntegrityError)
+
+
+async def test_stop_commits_what_was_queued(engine: AsyncEngine) -> None:
+    writer = EventWriter(engine)
+    await writer.start()
+    pending = [
+        asyncio.ensure_future(writer.write(_request(), [_event(f"s{i}")])) for i in range(50)
+    ]
+    await asyncio.sleep(0)
+    await writer.stop()
+    assert all(p.done() and not p.exception() for p in pending)
+
+
+async def test_write_before_start_is_an_error(engine: AsyncEngine) -> None:
+    with pytest.raises(RuntimeError, match="start"):
+        await EventWriter(engine).write(_request())
+
+
+async def test_event_data_round_trips(writer: EventWriter, engine: AsyncEngine) -> None:
+    data = {"name": "Zoë", "nested": {"list": [1, 2.5, None, True]}, "emoji": "✓"}
+    event = _event("rt")
+    event = replace(event, change=replace(event.change, data=data))
+    await writer.write(_request(), [event])
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(Event.data, Event.occurred_at))).one()
+    assert row.data == data
+    assert row.occurred_at == NOW
+
+
+async def test_schema_is_current(engine: AsyncEngine, database_url: str) -> None:
+    assert await current_revision(engine) == head_revision(database_url)
+    assert await schema_is_current(engine, database_url)
+
+
+def _in_thread(fn: object, *args: object) -> None:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(fn, *args).result()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_migrations_from_empty_down_and_up_with_no_drift(kind: str, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tests.support import run_in_thread
+
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{Path(str(tmp_path)) / 'empty.db'}"
+    else:
+        name = f"zb_mig_{uuid.uuid4().hex[:10]}"
+        run_in_thread(_admin_sql(f'CREATE DATABASE "{name}"'))
+        url = _with_database(POSTGRES_URL, name)
+    try:
+        config = alembic_config(url)
+        _in_thread(command.upgrade, config, "head")
+        _in_thread(command.check, config)  # models and migrations agree
+        _in_thread(command.downgrade, config, "base")
+        _in_thread(command.upgrade, config, "head")
+        _in_thread(command.check, config)
+    finally:
+        if kind == "postgres":
+            run_in_thread(_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
