@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
@@ -151,7 +149,7 @@ async def test_channels_list_and_show(client: httpx.AsyncClient) -> None:
 
 
 @pytest.fixture
-async def with_events(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+async def with_events(client: httpx.AsyncClient) -> httpx.AsyncClient:
     await client.post(
         "/admin/channels/import",
         json={"channel_id": "1000000068001", "token": CRM_TOKEN, "source": "acme-eu"},
@@ -163,7 +161,7 @@ async def with_events(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncCli
     await client.post("/hooks/crm", json=sample("crm-delete.json"))
     await client.post(f"/hooks/books/books?token={'b' * 20}&event=created",
                       json=sample("books-invoice.json"))  # fmt: skip
-    yield client
+    return client
 
 
 async def test_events_filters(with_events: httpx.AsyncClient) -> None:
