@@ -1,0 +1,115 @@
+"""Fixtures for the sink tests: sample events, real brokers, a local HTTP subscriber.
+
+The brokers are the real servers on 127.0.0.1 (Redis 6379, NATS 4222, RabbitMQ 5672). A
+broker that is down makes its tests fail, never skip: a green run must mean "delivered".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bridge.domain.envelope import StoredEvent
+
+from .support import closed_port_socket, sample_event
+
+EventFactory = Callable[..., StoredEvent]
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """Unique per test run, for stream/exchange/subject names that must not collide."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def make_event() -> EventFactory:
+    """Distinct events: each call gets a fresh id and the next sequence number."""
+    counter = iter(range(1, 1_000_000))
+
+    def make(**overrides: Any) -> StoredEvent:
+        seq = next(counter)
+        defaults: dict[str, Any] = {"id": f"01TEST{uuid.uuid4().hex[:20].upper()}", "seq": seq}
+        return sample_event(**(defaults | overrides))
+
+    return make
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    sock = closed_port_socket()
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Subscriber:
+    """A webhook subscriber that records requests and answers from a script.
+
+    `answers` is consumed first to last; once empty every request gets 204.
+    """
+
+    url: str = ""
+    received: list[Received] = field(default_factory=list)
+    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    delay: float = 0.0
+
+    async def endpoint(self, request: Request) -> Response:
+        self.received.append(Received(dict(request.headers), await request.body()))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        status, headers = self.answers.pop(0) if self.answers else (204, {})
+        return Response(status_code=status, headers=headers)
+
+
+class SubscriberServer:
+    """Runs a Subscriber under uvicorn on an already bound socket."""
+
+    def __init__(self, subscriber: Subscriber, sock: socket.socket) -> None:
+        app = Starlette(routes=[Route("/hook", subscriber.endpoint, methods=["POST"])])
+        config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, ws="none")
+        self._server = uvicorn.Server(config)
+        self._sock = sock
+        self._task: asyncio.Task[None] | None = None
+        host, port = sock.getsockname()
+        subscriber.url = f"http://{host}:{port}/hook"
+
+    async def __aenter__(self) -> SubscriberServer:
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+
+
+@pytest.fixture
+async def subscriber() -> AsyncIterator[Subscriber]:
+    """A running local subscriber at `subscriber.url`."""
+    sub = Subscriber()
+    sock = closed_port_socket()
+    async with SubscriberServer(sub, sock):
+        yield sub
+    sock.close()
