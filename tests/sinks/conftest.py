@@ -13,8 +13,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aio_pika
 import pytest
 import uvicorn
+from aio_pika.abc import AbstractChannel
+from nats.aio.client import Client as NatsClient
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,7 +26,7 @@ from starlette.routing import Route
 
 from bridge.domain.envelope import StoredEvent
 
-from .support import closed_port_socket, sample_event
+from .support import AMQP_URL, NATS_URL, REDIS_URL, closed_port_socket, sample_event
 
 EventFactory = Callable[..., StoredEvent]
 
@@ -113,3 +117,33 @@ async def subscriber() -> AsyncIterator[Subscriber]:
     async with SubscriberServer(sub, sock):
         yield sub
     sock.close()
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    await client.ping()  # fails the test, not skips it, when Redis is down
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def nats_client() -> AsyncIterator[NatsClient]:
+    client = NatsClient()
+    await client.connect(NATS_URL, connect_timeout=2, allow_reconnect=False)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def amqp_channel() -> AsyncIterator[AbstractChannel]:
+    connection = await aio_pika.connect(AMQP_URL)
+    channel = await connection.channel()
+    yield channel
+    await connection.close()
+
+
+@pytest.fixture
+def unique(run_id: str) -> str:
+    """A name part unique to this test in this run."""
+    return f"{run_id}{uuid.uuid4().hex[:6]}"
