@@ -13,7 +13,12 @@ import asyncio
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS, AuthenticationError, ChannelClosed
+from aio_pika.exceptions import (
+    CONNECTION_EXCEPTIONS,
+    AuthenticationError,
+    ChannelClosed,
+    ProbableAuthenticationError,
+)
 
 from bridge.domain.envelope import (
     CONTENT_TYPE,
@@ -63,7 +68,7 @@ class AmqpSink:
             connection = await asyncio.wait_for(
                 aio_pika.connect_robust(self._url, timeout=self._timeout), self._timeout
             )
-        except AuthenticationError as exc:
+        except (AuthenticationError, ProbableAuthenticationError) as exc:
             raise SinkPermanentError(f"amqp: login refused: {exc!r}") from exc
         except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
             raise SinkTransientError(f"amqp: cannot connect: {exc!r}") from exc
