@@ -75,11 +75,16 @@ class Subscriber:
     answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     delay: float = 0.0
 
+    def reset(self) -> None:
+        self.received, self.answers, self.delay = [], [], 0.0
+
     async def endpoint(self, request: Request) -> Response:
         self.received.append(Received(dict(request.headers), await request.body()))
+        # Answer chosen before sleeping: a slow request outliving its test must not take
+        # the next test's scripted answer.
+        status, headers = self.answers.pop(0) if self.answers else (204, {})
         if self.delay:
             await asyncio.sleep(self.delay)
-        status, headers = self.answers.pop(0) if self.answers else (204, {})
         return Response(status_code=status, headers=headers)
 
 
@@ -109,14 +114,21 @@ class SubscriberServer:
             await self._task
 
 
-@pytest.fixture
-async def subscriber() -> AsyncIterator[Subscriber]:
-    """A running local subscriber at `subscriber.url`."""
+@pytest.fixture(scope="session")
+async def subscriber_server() -> AsyncIterator[Subscriber]:
+    # One server for the session: starting and stopping uvicorn costs ~0.15 s a test.
     sub = Subscriber()
     sock = closed_port_socket()
     async with SubscriberServer(sub, sock):
         yield sub
     sock.close()
+
+
+@pytest.fixture
+def subscriber(subscriber_server: Subscriber) -> Subscriber:
+    """The running local subscriber at `subscriber.url`, with nothing received yet."""
+    subscriber_server.reset()
+    return subscriber_server
 
 
 @pytest.fixture

@@ -41,8 +41,13 @@ async def names(js: JetStreamContext, unique: str) -> AsyncIterator[Names]:
         await js.delete_stream(created.stream)
 
 
-async def started(names: Names, **options: float) -> JetStreamSink:
-    sink = JetStreamSink(NATS_URL, stream=names.stream, subject_prefix=names.prefix, **options)
+async def started(names: Names, duplicate_window: float = 120.0) -> JetStreamSink:
+    sink = JetStreamSink(
+        NATS_URL,
+        stream=names.stream,
+        subject_prefix=names.prefix,
+        duplicate_window=duplicate_window,
+    )
     await sink.start()
     return sink
 
