@@ -75,6 +75,13 @@ class SinkConfig(BaseModel):
             return value.replace(",", " ").split()
         return value
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().startswith(("http://", "https://")):
+            raise ValueError("webhook_url must be an http:// or https:// URL")
+        return value
+
     @field_validator("nats_subject_prefix", "amqp_routing_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:

@@ -26,6 +26,7 @@ from bridge.sinks.base import (
 )
 
 DEFAULT_TIMEOUT = 15.0  # the spec recommends giving receivers 15 to 30 seconds
+USER_AGENT = "zoho-bridge"
 _TRANSIENT_4XX = frozenset({408, 429})
 
 
@@ -64,6 +65,7 @@ class WebhookSink:
         now = self._clock()
         headers = signature_headers(self._secrets, event.id, int(now), body)
         headers["content-type"] = f"{CONTENT_TYPE}; charset=utf-8"
+        headers["user-agent"] = USER_AGENT
         try:
             # stream(): the status is all we need, and a subscriber answering with an
             # endless body must not hold the relay or fill its memory.

@@ -81,6 +81,7 @@ def test_webhook_secrets_split_on_spaces_or_commas() -> None:
         {"sinks": "webhook", "webhook_secrets": OLD},
         {"sinks": "webhook", "webhook_url": "https://example.com/hook"},
         {"sinks": "webhook", "webhook_url": "https://x/h", "webhook_secrets": "whsec_short"},
+        {"sinks": "webhook", "webhook_url": "ftp://x/h", "webhook_secrets": OLD},
         {"nats_subject_prefix": "zoho.>"},
         {"amqp_routing_prefix": "zoho.#"},
         {"nats_stream": "has.dots"},

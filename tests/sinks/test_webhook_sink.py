@@ -41,6 +41,7 @@ async def test_request_is_signed_with_every_secret(
     assert request.headers["webhook-id"] == event.id
     assert request.headers["webhook-timestamp"] == "1718115953"
     assert request.headers["content-type"] == "application/cloudevents+json; charset=utf-8"
+    assert request.headers["user-agent"] == "zoho-bridge"
     assert len(request.headers["webhook-signature"].split(" ")) == 2
     # Mid-rotation the subscriber may hold either secret alone.
     verify([NEW], request.headers, request.body, now=int(NOW))
