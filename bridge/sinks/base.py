@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 from bridge.domain.envelope import StoredEvent
 from bridge.errors import BridgeError
@@ -59,3 +60,14 @@ class Sink(Protocol):
     async def close(self) -> None:
         """Release connections; safe to call twice or without `start`."""
         ...
+
+
+def redact_url(url: str) -> str:
+    """`url` without user info, query or fragment: fit for error messages and logs.
+
+    Broker URLs carry passwords and subscriber URLs often carry a token in the query.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -29,7 +29,13 @@ from bridge.domain.envelope import (
     envelope_bytes,
     subject_for,
 )
-from bridge.sinks.base import SinkError, SinkNotStarted, SinkPermanentError, SinkTransientError
+from bridge.sinks.base import (
+    SinkError,
+    SinkNotStarted,
+    SinkPermanentError,
+    SinkTransientError,
+    redact_url,
+)
 
 DEFAULT_STREAM = "ZOHO_BRIDGE"
 DEFAULT_DUPLICATE_WINDOW = 120.0  # JetStream's own default, in seconds
@@ -83,7 +89,8 @@ class JetStreamSink:
             )
         except (NatsError, OSError, TimeoutError) as exc:
             await nc.close()
-            raise SinkTransientError(f"nats {self._servers}: cannot connect: {exc!r}") from exc
+            shown = ", ".join(map(redact_url, _as_list(self._servers)))
+            raise SinkTransientError(f"nats {shown}: cannot connect: {exc!r}") from exc
         js = nc.jetstream(timeout=self._timeout)
         try:
             await self._ensure_stream(js)
@@ -126,6 +133,10 @@ class JetStreamSink:
         nc, self._nc, self._js = self._nc, None, None
         if nc is not None and not nc.is_closed:
             await nc.close()
+
+
+def _as_list(servers: str | list[str]) -> list[str]:
+    return [servers] if isinstance(servers, str) else servers
 
 
 async def _log_error(exc: Exception) -> None:

@@ -23,6 +23,7 @@ from bridge.sinks.base import (
     SinkPermanentError,
     SinkTransientError,
     SubscriberGone,
+    redact_url,
 )
 
 DEFAULT_TIMEOUT = 15.0  # the spec recommends giving receivers 15 to 30 seconds
@@ -52,6 +53,7 @@ class WebhookSink:
             raise ConfigurationError(f"sink {name!r}: at least one signing secret is needed")
         self.name = name
         self._url = url
+        self._shown_url = redact_url(url)
         self._secrets = tuple(secrets)
         self._client = client
         self._timeout = timeout
@@ -79,10 +81,10 @@ class WebhookSink:
             ) as response:
                 status, retry_after = response.status_code, response.headers.get("retry-after")
         except httpx.UnsupportedProtocol as exc:
-            raise SinkPermanentError(f"webhook {self._url}: {exc}") from exc
+            raise SinkPermanentError(f"webhook {self._shown_url}: {exc}") from exc
         except httpx.TransportError as exc:
-            raise SinkTransientError(f"webhook {self._url}: {exc!r}") from exc
-        error = _status_error(self._url, status, retry_after, now)
+            raise SinkTransientError(f"webhook {self._shown_url}: {exc!r}") from exc
+        error = _status_error(self._shown_url, status, retry_after, now)
         if error is not None:
             raise error
 
@@ -109,7 +111,7 @@ def parse_retry_after(value: str, now: float) -> float | None:
     `now` is unix seconds, used to turn a date into a delay; dates in the past give 0.
     """
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         moment = parsedate_to_datetime(value)

@@ -82,7 +82,7 @@ async def harness(
         built = Harness(
             JetStreamSink(NATS_URL, stream=stream, subject_prefix=prefix),
             read_nats,
-            JetStreamSink(f"nats://127.0.0.1:{closed_port}", stream=stream, timeout=1),
+            JetStreamSink(f"nats://127.0.0.1:{closed_port}", stream=stream, timeout=0.5),
         )
     elif kind == "amqp":
         name = f"zoho-bridge.test.{unique}"

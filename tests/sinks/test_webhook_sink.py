@@ -145,6 +145,7 @@ async def test_unsupported_scheme_is_permanent(
         (formatdate(NOW - 30, usegmt=True), 0.0),
         ("-5", None),
         ("1.5", None),
+        ("²", None),
         ("soon", None),
         ("", None),
     ],
@@ -155,3 +156,15 @@ def test_parse_retry_after(value: str, expected: float | None) -> None:
         assert parsed is None
     else:
         assert parsed == pytest.approx(expected, abs=1)
+
+
+async def test_errors_do_not_show_url_credentials(
+    subscriber: Subscriber, http: httpx.AsyncClient, make_event: EventFactory
+) -> None:
+    subscriber.answers.append((500, {}))
+    url = subscriber.url.replace("http://", "http://user:hunter2@") + "?token=t0ps3cret"
+    with pytest.raises(SinkTransientError) as caught:
+        await sink_for(url, http).publish(make_event())
+    assert "hunter2" not in str(caught.value)
+    assert "t0ps3cret" not in str(caught.value)
+    assert subscriber.received[0].headers["authorization"].startswith("Basic ")
