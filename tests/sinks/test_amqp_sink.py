@@ -84,17 +84,22 @@ async def test_unroutable_is_accepted_by_default(
     await sink.close()
 
 
-async def test_exchange_of_another_type_is_permanent(
+@pytest.fixture
+async def direct_exchange(
     amqp_channel: AbstractChannel, unique: str
-) -> None:
-    direct = await amqp_channel.declare_exchange(
+) -> AsyncIterator[AbstractExchange]:
+    declared = await amqp_channel.declare_exchange(
         f"zoho-bridge.test.{unique}", aio_pika.ExchangeType.DIRECT, durable=True
     )
-    sink = AmqpSink(AMQP_URL, exchange=direct.name)
+    yield declared
+    await declared.delete()
+
+
+async def test_exchange_of_another_type_is_permanent(direct_exchange: AbstractExchange) -> None:
+    sink = AmqpSink(AMQP_URL, exchange=direct_exchange.name)
     with pytest.raises(SinkPermanentError, match="PRECONDITION_FAILED"):
         await sink.start()
     await sink.close()
-    await direct.delete()
 
 
 async def test_exchange_is_declared_durable_topic(
