@@ -1,0 +1,112 @@
+"""The event envelope every sink delivers: CloudEvents 1.0, structured JSON mode.
+
+One function builds the envelope and one serialises it, so every sink sends the same bytes
+for the same event; subscribers that switch from Redis to NATS see no difference.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.domain.events import Operation, Origin, Product
+from bridge.errors import ConfigurationError, InvalidInput
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/cloudevents+json"
+DEFAULT_SUBJECT_PREFIX = "zoho"
+
+# NATS subject tokens may not hold `.`, `*`, `>` or whitespace; AMQP topic words may not
+# hold `.`, `*` or `#`. One conservative alphabet serves both brokers.
+_UNSAFE_TOKEN_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+_PREFIX = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A change event as stored: its ULID `id` and per-database sequence number `seq`.
+
+    `id` is the subscribers' dedup key: it stays the same across retries and replays.
+    """
+
+    id: str
+    seq: int
+    product: Product
+    source: str
+    module: str
+    operation: Operation
+    record_id: str
+    occurred_at: datetime
+    origin: Origin
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A naive time would be silently read as local time when serialised.
+        if self.occurred_at.tzinfo is None or self.occurred_at.utcoffset() is None:
+            raise InvalidInput(f"event {self.id}: occurred_at must be timezone-aware")
+
+
+def event_type(event: StoredEvent) -> str:
+    """`com.zoho.crm.record.<op>` or `com.zoho.books.<entity>.<op>`."""
+    if event.product is Product.CRM:
+        return f"com.zoho.crm.record.{event.operation.value}"
+    return f"com.zoho.books.{event.module.lower()}.{event.operation.value}"
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with millisecond precision and a `Z`, e.g. `2024-06-11T14:25:53.625Z`."""
+    utc = moment.astimezone(UTC)
+    return utc.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
+
+
+def build_envelope(event: StoredEvent) -> dict[str, Any]:
+    """The CloudEvents structured-mode envelope of `event`, as documented in product.md."""
+    return {
+        "specversion": SPECVERSION,
+        "id": event.id,
+        "source": f"zoho-bridge/{event.product.value}/{event.source}",
+        "type": event_type(event),
+        "subject": f"{event.module}/{event.record_id}",
+        "time": format_time(event.occurred_at),
+        "datacontenttype": "application/json",
+        "zohomodule": event.module,
+        "zohooperation": event.operation.value,
+        "zohorecordid": event.record_id,
+        "zohoorigin": event.origin.value,
+        "bridgeseq": event.seq,
+        "data": event.data,
+    }
+
+
+def envelope_bytes(event: StoredEvent) -> bytes:
+    """The envelope as compact UTF-8 JSON: the exact bytes every sink sends (and signs)."""
+    # allow_nan=False: NaN is not JSON and would break strict subscribers' parsers.
+    text = json.dumps(
+        build_envelope(event), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return text.encode("utf-8")
+
+
+def subject_token(value: str) -> str:
+    """`value` made safe as one NATS subject token / AMQP routing-key word.
+
+    Distinct names can map to the same token (`a.b` and `a_b`); subscribers needing the exact
+    name read `source`/`zohomodule` from the envelope, the subject only routes.
+    """
+    return _UNSAFE_TOKEN_CHARS.sub("_", value) or "_"
+
+
+def check_subject_prefix(prefix: str) -> str:
+    """`prefix` if it is one or more safe dot-separated tokens, else ConfigurationError."""
+    if not _PREFIX.fullmatch(prefix):
+        raise ConfigurationError(f"invalid subject prefix {prefix!r}: use tokens of [A-Za-z0-9_-]")
+    return prefix
+
+
+def subject_for(event: StoredEvent, prefix: str = DEFAULT_SUBJECT_PREFIX) -> str:
+    """`<prefix>.<source>.<module>.<operation>`: the NATS subject and the AMQP routing key."""
+    tokens = (event.source, event.module, event.operation.value)
+    return ".".join([check_subject_prefix(prefix), *map(subject_token, tokens)])

@@ -1,0 +1,19 @@
+"""Sinks: where stored events are published (Redis Streams, NATS, RabbitMQ, HTTP push)."""
+
+from bridge.sinks.base import (
+    Sink,
+    SinkError,
+    SinkNotStarted,
+    SinkPermanentError,
+    SinkTransientError,
+    SubscriberGone,
+)
+
+__all__ = [
+    "Sink",
+    "SinkError",
+    "SinkNotStarted",
+    "SinkPermanentError",
+    "SinkTransientError",
+    "SubscriberGone",
+]

@@ -1,0 +1,117 @@
+"""RabbitMQ (AMQP 0-9-1) sink: persistent messages on a durable topic exchange.
+
+The routing key is `<prefix>.<source>.<module>.<operation>` (the NATS subject), so a queue
+bound with `zoho.*.Leads.*` receives every Leads change. `message_id` is the event id and
+`content_type` is `application/cloudevents+json` (CloudEvents AMQP binding, structured
+mode). Publisher confirms are on: `publish` returns once RabbitMQ has taken responsibility
+for the message (written to disk for durable queues), and a nack is a transient failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from aio_pika.exceptions import (
+    CONNECTION_EXCEPTIONS,
+    AuthenticationError,
+    ChannelClosed,
+    ProbableAuthenticationError,
+)
+
+from bridge.domain.envelope import (
+    CONTENT_TYPE,
+    DEFAULT_SUBJECT_PREFIX,
+    StoredEvent,
+    check_subject_prefix,
+    envelope_bytes,
+    event_type,
+    subject_for,
+)
+from bridge.sinks.base import SinkNotStarted, SinkPermanentError, SinkTransientError
+
+DEFAULT_EXCHANGE = "zoho-bridge"
+
+
+class AmqpSink:
+    """Publishes each event to a durable topic exchange with publisher confirms.
+
+    With `require_route=True` a message no queue is bound for is returned by RabbitMQ and
+    reported as transient, so it is retried (and finally dead-lettered) instead of being
+    dropped; leave it False when some routing keys are meant to go nowhere.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        exchange: str = DEFAULT_EXCHANGE,
+        routing_prefix: str = DEFAULT_SUBJECT_PREFIX,
+        require_route: bool = False,
+        timeout: float = 10.0,
+        name: str = "amqp",
+    ) -> None:
+        self.name = name
+        self._url = url
+        self._exchange_name = exchange
+        self._prefix = check_subject_prefix(routing_prefix)
+        self._require_route = require_route
+        self._timeout = timeout
+        self._connection: AbstractRobustConnection | None = None
+        self._exchange: AbstractExchange | None = None
+
+    async def start(self) -> None:
+        try:
+            # connect_robust reconnects (and re-declares the exchange) after a broker
+            # restart; the first connection is not retried, hence the bound.
+            connection = await asyncio.wait_for(
+                aio_pika.connect_robust(self._url, timeout=self._timeout), self._timeout
+            )
+        except (AuthenticationError, ProbableAuthenticationError) as exc:
+            raise SinkPermanentError(f"amqp: login refused: {exc!r}") from exc
+        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+            raise SinkTransientError(f"amqp: cannot connect: {exc!r}") from exc
+        try:
+            channel: AbstractChannel = await connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
+            self._exchange = await channel.declare_exchange(
+                self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+        except ChannelClosed as exc:
+            # e.g. PRECONDITION_FAILED: an exchange of that name exists with another type.
+            await connection.close()
+            raise SinkPermanentError(f"amqp exchange {self._exchange_name!r}: {exc!r}") from exc
+        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+            await connection.close()
+            raise SinkTransientError(f"amqp exchange {self._exchange_name!r}: {exc!r}") from exc
+        self._connection = connection
+
+    async def publish(self, event: StoredEvent) -> None:
+        if self._exchange is None:
+            raise SinkNotStarted(f"sink {self.name!r} is not started")
+        message = aio_pika.Message(
+            envelope_bytes(event),
+            content_type=CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=event.id,
+            type=event_type(event),
+            app_id="zoho-bridge",
+        )
+        try:
+            await self._exchange.publish(
+                message,
+                routing_key=subject_for(event, self._prefix),
+                mandatory=self._require_route,
+                timeout=self._timeout,
+            )
+        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+            # Nacks, returns, closed channels and broken connections all include the case
+            # of a broker in trouble that the robust connection will recover from.
+            raise SinkTransientError(f"amqp exchange {self._exchange_name!r}: {exc!r}") from exc
+
+    async def close(self) -> None:
+        connection, self._connection, self._exchange = self._connection, None, None
+        if connection is not None:
+            await connection.close()

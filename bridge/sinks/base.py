@@ -1,0 +1,73 @@
+"""The sink interface the outbox relay calls, and the errors it tells retry decisions by."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
+
+from bridge.domain.envelope import StoredEvent
+from bridge.errors import BridgeError
+
+
+class SinkError(BridgeError):
+    """The event could not be published to a sink."""
+
+
+class SinkTransientError(SinkError):
+    """The sink is unavailable for now; publishing the same event again may succeed.
+
+    `retry_after` is the delay in seconds the other side asked for (HTTP `Retry-After`),
+    or None; the relay uses it as the minimum wait before the next attempt.
+    """
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SinkPermanentError(SinkError):
+    """The sink refused the event for good; retrying the same event cannot succeed."""
+
+
+class SinkNotStarted(SinkError):
+    """The sink was used before `start` or after `close`."""
+
+
+class SubscriberGone(SinkPermanentError):
+    """The subscriber answered 410 Gone: it wants no more events, disable the sink."""
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """One destination for events; the relay owns its lifecycle.
+
+    `start` opens connections (and declares streams or exchanges); `publish` delivers one
+    event and returns only once the broker or subscriber has accepted it (confirm, ack or
+    2xx), so the relay may then mark the outbox row delivered; `close` releases everything.
+    Delivery is at-least-once: subscribers dedupe on the envelope `id`.
+    """
+
+    name: str
+
+    async def start(self) -> None:
+        """Connect and declare what the sink needs. Raises SinkTransientError if unreachable."""
+        ...
+
+    async def publish(self, event: StoredEvent) -> None:
+        """Deliver one event, or raise SinkTransientError / SinkPermanentError."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; safe to call twice or without `start`."""
+        ...
+
+
+def redact_url(url: str) -> str:
+    """`url` without user info, query or fragment: fit for error messages and logs.
+
+    Broker URLs carry passwords and subscriber URLs often carry a token in the query.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -1,0 +1,153 @@
+"""NATS JetStream sink: each event published to `<prefix>.<source>.<module>.<operation>`.
+
+The message carries the header `Nats-Msg-Id: <event id>`, so JetStream itself drops a
+second copy published within the stream's duplicate window: a relay that crashed between
+publishing and marking the row delivered does not produce a duplicate. Outside the
+window, subscribers still dedupe on the envelope `id`.
+
+Consumers create their own durable consumer on the stream, e.g.
+`nats consumer add ZOHO_BRIDGE billing --filter 'zoho.*.Leads.>' --ack explicit --pull`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+from nats.errors import MaxPayloadError
+from nats.js import JetStreamContext
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+from bridge.domain.envelope import (
+    CONTENT_TYPE,
+    DEFAULT_SUBJECT_PREFIX,
+    StoredEvent,
+    check_subject_prefix,
+    envelope_bytes,
+    subject_for,
+)
+from bridge.sinks.base import (
+    SinkError,
+    SinkNotStarted,
+    SinkPermanentError,
+    SinkTransientError,
+    redact_url,
+)
+
+DEFAULT_STREAM = "ZOHO_BRIDGE"
+DEFAULT_DUPLICATE_WINDOW = 120.0  # JetStream's own default, in seconds
+
+_log = logging.getLogger(__name__)
+
+
+class JetStreamSink:
+    """Publishes each event to JetStream and waits for the stream's acknowledgement.
+
+    On `start` the stream is created when missing (file storage, subjects `<prefix>.>`,
+    `duplicate_window` seconds of dedup); an existing stream is used as the operator left
+    it. Publishing names the expected stream, so a subject captured by some other stream
+    fails loudly instead of landing there.
+    """
+
+    def __init__(
+        self,
+        servers: str | list[str],
+        *,
+        stream: str = DEFAULT_STREAM,
+        subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
+        duplicate_window: float = DEFAULT_DUPLICATE_WINDOW,
+        timeout: float = 10.0,
+        name: str = "nats",
+    ) -> None:
+        self.name = name
+        self._servers = servers
+        self._stream = stream
+        self._prefix = check_subject_prefix(subject_prefix)
+        self._duplicate_window = duplicate_window
+        self._timeout = timeout
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+
+    async def start(self) -> None:
+        nc = Client()
+        try:
+            # Reconnect forever once connected, so a broker restart does not leave the sink
+            # dead until the bridge restarts (publishes meanwhile time out as transient).
+            # That setting also retries the first connect forever, hence the outer bound.
+            await asyncio.wait_for(
+                nc.connect(
+                    self._servers,
+                    name="zoho-bridge",
+                    connect_timeout=max(1, int(self._timeout)),
+                    max_reconnect_attempts=-1,
+                    error_cb=_log_error,
+                ),
+                timeout=self._timeout,
+            )
+        except (NatsError, OSError, TimeoutError) as exc:
+            await nc.close()
+            shown = ", ".join(map(redact_url, _as_list(self._servers)))
+            raise SinkTransientError(f"nats {shown}: cannot connect: {exc!r}") from exc
+        js = nc.jetstream(timeout=self._timeout)
+        try:
+            await self._ensure_stream(js)
+        except NatsError as exc:
+            await nc.close()
+            raise _translate(exc, self._stream) from exc
+        self._nc, self._js = nc, js
+
+    async def _ensure_stream(self, js: JetStreamContext) -> None:
+        try:
+            await js.stream_info(self._stream)
+        except NotFoundError:
+            # Two replicas starting together may both get here; JetStream accepts the
+            # second create because the configuration is identical.
+            await js.add_stream(
+                StreamConfig(
+                    name=self._stream,
+                    subjects=[f"{self._prefix}.>"],
+                    storage=StorageType.FILE,
+                    duplicate_window=self._duplicate_window,
+                )
+            )
+
+    async def publish(self, event: StoredEvent) -> None:
+        if self._js is None:
+            raise SinkNotStarted(f"sink {self.name!r} is not started")
+        headers = {"Nats-Msg-Id": event.id, "Content-Type": CONTENT_TYPE}
+        try:
+            await self._js.publish(
+                subject_for(event, self._prefix),
+                envelope_bytes(event),
+                timeout=self._timeout,
+                stream=self._stream,
+                headers=headers,
+            )
+        except NatsError as exc:
+            raise _translate(exc, self._stream) from exc
+
+    async def close(self) -> None:
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None and not nc.is_closed:
+            await nc.close()
+
+
+def _as_list(servers: str | list[str]) -> list[str]:
+    return [servers] if isinstance(servers, str) else servers
+
+
+async def _log_error(exc: Exception) -> None:
+    # nats-py's default logs a full traceback for every failed reconnect attempt.
+    _log.warning("nats connection error: %r", exc)
+
+
+def _translate(exc: NatsError, stream: str) -> SinkError:
+    message = f"nats stream {stream!r}: {exc!r}"
+    # A bad request (wrong expected stream, invalid config) or an over-size message will be
+    # refused the same way every time; timeouts, no responders and 503s pass.
+    if isinstance(exc, BadRequestError | MaxPayloadError):
+        return SinkPermanentError(message)
+    return SinkTransientError(message)

@@ -1,0 +1,123 @@
+"""HTTP push sink: POST the envelope to a subscriber URL, signed per Standard Webhooks.
+
+Status handling follows the Standard Webhooks spec: 2xx delivered; 410 Gone means the
+subscriber wants nothing more (permanent, disable the sink); 408, 429 and 5xx are
+transient, with `Retry-After` honoured; any other 4xx and any redirect are permanent,
+because the same request will meet the same answer. Transport failures are transient.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from bridge.domain.envelope import CONTENT_TYPE, StoredEvent, envelope_bytes
+from bridge.domain.standard_webhooks import SigningSecret, signature_headers
+from bridge.errors import ConfigurationError
+from bridge.sinks.base import (
+    SinkError,
+    SinkPermanentError,
+    SinkTransientError,
+    SubscriberGone,
+    redact_url,
+)
+
+DEFAULT_TIMEOUT = 15.0  # the spec recommends giving receivers 15 to 30 seconds
+USER_AGENT = "zoho-bridge"
+_TRANSIENT_4XX = frozenset({408, 429})
+
+
+class WebhookSink:
+    """POSTs each event to `url` through the injected (shared) `httpx.AsyncClient`.
+
+    Every secret in `secrets` signs each request, so the subscriber can rotate: add the new
+    secret here, let the subscriber switch, then drop the old one. `clock` returns unix
+    seconds for `webhook-timestamp`; tests pass a fixed one.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        secrets: Sequence[SigningSecret],
+        client: httpx.AsyncClient,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+        name: str = "webhook",
+    ) -> None:
+        if not secrets:
+            raise ConfigurationError(f"sink {name!r}: at least one signing secret is needed")
+        self.name = name
+        self._url = url
+        self._shown_url = redact_url(url)
+        self._secrets = tuple(secrets)
+        self._client = client
+        self._timeout = timeout
+        self._clock = clock
+
+    async def start(self) -> None:
+        """Nothing to open: the HTTP client belongs to the app's lifespan."""
+
+    async def publish(self, event: StoredEvent) -> None:
+        body = envelope_bytes(event)
+        now = self._clock()
+        headers = signature_headers(self._secrets, event.id, int(now), body)
+        headers["content-type"] = f"{CONTENT_TYPE}; charset=utf-8"
+        headers["user-agent"] = USER_AGENT
+        try:
+            # stream(): the status is all we need, and a subscriber answering with an
+            # endless body must not hold the relay or fill its memory.
+            async with self._client.stream(
+                "POST",
+                self._url,
+                content=body,
+                headers=headers,
+                timeout=self._timeout,
+                follow_redirects=False,
+            ) as response:
+                status, retry_after = response.status_code, response.headers.get("retry-after")
+        except httpx.UnsupportedProtocol as exc:
+            raise SinkPermanentError(f"webhook {self._shown_url}: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise SinkTransientError(f"webhook {self._shown_url}: {exc!r}") from exc
+        error = _status_error(self._shown_url, status, retry_after, now)
+        if error is not None:
+            raise error
+
+    async def close(self) -> None:
+        """Nothing to close: the HTTP client belongs to the app's lifespan."""
+
+
+def _status_error(url: str, status: int, retry_after: str | None, now: float) -> SinkError | None:
+    if 200 <= status < 300:
+        return None
+    if status == 410:
+        return SubscriberGone(f"webhook {url}: 410 Gone, the subscriber asked for no more events")
+    if status in _TRANSIENT_4XX or status >= 500:
+        delay = parse_retry_after(retry_after, now) if retry_after else None
+        return SinkTransientError(f"webhook {url}: HTTP {status}", retry_after=delay)
+    if 300 <= status < 400:
+        return SinkPermanentError(f"webhook {url}: HTTP {status} redirect; update the URL")
+    return SinkPermanentError(f"webhook {url}: HTTP {status}")
+
+
+def parse_retry_after(value: str, now: float) -> float | None:
+    """Seconds to wait from a `Retry-After` value (delta-seconds or HTTP-date), else None.
+
+    `now` is unix seconds, used to turn a date into a delay; dates in the past give 0.
+    """
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        # RFC 9110 dates are always GMT; email.utils returns them naive for "-0000".
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, moment.timestamp() - now)
