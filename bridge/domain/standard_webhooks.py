@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from bridge.errors import InvalidInput, VerificationFailed
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 (a format marker, not a secret)
+SECRET_PREFIX = "whsec_"  # a format marker, not a secret
 SIGNATURE_VERSION = "v1"
 DEFAULT_TOLERANCE = 300  # seconds; the spec's libraries all default to five minutes
 # The spec asks for 24 to 64 random bytes (192 to 512 bits).
