@@ -1,0 +1,77 @@
+"""Running the sandbox: in-process for tests, or as a foreground server for demos."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import uvicorn
+
+from bridge.sandbox.app import create_sandbox_app
+from bridge.sandbox.state import SandboxState
+
+
+@dataclass(frozen=True)
+class RunningSandbox:
+    """A sandbox server that is up: where it listens and the state behind it."""
+
+    url: str
+    state: SandboxState
+
+    def accounts_url(self, dc: str = "com") -> str:
+        """The fake accounts server of data centre `dc`."""
+        return f"{self.url}/dc/{dc}/accounts"
+
+    def api_domain(self, dc: str = "com") -> str:
+        """The fake API domain of data centre `dc`."""
+        return f"{self.url}/dc/{dc}/api"
+
+
+@asynccontextmanager
+async def run_sandbox(
+    host: str = "127.0.0.1", port: int = 0, state: SandboxState | None = None
+) -> AsyncIterator[RunningSandbox]:
+    """Serve a sandbox with uvicorn in this event loop until the block ends.
+
+    `port=0` binds a free port; the socket is bound here so the URL is known up front.
+    """
+    state = state or SandboxState()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(
+        create_sandbox_app(state), log_level="warning", lifespan="on", access_log=False
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # surfaces the startup error
+            await asyncio.sleep(0.005)
+        bound_host, bound_port = sock.getsockname()[:2]
+        yield RunningSandbox(f"http://{bound_host}:{bound_port}", state)
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def serve_sandbox(host: str = "127.0.0.1", port: int = 8099) -> None:
+    """Serve a sandbox in the foreground until interrupted (`zoho-bridge sandbox`)."""
+    config = uvicorn.Config(create_sandbox_app(SandboxState()), host=host, port=port)
+    await uvicorn.Server(config).serve()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: `python -m bridge.sandbox [--host H] [--port P]`."""
+    parser = argparse.ArgumentParser(prog="zoho-bridge sandbox", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8099)
+    args = parser.parse_args(argv)
+    asyncio.run(serve_sandbox(args.host, args.port))
+    return 0
