@@ -5,7 +5,7 @@ It speaks the shapes in the project's Zoho notes (accounts §5, CRM §1/§2/§4.
 """
 
 from bridge.sandbox.app import create_sandbox_app
-from bridge.sandbox.server import RunningSandbox, main, run_sandbox, serve_sandbox
+from bridge.sandbox.server import RunningSandbox, main, run_sandbox, serve_app, serve_sandbox
 from bridge.sandbox.state import SandboxState
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "create_sandbox_app",
     "main",
     "run_sandbox",
+    "serve_app",
     "serve_sandbox",
 ]

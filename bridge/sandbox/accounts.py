@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,7 +22,8 @@ REVOKE = "POST /oauth/v2/token/revoke"
 
 async def token(request: Request) -> Response:
     state, dc = state_of(request), dc_of(request)
-    form = await request.form()
+    # The grant is form-encoded (§5); parsed by hand so the sandbox needs no multipart lib.
+    form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
     client_id, refresh = str(form.get("client_id", "")), str(form.get("refresh_token", ""))
     if form.get("grant_type") != "refresh_token":
         return answer(request, TOKEN_LABEL, 400, {"error": "unsupported_grant_type"})

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from bridge.sandbox.app import create_sandbox_app
 from bridge.sandbox.state import SandboxState
@@ -32,20 +33,13 @@ class RunningSandbox:
 
 
 @asynccontextmanager
-async def run_sandbox(
-    host: str = "127.0.0.1", port: int = 0, state: SandboxState | None = None
-) -> AsyncIterator[RunningSandbox]:
-    """Serve a sandbox with uvicorn in this event loop until the block ends.
-
-    `port=0` binds a free port; the socket is bound here so the URL is known up front.
-    """
-    state = state or SandboxState()
+async def serve_app(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Serve any ASGI app with uvicorn in this event loop until the block ends; yields
+    its base URL. `port=0` binds a free port, bound here so the URL is known up front."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    config = uvicorn.Config(
-        create_sandbox_app(state), log_level="warning", lifespan="on", access_log=False
-    )
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -54,11 +48,21 @@ async def run_sandbox(
                 task.result()  # surfaces the startup error
             await asyncio.sleep(0.005)
         bound_host, bound_port = sock.getsockname()[:2]
-        yield RunningSandbox(f"http://{bound_host}:{bound_port}", state)
+        yield f"http://{bound_host}:{bound_port}"
     finally:
         server.should_exit = True
         await task
         sock.close()
+
+
+@asynccontextmanager
+async def run_sandbox(
+    host: str = "127.0.0.1", port: int = 0, state: SandboxState | None = None
+) -> AsyncIterator[RunningSandbox]:
+    """Serve a sandbox in this event loop until the block ends (tests, local demos)."""
+    state = state or SandboxState()
+    async with serve_app(create_sandbox_app(state), host, port) as url:
+        yield RunningSandbox(url, state)
 
 
 async def serve_sandbox(host: str = "127.0.0.1", port: int = 8099) -> None:
