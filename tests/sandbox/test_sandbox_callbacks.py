@@ -41,8 +41,10 @@ async def test_insert_update_delete_callbacks_have_zohos_fields(
         "server_time", "query_params", "module", "resource_uri", "ids", "affected_fields",
         "operation", "channel_id", "token", "affected_values",
     }  # fmt: skip
-    assert insert["operation"] == "insert" and insert["affected_fields"] == []
-    assert insert["ids"] == [record] and insert["channel_id"] == "1000000068001"
+    assert insert["operation"] == "insert"
+    assert insert["affected_fields"] == []
+    assert insert["ids"] == [record]
+    assert insert["channel_id"] == "1000000068001"
     assert insert["query_params"] == {"k": "abc"}
     assert insert["resource_uri"] == "https://www.zohoapis.com/crm/v2/Leads"
     assert insert["token"] == "TOKEN_FOR_VERIFICATION_OF_1000000068001"
@@ -90,7 +92,8 @@ async def test_drops_a_seeded_share_of_callbacks(
     dropped = {d.payload["ids"][0] for d in state.delivered("dropped")}
     delivered = {r["ids"][0] for r in receiver.received}
     assert 0 < len(dropped) < 40
-    assert dropped | delivered == set(ids) and not dropped & delivered
+    assert dropped | delivered == set(ids)
+    assert not dropped & delivered
     assert len(state.delivered("delivered")) == len(delivered)
 
     # The same seed drops the same deliveries.

@@ -37,7 +37,8 @@ async def test_enable_answers_201_with_zohos_success_shape(
     response = await crm.post(_url(sandbox), json=body)
     assert response.status_code == 201
     [item] = response.json()["watch"]
-    assert item["code"] == "SUCCESS" and item["status"] == "success"
+    assert item["code"] == "SUCCESS"
+    assert item["status"] == "success"
     assert item["message"] == "Successfully subscribed for actions-watch of the given module"
     events = item["details"]["events"]
     assert [e["resource_name"] for e in events] == ["Leads", "Deals"]
