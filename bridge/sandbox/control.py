@@ -12,7 +12,7 @@ from starlette.routing import Route
 from bridge.sandbox.model import Org
 from bridge.sandbox.replies import state_of
 
-_LIMITS = ("books_per_minute", "books_daily", "crm_concurrency", "crm_delay")
+_LIMITS = ("books_per_minute", "books_daily", "crm_concurrency", "crm_delay", "crm_scope")
 
 
 def describe_org(org: Org, base_url: str) -> dict[str, Any]:

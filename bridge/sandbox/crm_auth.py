@@ -22,6 +22,10 @@ async def crm_call(request: Request, label: str) -> AsyncIterator[Org | Response
         yield answer(request, label, 401, crm_error("INVALID_TOKEN", "invalid oauth token"))
         return
     org = state.orgs[grant.org]
+    if not org.crm_scope:
+        body = crm_error("OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL")
+        yield answer(request, label, 401, body, org=org.name)
+        return
     if org.crm_inflight >= org.crm_concurrency:
         # Exceeding the concurrency cap answers TOO_MANY_REQUESTS with 429 (zoho.md §6).
         body = crm_error("TOO_MANY_REQUESTS", "Concurrency limit exceeded")

@@ -75,6 +75,8 @@ class Org:
     books_daily: int = 1000
     crm_concurrency: int = 10
     crm_delay: float = 0.0
+    # False: tokens lack the CRM scopes, so every CRM call is refused with a 401.
+    crm_scope: bool = True
     crm_records: dict[str, dict[str, CrmRecord]] = field(default_factory=dict)
     crm_deleted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     books_records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
