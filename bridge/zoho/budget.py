@@ -19,6 +19,10 @@ from bridge.zoho.ports import BudgetStore
 
 MINUTE = 60.0
 DAY = 86_400.0
+# Zoho counts a call when it arrives, we when we reserve; latency varies per call, so a
+# minute window counted exactly could let Zoho see one call too many in its minute.
+# Counting a slightly longer window absorbs up to this much latency jitter.
+WINDOW_SLACK = 1.0
 # A CRM call should never take this long; a crashed holder's slot frees itself after it.
 CRM_SLOT_LEASE = 120.0
 
@@ -77,7 +81,11 @@ class Budget:
                     f"{connection.name!r} spent its daily Books share ({limits.books_daily})"
                 )
             minute = await self._store.reserve(
-                _key(connection, "books:minute"), 1, limits.books_per_minute, MINUTE, now
+                _key(connection, "books:minute"),
+                1,
+                limits.books_per_minute,
+                MINUTE + WINDOW_SLACK,
+                now,
             )
             if minute.granted:
                 break
@@ -133,7 +141,9 @@ class Budget:
         """What is left of each budget of `connection` right now."""
         now = self._clock()
         limits = connection.limits
-        minute = await self._store.used(_key(connection, "books:minute"), MINUTE, now)
+        minute = await self._store.used(
+            _key(connection, "books:minute"), MINUTE + WINDOW_SLACK, now
+        )
         day = await self._store.used(_key(connection, "books:day"), DAY, now)
         credits = await self._store.used(_key(connection, "crm:credits"), DAY, now)
         return BudgetLeft(

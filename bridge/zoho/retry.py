@@ -14,9 +14,11 @@ class RetryPolicy:
     synthetic (zoho.md §6), so we never wait on the server's word; we back off ourselves.
     """
 
-    attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 30.0
+    # Eight attempts wait at least 0.5+1+2+4+8+16+30 = 61.5 s in all: enough for Books'
+    # per-minute window (zoho.md §6) to clear when another app spent the org's quota.
+    attempts: int = 8
+    base_delay: float = 1.0
+    max_delay: float = 60.0
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Seconds to wait before retry number `attempt` (1 = the first retry)."""

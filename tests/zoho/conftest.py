@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -71,7 +72,9 @@ def make_rig(
 
     tokens = TokenManager(http, MemoryTokenStore(), clock=clock.now)
     budget = Budget(MemoryBudgetStore(), clock=clock.now, sleep=sleep)
-    client = ZohoClient(http, tokens, budget, retry=retry or RetryPolicy(), sleep=sleep)
+    client = ZohoClient(
+        http, tokens, budget, retry=retry or RetryPolicy(), sleep=sleep, rng=random.Random(0)
+    )
     return Rig(sandbox, tokens, budget, client, slept)
 
 
