@@ -42,7 +42,9 @@ class BooksApi:
             body = json_or_none(response)
             if not isinstance(body, dict):
                 return
-            yield list(body.get(entity_path) or [])
+            rows = list(body.get(entity_path) or [])
+            if rows:
+                yield rows
             if not books_has_more(body):
                 return
             page += 1

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.zoho.errors import ZohoApiError
+
 # "Above 2,000 records use page_token (from info.next_page_token)"; page and page_token
 # cannot be combined (zoho.md §4.2).
 CRM_PAGE_LIMIT = 2000
@@ -32,7 +34,8 @@ def next_crm_cursor(cursor: CrmCursor, info: Mapping[str, Any], per_page: int) -
     token = info.get("next_page_token")
     if cursor.page_token is not None or cursor.page * per_page >= CRM_PAGE_LIMIT:
         if not isinstance(token, str) or not token:
-            return None
+            # Stopping here would silently lose records; make the gap loud instead.
+            raise ZohoApiError("CRM said more_records but gave no next_page_token", body=info)
         return CrmCursor(page=cursor.page + 1, page_token=token)
     return CrmCursor(page=cursor.page + 1)
 

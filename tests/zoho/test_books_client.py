@@ -44,7 +44,7 @@ async def test_last_modified_time_filter(rig: Rig) -> None:
     later = datetime.fromtimestamp(int(state.clock.now()), UTC)
     assert [
         p async for p in rig.client.books_list(connect(rig.sandbox, "acme"), "invoices", later)
-    ] == [[]]
+    ] == []
 
 
 async def test_per_minute_budget_is_never_exceeded(rig: Rig) -> None:
