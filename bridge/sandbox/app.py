@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -40,11 +39,7 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # TCP_NODELAY: without it small POSTs stall ~40 ms on Nagle + delayed ACK.
-        transport = httpx.AsyncHTTPTransport(
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-        )
-        async with httpx.AsyncClient(timeout=5.0, transport=transport) as http:
+        async with httpx.AsyncClient(timeout=5.0) as http:
             task = asyncio.create_task(deliver_forever(state, http))
             try:
                 yield

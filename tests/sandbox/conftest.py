@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,10 +21,7 @@ async def sandbox() -> AsyncIterator[RunningSandbox]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.AsyncHTTPTransport(
-        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-    )
-    async with httpx.AsyncClient(timeout=5.0, transport=transport) as client:
+    async with httpx.AsyncClient(timeout=5.0) as client:
         yield client
 
 
