@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from bridge.sandbox.app import create_sandbox_app
+from bridge.sandbox.control import describe_org
 from bridge.sandbox.state import SandboxState
 
 
@@ -67,17 +69,36 @@ async def run_sandbox(
         yield RunningSandbox(url, state)
 
 
-async def serve_sandbox(host: str = "127.0.0.1", port: int = 8099) -> None:
-    """Serve a sandbox in the foreground until interrupted (`zoho-bridge sandbox`)."""
-    config = uvicorn.Config(create_sandbox_app(SandboxState()), host=host, port=port)
+async def serve_sandbox(
+    host: str = "127.0.0.1",
+    port: int = 8099,
+    orgs: Sequence[str] = ("demo",),
+    announce: Callable[[str], None] = print,
+) -> None:
+    """Serve a sandbox in the foreground until interrupted (`zoho-bridge sandbox`).
+
+    Each of `orgs` ("name" or "name:dc") is created up front and its credentials are
+    announced as one JSON line, so a local bridge can be pointed at it. They are fake
+    credentials for a fake Zoho, so printing them is fine.
+    """
+    state = SandboxState()
+    base = f"http://{host}:{port}"
+    for spec in orgs:
+        name, _, dc = spec.partition(":")
+        org = state.add_org(name, dc or "com")
+        announce(json.dumps(describe_org(org, base)))
+    config = uvicorn.Config(create_sandbox_app(state), host=host, port=port)
     await uvicorn.Server(config).serve()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: `python -m bridge.sandbox [--host H] [--port P]`."""
-    parser = argparse.ArgumentParser(prog="zoho-bridge sandbox", description=__doc__)
+    """Entry point: `python -m bridge.sandbox [--host H] [--port P] [--org NAME[:DC]]...`."""
+    parser = argparse.ArgumentParser(prog="zoho-bridge sandbox", description="Run a fake Zoho.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument(
+        "--org", action="append", dest="orgs", help="create this org (name or name:dc) up front"
+    )
     args = parser.parse_args(argv)
-    asyncio.run(serve_sandbox(args.host, args.port))
+    asyncio.run(serve_sandbox(args.host, args.port, args.orgs or ["demo"]))
     return 0
