@@ -70,7 +70,9 @@ async def deliver_forever(state: _Outbox, http: httpx.AsyncClient) -> None:
             response = await http.post(delivery.url, json=delivery.payload)
             delivery.status = response.status_code
             delivery.outcome = "delivered" if response.is_success else "failed"
-        except httpx.HTTPError:
+        except Exception:
+            # Any failure is one failed delivery; the loop must survive it, or `flush`
+            # would wait forever on a queue nobody drains.
             delivery.outcome = "failed"
         finally:
             state.outbox.task_done()

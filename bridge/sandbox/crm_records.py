@@ -9,9 +9,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bridge.sandbox.crm_auth import crm_call
 from bridge.sandbox.model import Org
-from bridge.sandbox.replies import answer, crm_error, state_of
+from bridge.sandbox.replies import answer, crm_call, crm_error, state_of
 
 MAX_FIELDS = 50
 MAX_PER_PAGE = 200

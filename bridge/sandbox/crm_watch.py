@@ -7,9 +7,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bridge.sandbox.crm_auth import crm_call
 from bridge.sandbox.model import Org
-from bridge.sandbox.replies import answer, crm_error, dc_of, state_of
+from bridge.sandbox.replies import answer, crm_call, crm_error, dc_of, state_of
 from bridge.sandbox.watch_rules import (
     REMOVED,
     SUBSCRIBED,

@@ -72,8 +72,12 @@ class TokenManager:
             # Re-read under the lock: whoever held it may have refreshed already.
             stored = await self._store.load(connection.name) or StoredToken()
             now = self._clock()
-            fresh = stored.usable(now, self._margin)
-            if fresh if stale is None else stored.access_token not in (stale, None):
+            if stale is None:
+                reuse = stored.usable(now, self._margin)
+            else:
+                # Someone else already replaced the token Zoho rejected: use theirs.
+                reuse = stored.access_token != stale and stored.usable(now, 0.0)
+            if reuse:
                 return self._access(connection, stored)
             return self._access(connection, await self._request(connection, stored, now))
 

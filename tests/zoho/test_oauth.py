@@ -112,3 +112,20 @@ async def test_unreachable_accounts_server_is_transient(rig: Rig) -> None:
     connection = replace(connect(rig.sandbox, "acme"), accounts_url="http://127.0.0.1:9")
     with pytest.raises(ZohoTransientError):
         await rig.tokens.get(connection)
+
+
+async def test_replicas_sharing_a_store_share_the_ten_minute_count(
+    sandbox: RunningSandbox, http: httpx.AsyncClient
+) -> None:
+    sandbox.state.add_org("acme")
+    connection = connect(sandbox, "acme")
+    store = MemoryTokenStore()
+    replicas = [TokenManager(http, store, clock=sandbox.state.clock.now) for _ in range(2)]
+    token = await replicas[0].get(connection)
+    for i in range(9):
+        token = await replicas[i % 2].refresh(connection, stale=token.token)
+    for replica in replicas:
+        with pytest.raises(TokenRequestsThrottled):
+            await replica.refresh(connection, stale=token.token)
+    assert sandbox.state.count(TOKEN) == 10
+    assert sandbox.state.count(TOKEN, status=400) == 0
