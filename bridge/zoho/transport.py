@@ -82,6 +82,8 @@ class ZohoTransport:
                 continue
             if response is not None and not is_transient_status(response.status_code):
                 return response
+            # Retrying writes is safe here: every write the bridge sends to Zoho is keyed
+            # (a watch POST with the same channel_id re-subscribes the same channel).
             attempt += 1
             if attempt >= self._retry.attempts:
                 what = failure or f"HTTP {response.status_code if response else '?'}"

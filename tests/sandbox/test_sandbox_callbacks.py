@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from bridge.sandbox import RunningSandbox, SandboxState
@@ -125,3 +126,24 @@ async def test_books_change_posts_the_default_payload(
     assert first["invoice"]["invoice_number"] == "INV-000002"
     assert second["invoice"]["status"] == "sent"
     assert second["invoice"]["last_modified_time"].endswith("+0000")
+
+
+async def test_delay_holds_callbacks_back(sandbox: RunningSandbox, receiver: Receiver) -> None:
+    sandbox.state.add_org("acme")
+    sandbox.state.delay = 0.2
+    _watch(sandbox, receiver.url, ["Leads.all"])
+    sandbox.state.crm_create("Leads", {})
+    await asyncio.sleep(0.05)
+    assert receiver.received == []
+    assert sandbox.state.deliveries[0].outcome == "pending"
+    await sandbox.state.flush()
+    assert len(receiver.received) == 1
+    assert sandbox.state.deliveries[0].outcome == "delivered"
+
+
+async def test_unreachable_receiver_is_a_failed_delivery(sandbox: RunningSandbox) -> None:
+    sandbox.state.add_org("acme")
+    _watch(sandbox, "http://127.0.0.1:9/hooks/crm", ["Leads.all"])
+    sandbox.state.crm_create("Leads", {})
+    await sandbox.state.flush()
+    assert [d.outcome for d in sandbox.state.deliveries] == ["failed"]
