@@ -16,7 +16,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
-from bridge.sandbox import accounts, books_routes, control, crm_records, crm_watch
+from bridge.sandbox import accounts, books_routes, control, coql, crm_records, crm_watch
 from bridge.sandbox.callbacks import deliver_forever
 from bridge.sandbox.state import SandboxState
 
@@ -27,6 +27,7 @@ _API = [
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
     ),
     Route("/crm/v8/org", crm_records.org_details, methods=["GET"]),
+    Route("/crm/v8/coql", coql.coql, methods=["POST"]),
     Route("/crm/v8/{module}/deleted", crm_records.list_deleted, methods=["GET"]),
     Route("/crm/v8/{module}", crm_records.list_records, methods=["GET"]),
     Route("/books/v3/organizations", books_routes.organizations, methods=["GET"]),

@@ -14,7 +14,7 @@ import httpx
 from bridge.zoho.books import BooksApi
 from bridge.zoho.budget import Budget, BudgetLeft
 from bridge.zoho.connection import Connection
-from bridge.zoho.crm import CrmApi
+from bridge.zoho.crm import CoqlPage, CrmApi
 from bridge.zoho.oauth import TokenManager
 from bridge.zoho.retry import RetryPolicy
 from bridge.zoho.transport import DEFAULT_RETRY, ZohoTransport
@@ -97,6 +97,10 @@ class ZohoClient:
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Pages of records modified after `modified_since`, oldest first."""
         return self._crm.list_records(connection, module, fields, modified_since)
+
+    async def crm_coql(self, connection: Connection, select_query: str) -> CoqlPage:
+        """One COQL query (at most 2,000 rows); costs 1 to 3 credits by its LIMIT."""
+        return await self._crm.coql(connection, select_query)
 
     def crm_list_deleted(
         self, connection: Connection, module: str, modified_since: datetime | None = None

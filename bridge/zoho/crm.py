@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bridge.zoho.budget import coql_credits
 from bridge.zoho.connection import Connection
 from bridge.zoho.paging import CRM_PAGE_LIMIT, MAX_PER_PAGE, CrmCursor, next_crm_cursor
 from bridge.zoho.transport import ZohoTransport, json_or_none, raise_for_status
 from bridge.zoho.watch import WatchSpec, watch_item, watch_results
 
 WATCH = "/crm/v8/actions/watch"
+_LIMIT = re.compile(r"\blimit\s+(?P<limit>\d+)(?:\s*,\s*(?P<count>\d+))?", re.IGNORECASE)
 # "fields is mandatory when fetching all records, with at most 50" (zoho.md §4.2).
 MAX_FIELDS = 50
 
@@ -146,6 +150,23 @@ class CrmApi:
             yield list(body.get("data") or [])
             cursor = next_crm_cursor(cursor, body.get("info") or {}, MAX_PER_PAGE)
 
+    async def coql(self, connection: Connection, select_query: str) -> CoqlPage:
+        """Run one COQL query; its credits are costed from its LIMIT before sending."""
+        response = await self._client.request(
+            connection,
+            "crm",
+            "POST",
+            "/crm/v8/coql",
+            json={"select_query": select_query},
+            credits=coql_credits(coql_limit(select_query)),
+        )
+        raise_for_status(response)
+        body = json_or_none(response)
+        if response.status_code == 204 or not isinstance(body, dict):
+            return CoqlPage([], more_records=False)
+        info = body.get("info") or {}
+        return CoqlPage(list(body.get("data") or []), more_records=bool(info.get("more_records")))
+
     async def org(self, connection: Connection) -> dict[str, Any]:
         """`GET /crm/v8/org`: a cheap call proving the token and host work."""
         response = await self._client.request(connection, "crm", "GET", "/crm/v8/org")
@@ -155,6 +176,23 @@ class CrmApi:
         return dict(orgs[0]) if isinstance(orgs, list) and orgs else {}
 
 
+@dataclass(frozen=True, slots=True)
+class CoqlPage:
+    """The rows of one COQL answer and whether more match beyond its LIMIT."""
+
+    rows: list[dict[str, Any]]
+    more_records: bool
+
+
+def coql_limit(select_query: str) -> int:
+    """The LIMIT of a COQL query (its row count in `limit offset, count` form); Zoho's
+    default of 200 when it has none."""
+    match = _LIMIT.search(select_query)
+    if match is None:
+        return 200
+    return int(match["count"] or match["limit"])
+
+
 def _http_time(when: datetime) -> str:
     """ISO-8601 with offset, as `If-Modified-Since` takes it (zoho.md §4.2)."""
     if when.tzinfo is None:
@@ -162,4 +200,4 @@ def _http_time(when: datetime) -> str:
     return when.replace(microsecond=0).isoformat()
 
 
-__all__ = ["CRM_PAGE_LIMIT", "CrmApi"]
+__all__ = ["CRM_PAGE_LIMIT", "CoqlPage", "CrmApi", "coql_limit"]
