@@ -98,3 +98,15 @@ async def test_crm_concurrency_cap_answers_too_many_requests(
     answers = await asyncio.gather(*(api.get(url) for _ in range(3)))
     assert sorted(a.status_code for a in answers) == [200, 429, 429]
     assert next(a for a in answers if a.status_code == 429).json()["code"] == "TOO_MANY_REQUESTS"
+
+
+async def test_coql_limits(sandbox: RunningSandbox, api: httpx.AsyncClient) -> None:
+    url = f"{sandbox.api_domain()}/crm/v8/coql"
+    over = await api.post(url, json={"select_query": "select id from Leads limit 2001"})
+    assert (over.status_code, over.json()["code"]) == (400, "LIMIT_EXCEEDED")
+    deep = await api.post(
+        url, json={"select_query": "select id from Leads limit 2000 offset 99000"}
+    )
+    assert deep.json()["code"] == "LIMIT_EXCEEDED"
+    assert (await api.post(url, json={"select_query": "select id from Leads"})).status_code == 204
+    assert (await api.post(url, json={})).json()["code"] == "INVALID_QUERY"
