@@ -16,7 +16,7 @@ TOKEN_LIFETIME = 3600
 # "up to ten access tokens in a span of ten minutes" per refresh token (§5, CONFIRMED).
 TOKENS_PER_WINDOW = 10
 WINDOW = 600.0
-TOKEN_LABEL = "POST /oauth/v2/token"  # noqa: S105 - a counter label, not a secret
+TOKEN_LABEL = "POST /oauth/v2/token"
 REVOKE = "POST /oauth/v2/token/revoke"
 
 
