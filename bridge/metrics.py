@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from prometheus_client import Counter, Histogram
 
 WEBHOOK_REQUESTS = Counter(
@@ -25,3 +28,19 @@ WRITE_BATCH_SIZE = Histogram(
     "Deliveries committed together in one transaction.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
+
+
+# `.labels()` costs a lock and a dict lookup each time; the hot path keeps the children.
+@functools.cache
+def webhook_counter(kind: str, outcome: str) -> Any:
+    return WEBHOOK_REQUESTS.labels(kind, outcome)
+
+
+@functools.cache
+def events_counter(product: str, origin: str) -> Any:
+    return EVENTS_STORED.labels(product, origin)
+
+
+@functools.cache
+def ingest_timer(kind: str) -> Any:
+    return INGEST_SECONDS.labels(kind)

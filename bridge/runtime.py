@@ -13,7 +13,7 @@ from bridge.services.ingest import IngestService
 from bridge.services.lookup import Lookup
 from bridge.settings import Settings
 from bridge.store.database import create_engine
-from bridge.store.writer import EventWriter
+from bridge.store.writer import EventWriter, backend_for
 
 
 def utc_now() -> datetime:
@@ -45,7 +45,9 @@ async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] = ut
         pool_size=settings.db_pool_size,
     )
     writer = EventWriter(
-        engine, max_batch=settings.writer_max_batch, rejected_keep=settings.rejected_keep
+        backend_for(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous),
+        max_batch=settings.writer_max_batch,
+        rejected_keep=settings.rejected_keep,
     )
     lookup = Lookup(engine, box, settings.lookup_cache_seconds)
     ingest = IngestService(writer, lookup, clock, settings.rejected_body_bytes)

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 import pytest
 from alembic import command
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.events import ChangeEvent, Operation, Origin, Product
@@ -21,7 +20,7 @@ from bridge.store.database import create_engine
 from bridge.store.migrate import alembic_config, current_revision, head_revision, schema_is_current
 from bridge.store.models import Event, InboundRequest
 from bridge.store.records import NewEvent, RequestRecord
-from bridge.store.writer import EventWriter
+from bridge.store.writer import EventWriter, backend_for
 from tests.conftest import POSTGRES_URL, _admin_sql, _with_database
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -35,8 +34,8 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def writer(engine: AsyncEngine) -> AsyncIterator[EventWriter]:
-    writer = EventWriter(engine, max_batch=64)
+async def writer(database_url: str) -> AsyncIterator[EventWriter]:
+    writer = EventWriter(backend_for(database_url), max_batch=64)
     await writer.start()
     yield writer
     await writer.stop()
@@ -91,14 +90,13 @@ async def test_one_bad_delivery_does_not_fail_its_batch(writer: EventWriter) -> 
         writer.write(_request(), [_event("d")]),
         return_exceptions=True,
     )
-    assert [type(r).__name__ for r in results] == [
-        "WriteResult", "WriteResult", "IntegrityError", "WriteResult"
-    ]  # fmt: skip
-    assert isinstance(results[2], IntegrityError)
+    assert [type(r).__name__ for r in results[:2] + results[3:]] == ["WriteResult"] * 3
+    # The driver's own integrity error, whichever driver it is.
+    assert "unique" in str(results[2]).lower() or "UNIQUE" in str(results[2])
 
 
-async def test_stop_commits_what_was_queued(engine: AsyncEngine) -> None:
-    writer = EventWriter(engine)
+async def test_stop_commits_what_was_queued(database_url: str) -> None:
+    writer = EventWriter(backend_for(database_url))
     await writer.start()
     pending = [
         asyncio.ensure_future(writer.write(_request(), [_event(f"s{i}")])) for i in range(50)
@@ -108,9 +106,11 @@ async def test_stop_commits_what_was_queued(engine: AsyncEngine) -> None:
     assert all(p.done() and not p.exception() for p in pending)
 
 
-async def test_write_before_start_is_an_error(engine: AsyncEngine) -> None:
+async def test_write_before_start_is_an_error(database_url: str) -> None:
+    writer = EventWriter(backend_for(database_url))
     with pytest.raises(RuntimeError, match="start"):
-        await EventWriter(engine).write(_request())
+        await writer.write(_request())
+    await writer.stop()
 
 
 async def test_event_data_round_trips(writer: EventWriter, engine: AsyncEngine) -> None:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import secrets
+import random
 import threading
 from datetime import datetime
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _RANDOM_BITS = 80
 _lock = threading.Lock()
+# Not secrets: ids need uniqueness, not unpredictability, and SystemRandom is a syscall.
+_random = random.Random()
 _last = (0, 0)
 
 
+# Two characters per 10 bits: 13 lookups instead of 26 shifts per id.
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+
+
 def _encode(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    pairs = _PAIRS
+    return "".join([pairs[(value >> shift) & 1023] for shift in range(120, -1, -10)])
 
 
 def new_ulid(now: datetime) -> str:
@@ -33,6 +36,6 @@ def new_ulid(now: datetime) -> str:
         if millis <= last_millis and last_random < (1 << _RANDOM_BITS) - 1:
             millis, random_part = last_millis, last_random + 1
         else:
-            random_part = secrets.randbits(_RANDOM_BITS)
+            random_part = _random.getrandbits(_RANDOM_BITS)
         _last = (millis, random_part)
     return _encode((millis << _RANDOM_BITS) | random_part)

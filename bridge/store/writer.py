@@ -4,38 +4,53 @@ Every webhook handler hands its request row and events to `EventWriter.write` an
 the commit. A single task drains whatever is queued into one transaction, so under load
 hundreds of deliveries share one fsync, and nothing is acknowledged before it is durable.
 Duplicates are decided by the `events.dedup_key` unique constraint (ON CONFLICT DO NOTHING),
-within a batch and across replicas alike.
+within a batch and across replicas alike. The transaction itself runs on a dedicated driver
+connection (`batch_sqlite`, `batch_postgres`): one round trip or thread hop per batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, insert, select, text
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import delete, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bridge.errors import StoreUnavailable
+from bridge.errors import ConfigurationError, StoreUnavailable
 from bridge.metrics import WRITE_BATCH_SIZE
-from bridge.store.database import translate_errors
-from bridge.store.models import Event, InboundRequest
+from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS, BatchBackend, FollowUp, TableRows
+from bridge.store.models import InboundRequest
 from bridge.store.records import InsertedEvent, NewEvent, RequestRecord, WriteResult, event_row
 
 log = structlog.get_logger(__name__)
 
-# Hooks run inside the writing transaction (the outbox) and after its commit (wake-ups).
-InTransactionHook = Callable[[AsyncConnection, Sequence[InsertedEvent]], Awaitable[None]]
+# Hooks: rows to write in the same transaction as new events (the outbox), and callbacks
+# after the commit (wake-ups). Row hooks are pure: they return rows, the backend writes them.
+RowsHook = Callable[[Sequence[InsertedEvent]], Sequence[TableRows]]
 CommittedHook = Callable[[Sequence[InsertedEvent]], None]
 
-# One constant key for pg_advisory_xact_lock: event inserts from every replica take turns,
-# so `seq` order is commit order and a consumer reading "after seq N" never skips a row
-# that commits later with a smaller number.
-_SEQ_LOCK_KEY = 0x7A6F686F
+
+def backend_for(database_url: str, *, sqlite_synchronous: str = "FULL") -> BatchBackend:
+    """The batch backend for a SQLAlchemy database URL."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise ConfigurationError("the SQLite database must be a file")
+        from bridge.store.batch_sqlite import SqliteBatchBackend
+
+        return SqliteBatchBackend(url.database, sqlite_synchronous)
+    if url.get_backend_name() == "postgresql":
+        from bridge.store.batch_postgres import PostgresBatchBackend
+
+        return PostgresBatchBackend(
+            url.set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+    raise ConfigurationError(f"unsupported database {url.get_backend_name()!r}")
 
 
 @dataclass
@@ -49,11 +64,11 @@ class _Job:
 class EventWriter:
     """Commits deliveries in batches; `write` returns once its delivery is committed."""
 
-    engine: AsyncEngine
+    backend: BatchBackend
     max_batch: int = 256
     max_pending: int = 20_000
     rejected_keep: int = 10_000
-    in_transaction: list[InTransactionHook] = field(default_factory=list)
+    in_transaction: list[RowsHook] = field(default_factory=list)
     committed: list[CommittedHook] = field(default_factory=list)
     _queue: asyncio.Queue[_Job] = field(init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
@@ -67,14 +82,14 @@ class EventWriter:
             self._task = asyncio.create_task(self._run(), name="event-writer")
 
     async def stop(self) -> None:
-        """Finish what is queued, then stop."""
-        if self._task is None:
-            return
-        await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        """Finish what is queued, then stop and close the backend."""
+        if self._task is not None:
+            await self._queue.join()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.backend.close()
 
     async def write(
         self, request: RequestRecord | None, events: Sequence[NewEvent] = ()
@@ -124,45 +139,33 @@ class EventWriter:
                 hook(inserted)
 
     async def _write(self, jobs: list[_Job]) -> tuple[list[WriteResult], list[InsertedEvent]]:
-        async with translate_errors(), self.engine.begin() as conn:
-            is_postgres = conn.dialect.name == "postgresql"
-            inserted_by_key: dict[str, tuple[str, int]] = {}
-            rows = _first_of_each_key(jobs)
-            if rows:
-                if is_postgres:
-                    await conn.execute(
-                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SEQ_LOCK_KEY}
-                    )
-                dialect_insert = postgresql.insert if is_postgres else sqlite.insert
-                stmt = (
-                    dialect_insert(Event)
-                    .on_conflict_do_nothing(index_elements=["dedup_key"])
-                    .returning(Event.dedup_key, Event.id, Event.seq)
-                )
-                result = await conn.execute(stmt, rows)
-                inserted_by_key = {key: (eid, seq) for key, eid, seq in result.all()}
+        self._rejected_since_prune += sum(
+            1 for job in jobs if job.request is not None and job.request.rejected
+        )
+        prune = None
+        if self._rejected_since_prune >= 100:
+            # Rejected requests come from anyone; keep only the newest `rejected_keep`.
+            self._rejected_since_prune = 0
+            prune = self.rejected_keep
+        outcome: list[tuple[list[WriteResult], list[InsertedEvent]]] = []
+
+        def follow_up(inserted_by_key: dict[str, tuple[str, int]]) -> FollowUp:
             results, inserted = _results(jobs, inserted_by_key)
-            request_rows = [
+            outcome.append((results, inserted))
+            requests = [
                 _request_row(job.request, result)
                 for job, result in zip(jobs, results, strict=True)
                 if job.request is not None
             ]
-            if request_rows:
-                await conn.execute(insert(InboundRequest), request_rows)
-            if inserted:
-                for hook in self.in_transaction:
-                    await hook(conn, inserted)
-            rejected = sum(1 for job in jobs if job.request is not None and job.request.rejected)
-            await self._maybe_prune(conn, rejected)
-        return results, inserted
+            extra = (
+                [rows for hook in self.in_transaction for rows in hook(inserted)]
+                if (inserted)
+                else []
+            )
+            return FollowUp(requests, extra)
 
-    async def _maybe_prune(self, conn: AsyncConnection, rejected: int) -> None:
-        # Rejected requests come from anyone; keep only the newest `rejected_keep` of them.
-        self._rejected_since_prune += rejected
-        if self._rejected_since_prune < 100:
-            return
-        self._rejected_since_prune = 0
-        await prune_rejected(conn, self.rejected_keep)
+        await self.backend.write(_first_of_each_key(jobs), follow_up, prune)
+        return outcome[-1]
 
 
 async def prune_rejected(conn: AsyncConnection, keep: int) -> None:
@@ -179,14 +182,15 @@ async def prune_rejected(conn: AsyncConnection, keep: int) -> None:
     await conn.execute(delete(InboundRequest).where(rejected, InboundRequest.id <= boundary))
 
 
-def _first_of_each_key(jobs: list[_Job]) -> list[dict[str, Any]]:
+def _first_of_each_key(jobs: list[_Job]) -> list[tuple[Any, ...]]:
     seen: set[str] = set()
     rows = []
     for job in jobs:
         for event in job.events:
             if event.change.dedup_key not in seen:
                 seen.add(event.change.dedup_key)
-                rows.append(event_row(event))
+                row = event_row(event)
+                rows.append(tuple(row[c] for c in EVENT_COLUMNS))
     return rows
 
 
@@ -216,9 +220,9 @@ def _results(
     return results, all_inserted
 
 
-def _request_row(request: RequestRecord, result: WriteResult) -> dict[str, Any]:
+def _request_row(request: RequestRecord, result: WriteResult) -> tuple[Any, ...]:
     status = "rejected" if request.rejected else result.status
-    return {
+    row = {
         "id": request.id,
         "received_at": request.received_at,
         "kind": request.kind,
@@ -237,3 +241,4 @@ def _request_row(request: RequestRecord, result: WriteResult) -> dict[str, Any]:
         "verification": request.verification,
         "event_count": len(result.inserted),
     }
+    return tuple(row[c] for c in REQUEST_COLUMNS)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.errors import BridgeError, PayloadTooLarge
-from bridge.metrics import EVENTS_STORED, INGEST_SECONDS, WEBHOOK_REQUESTS
+from bridge.metrics import events_counter, ingest_timer, webhook_counter
 from bridge.runtime import Runtime
 from bridge.services.ingest import IngestOutcome, RawRequest, Rejected
 from bridge.web.bodies import read_limited
@@ -28,15 +29,21 @@ async def _raw(request: Request, runtime: Runtime) -> tuple[RawRequest, PayloadT
         body = await read_limited(request, runtime.settings.max_body_bytes)
     except PayloadTooLarge as exc:
         body, too_large = b"", exc
+    # Read straight from the ASGI scope: building Starlette's URL and Headers objects costs
+    # more than the rest of this function on the hot path.
+    scope = request.scope
+    query_string = scope["query_string"].decode("latin-1")
+    headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
+    client = scope.get("client")
     raw = RawRequest(
-        method=request.method,
-        path=request.url.path,
-        query_string=request.url.query,
-        query=tuple(request.query_params.multi_items()),
-        headers=tuple(request.headers.items()),
+        method=scope["method"],
+        path=scope["path"],
+        query_string=query_string,
+        query=tuple(parse_qsl(query_string, keep_blank_values=True)) if query_string else (),
+        headers=headers,
         body=body,
-        content_type=request.headers.get("content-type"),
-        remote_addr=request.client.host if request.client else None,
+        content_type=next((v for k, v in headers if k == "content-type"), None),
+        remote_addr=client[0] if client else None,
         received_at=received_at,
     )
     return raw, too_large
@@ -67,16 +74,16 @@ async def _handle(request: Request, kind: str, source: str | None) -> Response:
             assert source is not None
             outcome = await runtime.ingest.books(source, raw)
     except Rejected as rejected:
-        WEBHOOK_REQUESTS.labels(kind, "rejected").inc()
+        webhook_counter(kind, "rejected").inc()
         return await bridge_error(request, rejected.cause)
     except BridgeError as exc:
-        WEBHOOK_REQUESTS.labels(kind, "failed").inc()
+        webhook_counter(kind, "failed").inc()
         return await bridge_error(request, exc)
     finally:
-        INGEST_SECONDS.labels(kind).observe(time.perf_counter() - started)
-    WEBHOOK_REQUESTS.labels(kind, outcome.status).inc()
+        ingest_timer(kind).observe(time.perf_counter() - started)
+    webhook_counter(kind, outcome.status).inc()
     if outcome.event_ids:
-        EVENTS_STORED.labels(kind, "webhook").inc(len(outcome.event_ids))
+        events_counter(kind, "webhook").inc(len(outcome.event_ids))
     return _answer(outcome)
 
 

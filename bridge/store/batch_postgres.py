@@ -1,0 +1,105 @@
+"""PostgreSQL batch writes: a dedicated asyncpg connection, events in one `unnest` insert."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from bridge.errors import StoreUnavailable
+from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS, FollowUpFn, TableRows
+
+# One constant key for pg_advisory_xact_lock: event inserts from every replica take turns,
+# so `seq` order is commit order and a consumer reading "after seq N" never skips a row
+# that commits later with a smaller number.
+SEQ_LOCK_KEY = 0x7A6F686F
+
+_EVENT_TYPES = (
+    "text", "text", "text", "text", "text", "text", "timestamptz", "timestamptz", "text",
+    "text", "text", "text",
+)  # fmt: skip
+_EVENT_SQL = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+    f"SELECT {', '.join(c + '::jsonb' if c == 'data' else c for c in EVENT_COLUMNS)} "
+    f"FROM unnest({', '.join(f'${i + 1}::{t}[]' for i, t in enumerate(_EVENT_TYPES))}) "
+    f"WITH ORDINALITY AS t({', '.join(EVENT_COLUMNS)}, n) ORDER BY n "
+    "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key, id, seq"
+)
+_REQUEST_SQL = (
+    f"INSERT INTO inbound_requests ({', '.join(REQUEST_COLUMNS)}) VALUES "
+    f"({', '.join(f'${i + 1}' for i in range(len(REQUEST_COLUMNS)))})"
+)
+_PRUNE_SQL = (
+    "DELETE FROM inbound_requests WHERE status = 'rejected' AND id <= ("
+    "SELECT id FROM inbound_requests WHERE status = 'rejected' "
+    "ORDER BY id DESC LIMIT 1 OFFSET $1)"
+)
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
+
+def pg_value(value: Any) -> Any:
+    # asyncpg takes json/jsonb as text.
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
+class PostgresBatchBackend:
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: asyncpg.Connection | None = None
+
+    async def _connect(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(self._dsn, timeout=5, command_timeout=30)
+        return self._conn
+
+    async def write(
+        self, events: list[tuple[Any, ...]], follow_up: FollowUpFn, prune: int | None
+    ) -> None:
+        try:
+            conn = await self._connect()
+            async with conn.transaction():
+                inserted: dict[str, tuple[str, int]] = {}
+                if events:
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", SEQ_LOCK_KEY)
+                    columns = [
+                        [pg_value(row[i]) for row in events] for i in range(len(EVENT_COLUMNS))
+                    ]
+                    for key, event_id, seq in await conn.fetch(_EVENT_SQL, *columns):
+                        inserted[key] = (event_id, seq)
+                more = follow_up(inserted)
+                if more.requests:
+                    await conn.executemany(
+                        _REQUEST_SQL, [tuple(pg_value(v) for v in r) for r in more.requests]
+                    )
+                for rows in more.extra:
+                    await _insert(conn, rows)
+                if prune is not None:
+                    await conn.execute(_PRUNE_SQL, prune)
+        except _UNAVAILABLE as exc:
+            await self._reset()
+            raise StoreUnavailable() from exc
+
+    async def _reset(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.terminate()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close(timeout=5)
+
+
+async def _insert(conn: asyncpg.Connection, rows: TableRows) -> None:
+    if rows.rows:
+        placeholders = ", ".join(f"${i + 1}" for i in range(len(rows.columns)))
+        sql = f"INSERT INTO {rows.table} ({', '.join(rows.columns)}) VALUES ({placeholders})"
+        await conn.executemany(sql, [tuple(pg_value(v) for v in row) for row in rows.rows])
