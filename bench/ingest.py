@@ -65,7 +65,7 @@ def wait_up(port: int, path: str = "/healthz") -> None:
 def crm_maker(run_id: str) -> Callable[[int], tuple[str, bytes]]:
     def make(i: int) -> tuple[str, bytes]:
         body = (
-            '{"server_time":%d,"query_params":{},"module":"Leads","resource_uri":'
+            '{"server_time":%d,"query_params":{},"module":"Leads","resource_uri":'  # noqa: UP031
             '"https://www.zohoapis.com/crm/v2/Leads","ids":["%s%d"],"affected_fields":[],'
             '"operation":"update","channel_id":"1000000068001","token":"%s"}'
             % (1718117126473 + i, run_id, i, CRM_TOKEN)
@@ -102,8 +102,11 @@ def bridge_env(database_url: str) -> dict[str, str]:
 def configure(port: int) -> None:
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {ADMIN}"}
-    httpx.post(f"{base}/admin/channels/import", headers=headers,
-               json={"channel_id": "1000000068001", "token": CRM_TOKEN}).raise_for_status()
+    httpx.post(
+        f"{base}/admin/channels/import",
+        headers=headers,
+        json={"channel_id": "1000000068001", "token": CRM_TOKEN},
+    ).raise_for_status()
     httpx.post(f"{base}/admin/sources", headers=headers,
                json={"name": "bench", "tokens": [BOOKS_TOKEN]}).raise_for_status()  # fmt: skip
 

@@ -58,8 +58,12 @@ class Settings(BaseSettings):
         "FULL", description="SQLite fsync policy; FULL survives power loss, NORMAL only crashes."
     )
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connection pool size.")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level."
+    )
+    log_format: Literal["console", "json"] = Field(
+        "console", description="Log lines for people (console) or machines (json)."
+    )
 
     @field_validator("public_url")
     @classmethod

@@ -111,3 +111,13 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://bridge.test") as c:
             yield c
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """With BRIDGE_TEST_FORBID_SKIPS=1 (CI), a skipped test is a failed test."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("BRIDGE_TEST_FORBID_SKIPS") == "1":
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and skips are forbidden here: {report.longrepr}"
