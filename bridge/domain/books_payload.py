@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from bridge.domain import jsonx
 from bridge.domain.events import ChangeEvent, Operation, Origin, Product
 from bridge.errors import InvalidInput, MalformedRequest, UnsupportedMediaType
 
@@ -72,7 +73,7 @@ def _load_json(text: str) -> dict[str, Any] | None:
     if not text.strip():
         return None
     try:
-        doc = json.loads(text)
+        doc = jsonx.loads(text)
     except json.JSONDecodeError as exc:
         raise MalformedRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -169,8 +170,7 @@ def to_event(
     record_id = record.get(id_field(entity))
     if record_id is None or isinstance(record_id, (dict, list, bool)) or str(record_id) == "":
         raise MalformedRequest(f"the {entity} has no {id_field(entity)}")
-    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(jsonx.canonical(record)).hexdigest()
     return ChangeEvent(
         product=Product.BOOKS,
         source=source,

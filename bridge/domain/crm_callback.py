@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bridge.domain import jsonx
 from bridge.domain.events import ChangeEvent, Operation, Origin, Product
 from bridge.errors import MalformedRequest
 
@@ -72,7 +73,7 @@ def _affected_values(raw: Any) -> dict[str, dict[str, Any]]:
 def parse_callback(body: bytes) -> CrmCallback:
     """Validate a callback body. Raises MalformedRequest with a message saying what is wrong."""
     try:
-        doc = json.loads(body)
+        doc = jsonx.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import asyncpg
 
+from bridge.domain import jsonx
 from bridge.errors import StoreUnavailable
 from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS, FollowUpFn, TableRows
 
@@ -47,7 +47,7 @@ _UNAVAILABLE = (
 
 def pg_value(value: Any) -> Any:
     # asyncpg takes json/jsonb as text.
-    return json.dumps(value) if isinstance(value, (dict, list)) else value
+    return jsonx.dumps(value).decode("utf-8") if isinstance(value, (dict, list)) else value
 
 
 class PostgresBatchBackend:

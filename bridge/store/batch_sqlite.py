@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from bridge.domain import jsonx
 from bridge.errors import StoreUnavailable
 from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS, FollowUpFn
 
@@ -26,7 +26,7 @@ def sqlite_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     if isinstance(value, (dict, list)):
-        return json.dumps(value)
+        return jsonx.dumps(value).decode("utf-8")
     if isinstance(value, bool):
         return int(value)
     return value

@@ -6,9 +6,10 @@ import time
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from bridge.domain import jsonx
 from bridge.errors import BridgeError, PayloadTooLarge
 from bridge.metrics import events_counter, ingest_timer, webhook_counter
 from bridge.runtime import Runtime
@@ -50,15 +51,14 @@ async def _raw(request: Request, runtime: Runtime) -> tuple[RawRequest, PayloadT
 
 
 def _answer(outcome: IngestOutcome) -> Response:
-    return JSONResponse(
-        {
-            "status": outcome.status,
-            "request_id": outcome.request_id,
-            "events": len(outcome.event_ids),
-            "event_ids": outcome.event_ids,
-            "duplicates": outcome.duplicates,
-        }
-    )
+    body = {
+        "status": outcome.status,
+        "request_id": outcome.request_id,
+        "events": len(outcome.event_ids),
+        "event_ids": outcome.event_ids,
+        "duplicates": outcome.duplicates,
+    }
+    return Response(jsonx.dumps(body), media_type="application/json")
 
 
 async def _handle(request: Request, kind: str, source: str | None) -> Response:
