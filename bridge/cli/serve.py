@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import click
 import uvicorn
@@ -40,6 +41,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_migrate: bo
     if settings.admin_token is None:
         click.echo("note: BRIDGE_ADMIN_TOKEN is not set, so the admin API is disabled", err=True)
     click.echo(f"zoho-bridge listening on http://{host}:{port}", err=True)
+    # Everything imported so far lives as long as the process: keep the cyclic collector
+    # off it, and collect less often, so full collections do not stall webhook answers.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 50)
     uvicorn.run(
         create_app(settings),
         host=host,
