@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+import httpx
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.errors import SecretKeyError, StoreUnavailable
 from bridge.secretbox import SecretBox
 from bridge.services.ingest import IngestService
 from bridge.services.lookup import Lookup
 from bridge.settings import Settings
+from bridge.store.budget_store import DbBudgetStore
+from bridge.store.connections import any_encrypted_secret
 from bridge.store.database import create_engine
+from bridge.store.token_store import DbTokenStore
 from bridge.store.writer import EventWriter
+from bridge.zoho.budget import Budget
+from bridge.zoho.client import ZohoClient
+from bridge.zoho.oauth import TokenManager
 
 
 def utc_now() -> datetime:
@@ -31,13 +43,46 @@ class Runtime:
     lookup: Lookup
     ingest: IngestService
     clock: Callable[[], datetime]
+    http: httpx.AsyncClient
+    zoho: ZohoClient
+    replica: str
+    # Why BRIDGE_SECRET_KEY cannot open the stored secrets, if it cannot.
+    secret_problem: str | None = None
+    # The scheduler, when this runtime runs scheduled work (`serve`, not CLI commands).
+    scheduler: Any = field(default=None)
 
     async def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
         await self.writer.stop()
+        await self.http.aclose()
         await self.engine.dispose()
 
 
-async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Runtime:
+async def check_secret_key(engine: AsyncEngine, box: SecretBox) -> str | None:
+    """None when the stored secrets (if any) open with the configured key; otherwise why
+    not. A database without the tables yet has nothing to open."""
+    try:
+        sample = await any_encrypted_secret(engine)
+    except (DBAPIError, StoreUnavailable):
+        # No tables yet, or no database: readiness reports that on its own.
+        return None
+    if sample is None:
+        return None
+    try:
+        box.decrypt(sample)
+    except SecretKeyError as exc:
+        return exc.message
+    return None
+
+
+async def open_runtime(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Runtime:
     box = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None)
     engine = create_engine(
         settings.database_url,
@@ -49,5 +94,18 @@ async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] = ut
     )
     lookup = Lookup(engine, box, settings.lookup_cache_seconds)
     ingest = IngestService(writer, lookup, clock, settings.rejected_body_bytes)
+    http = httpx.AsyncClient(timeout=settings.zoho_timeout, transport=transport)
+
+    def seconds() -> float:
+        return clock().timestamp()
+
+    tokens = TokenManager(http, DbTokenStore(engine, box), clock=seconds)
+    budget = Budget(DbBudgetStore(engine), clock=seconds)
+    zoho = ZohoClient(http, tokens, budget)
+    replica = settings.replica_id or f"{socket.gethostname()}:{os.getpid()}:{id(engine):x}"
+    secret_problem = await check_secret_key(engine, box)
     await writer.start()
-    return Runtime(settings, engine, box, writer, lookup, ingest, clock)
+    return Runtime(
+        settings, engine, box, writer, lookup, ingest, clock, http, zoho, replica[:64],
+        secret_problem,
+    )  # fmt: skip

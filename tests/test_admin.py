@@ -246,7 +246,10 @@ async def test_openapi_lists_the_surface(client: httpx.AsyncClient) -> None:
 async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
-    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "schema": "current"}}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "schema": "current", "secret_key": "ok"},
+    }
     await client.post("/hooks/crm", json=crm_body())
     metrics = (await client.get("/metrics")).text
     assert 'bridge_webhook_requests_total{kind="crm",outcome="rejected"}' in metrics

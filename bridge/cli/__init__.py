@@ -38,13 +38,15 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 
 
 def _register() -> None:
-    from bridge.cli import channels, db, events, samples, serve, sources
+    from bridge.cli import channels, connections, db, events, samples, sandbox, serve, sources
 
     main.add_command(serve.serve)
     main.add_command(serve.keygen)
     main.add_command(db.db)
     main.add_command(sources.sources)
     main.add_command(channels.channels)
+    main.add_command(connections.connections)
+    main.add_command(sandbox.sandbox)
     main.add_command(events.events)
     main.add_command(samples.send_sample)
 

@@ -29,7 +29,12 @@ async def readyz(request: Request) -> Response:
         checks["database"] = exc.message
     except Exception as exc:  # readiness must answer, whatever the database says
         checks["database"] = f"unreachable ({type(exc).__name__})"
-    ready = checks.get("database") == "ok" and checks.get("schema") == "current"
+    checks["secret_key"] = runtime.secret_problem or "ok"
+    ready = (
+        checks.get("database") == "ok"
+        and checks.get("schema") == "current"
+        and checks["secret_key"] == "ok"
+    )
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},
         status_code=200 if ready else 503,
