@@ -6,15 +6,17 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.domain.channel_rules import RenewalPolicy
 from bridge.errors import SecretKeyError, StoreUnavailable
 from bridge.secretbox import SecretBox
+from bridge.services.channel_keeper import ChannelKeeper
 from bridge.services.ingest import IngestService
 from bridge.services.lookup import Lookup
 from bridge.settings import Settings
@@ -46,10 +48,17 @@ class Runtime:
     http: httpx.AsyncClient
     zoho: ZohoClient
     replica: str
+    keeper: ChannelKeeper
     # Why BRIDGE_SECRET_KEY cannot open the stored secrets, if it cannot.
     secret_problem: str | None = None
     # The scheduler, when this runtime runs scheduled work (`serve`, not CLI commands).
     scheduler: Any = field(default=None)
+
+    def start_scheduler(self) -> None:
+        """Run scheduled work (channel renewal and repair) in this process: `serve` only."""
+        from bridge.services.scheduler import start_scheduler
+
+        self.scheduler = start_scheduler(self.keeper, self.settings)
 
     async def close(self) -> None:
         if self.scheduler is not None:
@@ -103,9 +112,20 @@ async def open_runtime(
     budget = Budget(DbBudgetStore(engine), clock=seconds)
     zoho = ZohoClient(http, tokens, budget)
     replica = settings.replica_id or f"{socket.gethostname()}:{os.getpid()}:{id(engine):x}"
+    keeper = ChannelKeeper(
+        engine, box, zoho, lookup, clock, replica[:64],
+        policy=RenewalPolicy(
+            lifetime=timedelta(hours=settings.channel_lifetime_hours),
+            renew_after=timedelta(hours=settings.channel_renew_after_hours),
+            alert_within=timedelta(hours=settings.channel_alert_hours),
+        ),
+        lease=timedelta(seconds=settings.channel_lease_seconds),
+        grace=timedelta(hours=settings.channel_token_grace_hours),
+        rotate_every=settings.channel_rotate_every,
+    )  # fmt: skip
     secret_problem = await check_secret_key(engine, box)
     await writer.start()
     return Runtime(
         settings, engine, box, writer, lookup, ingest, clock, http, zoho, replica[:64],
-        secret_problem,
+        keeper, secret_problem,
     )  # fmt: skip

@@ -12,6 +12,7 @@ from starlette.routing import Route
 from bridge.errors import NotFound
 from bridge.runtime import Runtime
 from bridge.services import admin as actions
+from bridge.services import channels as managed_channels
 from bridge.store import channels as channel_store
 from bridge.store import event_queries
 from bridge.store import sources as source_store
@@ -141,8 +142,13 @@ async def add_channel_token(request: Request) -> Response:
 
 @admin
 async def list_channels(request: Request) -> Response:
-    items = await channel_store.list_channels(_rt(request).engine)
-    return JSONResponse({"items": [channel_view(c) for c in items]})
+    rt = _rt(request)
+    items = await channel_store.list_channels(rt.engine)
+    # Managed channels also show their renewal state.
+    renewal = {v["channel_id"]: v for v in await managed_channels.list_views(rt.keeper)}
+    return JSONResponse(
+        {"items": [{**channel_view(c), "renewal": renewal.get(c.channel_id)} for c in items]}
+    )
 
 
 @admin

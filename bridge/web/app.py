@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 
 from bridge.runtime import open_runtime, utc_now
 from bridge.settings import Settings
-from bridge.web import admin, admin_connections, health, hooks, openapi
+from bridge.web import admin, admin_channels, admin_connections, health, hooks, openapi
 from bridge.web.errors import HANDLERS
 
 
@@ -19,6 +19,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await open_runtime(settings, clock=clock)
         app.state.runtime = runtime
+        if settings.scheduler:
+            runtime.start_scheduler()
         try:
             yield
         finally:
@@ -30,6 +32,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             *health.routes,
             *admin.routes,
             *admin_connections.routes,
+            *admin_channels.routes,
             *openapi.routes,
         ],
         exception_handlers=HANDLERS,
