@@ -111,6 +111,7 @@ def settings(database_url: str) -> Settings:
         admin_token=ADMIN_TOKEN,
         secret_key=SECRET_KEY,
         max_body_bytes=64 * 1024,
+        scheduler=False,  # tests run scheduled work themselves, at the times they choose
     )
 
 
