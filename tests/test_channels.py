@@ -213,3 +213,23 @@ async def test_disable_when_zoho_already_forgot_it(rig: Rig) -> None:
     assert late.status_code == 404
     assert await rig.runtime.keeper.renew_due() == {}
     assert (await rig.http.get("/admin/status")).json()["channels"]["managed"] == 0
+
+
+async def test_token_rotated_by_another_replica_is_accepted_despite_the_cache(
+    database_url: str, sandbox: RunningSandbox
+) -> None:
+    from bridge.runtime import open_runtime
+    from bridge.services import channels as service
+
+    async with bridge_rig(database_url, sandbox, lookup_cache_seconds=600) as rig:
+        channel_id = await rig.create()
+        rig.state.crm_create("Leads", {})
+        await rig.state.flush()  # the channel is now in this replica's lookup cache
+        other = await open_runtime(rig.runtime.settings, clock=rig.runtime.clock)
+        try:
+            await service.renew_now(other.keeper, channel_id, rotate=True)
+        finally:
+            await other.close()
+        rig.state.crm_create("Leads", {})
+        await rig.state.flush()
+        assert [d.status for d in rig.state.deliveries] == [200, 200]
