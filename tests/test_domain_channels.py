@@ -15,6 +15,7 @@ from bridge.domain.channel_rules import (
     check_events,
     diagnose,
     gap_start,
+    merge_listing,
     next_renewal,
     parse_expiry,
     retry_after_failure,
@@ -99,3 +100,16 @@ def test_gap_starts_at_last_confirmation_or_expiry() -> None:
     assert gap_start(None, None, created) == created
     assert gap_start(NOW, NOW + timedelta(days=1), created) == NOW
     assert gap_start(NOW, NOW - timedelta(hours=2), created) == NOW - timedelta(hours=2)
+
+
+def test_a_channel_listed_once_per_module_is_one_channel() -> None:
+    listing = [
+        {"channel_id": "42", "events": ["Leads.all"], "resource_name": "Leads", "token": "tok"},
+        {"channel_id": "42", "events": ["Deals.edit"], "resource_name": "Deals", "token": "tok"},
+        {"channel_id": 7, "events": ["Leads.all"]},
+    ]
+    merged = merge_listing(listing)
+    assert set(merged) == {"42", "7"}
+    assert merged["42"]["events"] == ["Leads.all", "Deals.edit"]
+    wanted = Wanted("42", ("Deals.edit", "Leads.all"), "u", "tok", None)
+    assert diagnose(wanted, {**merged["42"], "notify_url": "u"}, NOW) is None

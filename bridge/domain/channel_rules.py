@@ -99,6 +99,23 @@ def parse_expiry(raw: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+def merge_listing(items: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Zoho's GET list by channel id. Each entry names one `resource_name` (module), so a
+    channel watching several modules may be listed once per module (UNCERTAIN, zoho.md
+    §1.1): entries of one channel are merged, their events united, so a multi-module
+    channel is not "repaired" on every comparison."""
+    merged: dict[str, dict[str, Any]] = {}
+    for item in items:
+        channel_id = str(item.get("channel_id"))
+        if channel_id not in merged:
+            merged[channel_id] = dict(item)
+            continue
+        seen = merged[channel_id]
+        events = [*(seen.get("events") or []), *(item.get("events") or [])]
+        seen["events"] = list(dict.fromkeys(map(str, events)))
+    return merged
+
+
 def diagnose(wanted: Wanted, listed: Mapping[str, Any] | None, now: datetime) -> str | None:
     """Why the channel Zoho lists (None: not listed) is not the live channel we want, or
     None when it is. Whether Zoho lists expired channels is undocumented (§1.2), so both

@@ -22,6 +22,7 @@ from bridge.domain.channel_rules import (
     channel_expiry,
     diagnose,
     gap_start,
+    merge_listing,
     next_renewal,
     parse_expiry,
     retry_after_failure,
@@ -213,7 +214,7 @@ class ChannelKeeper:
                 log.warning("cannot list channels at Zoho", connection=info.name,
                             error=exc.message)  # fmt: skip
                 continue
-            theirs = {str(item.get("channel_id")): item for item in listed}
+            theirs = merge_listing(listed)
             for channel in mine:
                 outcome = await self._reconcile_one(channel, theirs, listed_at)
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
