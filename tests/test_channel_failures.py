@@ -120,3 +120,54 @@ async def test_serve_lifespan_starts_and_stops_the_scheduled_jobs(database_url: 
         scheduler = app.state.runtime.scheduler
         assert {job.id for job in scheduler.get_jobs()} == {"renew-channels", "reconcile-channels"}
     assert app.state.runtime.scheduler is None
+
+
+async def test_token_rotates_every_n_renewals(database_url: str) -> None:
+    zoho, clock = FakeZoho(), Clock()
+    settings = Settings.from_environ(
+        {}, database_url=database_url, secret_key=SECRET_KEY, scheduler=False,
+        public_url="https://bridge.example", channel_rotate_every=2,
+    )  # fmt: skip
+    runtime = await open_runtime(settings, clock=clock, transport=httpx.MockTransport(zoho))
+    try:
+        new = connections.NewConnection("acme", "eu", "1000.ID", "secret", "1000.refresh")
+        await connections.add_connection(runtime.engine, runtime.box, new, clock())
+        created = await service.create_channel(
+            runtime.keeper, "https://bridge.example", service.ChannelRequest("acme", ["Leads.all"])
+        )
+        for _ in range(2):
+            clock.now += timedelta(hours=24)
+            assert await runtime.keeper.renew_due() == {"renewed": 1}
+        tokens = [post["token"] for post in zoho.posts]
+        assert tokens[0] == tokens[1] != tokens[2]  # the second renewal rotated
+        channel = await store.get_managed(runtime.engine, created.channel_id)
+        assert channel is not None
+        assert [t.valid_until for t in channel.tokens] == [clock.now + timedelta(hours=1), None]
+    finally:
+        await runtime.close()
+
+
+async def test_every_cycle_warns_while_a_channel_is_at_risk(
+    rig: tuple[Runtime, FakeZoho, Clock],
+) -> None:
+    from structlog.testing import capture_logs
+
+    from bridge.services.scheduler import renewal_cycle
+
+    runtime, zoho, clock = rig
+    created = await service.create_channel(
+        runtime.keeper, "https://bridge.example", service.ChannelRequest("acme", ["Leads.all"])
+    )
+    zoho.fail_with = "INTERNAL_SERVER_ERROR"  # renewals keep failing for days
+    clock.now += timedelta(days=6, hours=1)
+    for _ in range(2):
+        with capture_logs() as logs:
+            await renewal_cycle(runtime.keeper)
+        warned = [e for e in logs if e["event"] == "channel at risk"]
+        assert [e["channel"] for e in warned] == [created.channel_id]
+        clock.now += timedelta(minutes=5)
+    zoho.fail_with = None
+    clock.now += timedelta(hours=1)
+    with capture_logs() as logs:
+        await renewal_cycle(runtime.keeper)
+    assert not [e for e in logs if e["event"] == "channel at risk"]
