@@ -3,6 +3,7 @@ decide which replica does each piece, so every replica may run every job)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -36,17 +37,19 @@ async def renewal_cycle(keeper: ChannelKeeper) -> None:
 def start_scheduler(keeper: ChannelKeeper, settings: Settings) -> AsyncIOScheduler:
     """Start the jobs on the running event loop. Both run once at start-up too, so a
     restart repairs whatever lapsed while the bridge was down."""
+    # APScheduler logs every run at INFO; our jobs log what matters themselves.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = AsyncIOScheduler(timezone=UTC)
     now = datetime.now(UTC)
     scheduler.add_job(
         _guarded("renew channels", lambda: renewal_cycle(keeper)), "interval",
         seconds=settings.channel_check_seconds, next_run_time=now, max_instances=1,
-        coalesce=True, id="renew-channels",
+        coalesce=True, id="renew-channels", name="renew channels",
     )  # fmt: skip
     scheduler.add_job(
         _guarded("reconcile channels", keeper.reconcile), "interval",
         minutes=settings.channel_reconcile_minutes, next_run_time=now, max_instances=1,
-        coalesce=True, id="reconcile-channels",
+        coalesce=True, id="reconcile-channels", name="reconcile channels",
     )  # fmt: skip
     scheduler.start()
     return scheduler
