@@ -43,6 +43,8 @@ async def test_create_then_a_change_at_zoho_arrives_verified(rig: Rig) -> None:
     assert view["managed"]
     assert view["renewal"]["state"] == "live"
     assert at_zoho.token not in str(view)
+    one = (await rig.http.get(f"/admin/channels/{channel_id}")).json()
+    assert one["renewal"]["expires_in_seconds"] == 167 * 3600
 
     record_id = rig.state.crm_create("Leads", {"Last_Name": "Ada"})
     await rig.state.flush()

@@ -154,10 +154,13 @@ async def list_channels(request: Request) -> Response:
 @admin
 async def get_channel(request: Request) -> Response:
     channel_id = request.path_params["channel_id"]
-    found = await channel_store.get_channel(_rt(request).engine, channel_id)
+    rt = _rt(request)
+    found = await channel_store.get_channel(rt.engine, channel_id)
     if found is None:
         raise NotFound(f"no channel {channel_id}")
-    return JSONResponse(channel_view(found))
+    views = await managed_channels.list_views(rt.keeper)
+    renewal = next((v for v in views if v["channel_id"] == channel_id), None)
+    return JSONResponse({**channel_view(found), "renewal": renewal})
 
 
 def event_filter(request: Request) -> event_queries.EventFilter:
