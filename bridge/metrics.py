@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 WEBHOOK_REQUESTS = Counter(
     "bridge_webhook_requests_total",
@@ -27,6 +27,19 @@ WRITE_BATCH_SIZE = Histogram(
     "bridge_write_batch_size",
     "Deliveries committed together in one transaction.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+CHANNEL_RENEWALS = Counter(
+    "bridge_channel_renewals_total",
+    "Managed CRM channel enables at Zoho, by reason (create, renew, repair) and outcome.",
+    ["reason", "outcome"],
+)
+CHANNEL_GAPS = Counter(
+    "bridge_channel_gaps_total",
+    "Spans in which a managed channel was found not live at Zoho (recorded for reconciliation).",
+)
+CHANNELS_AT_RISK = Gauge(
+    "bridge_channels_at_risk",
+    "Managed channels expiring within BRIDGE_CHANNEL_ALERT_HOURS, or paused.",
 )
 
 

@@ -58,6 +58,37 @@ class Settings(BaseSettings):
         "FULL", description="SQLite fsync policy; FULL survives power loss, NORMAL only crashes."
     )
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connection pool size.")
+    zoho_timeout: float = Field(30.0, gt=0, description="Seconds before a call to Zoho times out.")
+    scheduler: bool = Field(
+        True, description="Run scheduled work (channel renewal) in `serve`; off for tests."
+    )
+    replica_id: str | None = Field(
+        None, description="Name of this replica in leases (default: host name and process id)."
+    )
+    channel_lifetime_hours: float = Field(
+        167.0, gt=1, le=168, description="Expiry asked for a channel: Zoho allows 7 days at most."
+    )
+    channel_renew_after_hours: float = Field(
+        24.0, gt=0, description="Renew a managed channel once this much of its life has passed."
+    )
+    channel_alert_hours: float = Field(
+        24.0, gt=0, description="Flag a channel whose expiry is this close without a renewal."
+    )
+    channel_token_grace_hours: float = Field(
+        1.0, ge=0, description="How long a rotated-out channel token is still accepted."
+    )
+    channel_rotate_every: int = Field(
+        0, ge=0, description="Rotate a channel's token every N renewals (0: only on request)."
+    )
+    channel_check_seconds: float = Field(
+        60.0, gt=0, description="How often the renewal job looks for due channels."
+    )
+    channel_reconcile_minutes: float = Field(
+        15.0, gt=0, description="How often managed channels are compared with Zoho's list."
+    )
+    channel_lease_seconds: float = Field(
+        300.0, gt=0, description="How long a replica holds a channel while renewing it."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
     )

@@ -15,6 +15,7 @@ from bridge.errors import (
     UnsupportedMediaType,
     VerificationFailed,
 )
+from bridge.zoho.errors import ZohoError
 
 STATUS_BY_ERROR: tuple[tuple[type[BridgeError], int], ...] = (
     (MalformedRequest, 400),
@@ -26,6 +27,8 @@ STATUS_BY_ERROR: tuple[tuple[type[BridgeError], int], ...] = (
     (UnsupportedMediaType, 415),
     (StoreUnavailable, 503),
     (ConfigurationError, 503),
+    # Zoho refused or failed a call the operator asked for: the upstream is at fault.
+    (ZohoError, 502),
 )
 
 

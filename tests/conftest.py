@@ -28,7 +28,18 @@ from tests.support import ADMIN_TOKEN, SECRET_KEY, run_in_thread
 POSTGRES_URL = os.environ.get(
     "BRIDGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
-TABLES = ("events", "inbound_requests", "books_sources", "crm_channels")
+TABLES = (
+    "events",
+    "inbound_requests",
+    "books_sources",
+    "crm_channels",
+    "connections",
+    "zoho_tokens",
+    "budget_keys",
+    "budget_spend",
+    "budget_slots",
+    "channel_gaps",
+)
 
 
 def _dsn(url: str) -> str:
@@ -100,6 +111,7 @@ def settings(database_url: str) -> Settings:
         admin_token=ADMIN_TOKEN,
         secret_key=SECRET_KEY,
         max_body_bytes=64 * 1024,
+        scheduler=False,  # tests run scheduled work themselves, at the times they choose
     )
 
 

@@ -141,7 +141,7 @@ async def test_channels_list_and_show(client: httpx.AsyncClient) -> None:
     again = await client.post("/admin/channels/import", json=body, headers=ADMIN)
     assert again.status_code == 409
     [listed] = (await client.get("/admin/channels", headers=ADMIN)).json()["items"]
-    assert listed == created.json()
+    assert listed == {**created.json(), "renewal": None}  # imported: no renewal state
     assert CRM_TOKEN not in str(listed)
     assert (await client.get("/admin/channels/42", headers=ADMIN)).status_code == 404
     r = await client.post("/admin/channels/42/tokens", json={"token": CRM_TOKEN}, headers=ADMIN)
@@ -246,7 +246,10 @@ async def test_openapi_lists_the_surface(client: httpx.AsyncClient) -> None:
 async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
-    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "schema": "current"}}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "schema": "current", "secret_key": "ok", "channels": "ok"},
+    }
     await client.post("/hooks/crm", json=crm_body())
     metrics = (await client.get("/metrics")).text
     assert 'bridge_webhook_requests_total{kind="crm",outcome="rejected"}' in metrics

@@ -58,6 +58,10 @@ def test_every_command_has_help() -> None:
         ["sources", "add"], ["sources", "list"], ["sources", "set"], ["channels"],
         ["channels", "import"], ["channels", "list"], ["channels", "add-token"], ["events"],
         ["events", "list"], ["events", "show"], ["send-sample"], ["keygen"],
+        ["channels", "create"], ["channels", "renew"], ["channels", "rotate"],
+        ["channels", "disable"], ["channels", "gaps"], ["connections"],
+        ["connections", "add"], ["connections", "list"], ["connections", "update"],
+        ["connections", "remove"], ["connections", "check"], ["sandbox"],
     ):  # fmt: skip
         result = runner.invoke(main, [*command, "--help"], prog_name="zoho-bridge", env={})
         assert result.exit_code == 0, result.output

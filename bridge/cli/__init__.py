@@ -38,13 +38,26 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 
 
 def _register() -> None:
-    from bridge.cli import channels, db, events, samples, serve, sources
+    from bridge.cli import (
+        channel_ops,
+        channels,
+        connections,
+        db,
+        events,
+        samples,
+        sandbox,
+        serve,
+        sources,
+    )
 
     main.add_command(serve.serve)
     main.add_command(serve.keygen)
     main.add_command(db.db)
     main.add_command(sources.sources)
     main.add_command(channels.channels)
+    del channel_ops  # its commands join the `channels` group on import
+    main.add_command(connections.connections)
+    main.add_command(sandbox.sandbox)
     main.add_command(events.events)
     main.add_command(samples.send_sample)
 

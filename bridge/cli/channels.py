@@ -1,4 +1,5 @@
-"""`zoho-bridge channels import|list|add-token`: CRM notification channels."""
+"""`zoho-bridge channels import|list|add-token`: CRM notification channels (the managed
+ones' commands are in `channel_ops`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import click
 
 from bridge.cli.common import print_json, print_table, run_async, runtime_for, settings_of
 from bridge.services import admin as actions
+from bridge.services import channels as managed
 from bridge.store import channels as channel_store
 from bridge.web.views import channel_view
 
@@ -74,24 +76,37 @@ async def add_token(
 @click.pass_context
 @run_async
 async def list_(ctx: click.Context, as_json: bool) -> None:
-    """List CRM channels."""
+    """List CRM channels: managed ones with state, expiry countdown, last renewal, error."""
     async with runtime_for(settings_of(ctx)) as rt:
         items = [channel_view(c) for c in await channel_store.list_channels(rt.engine)]
+        renewal = {v["channel_id"]: v for v in await managed.list_views(rt.keeper)}
+    for item in items:
+        item["renewal"] = renewal.get(item["channel_id"])
     if as_json:
         print_json(items)
         return
-    print_table(
-        ["channel id", "source", "events", "managed", "tokens", "status", "expires"],
-        [
+    rows = []
+    for c in items:
+        r = c["renewal"] or {}
+        rows.append(
             [
-                c["channel_id"],
-                c["source"],
-                ",".join(c["events"]),
-                c["managed"],
-                len(c["tokens"]),
-                c["status"],
-                c["expires_at"],
+                c["channel_id"], r.get("connection") or "(imported)", ",".join(c["events"]),
+                r.get("state", c["status"]), c["expires_at"],
+                _countdown(r.get("expires_in_seconds")), r.get("last_renewed_at"),
+                r.get("last_error"),
             ]
-            for c in items
-        ],
-    )
+        )  # fmt: skip
+    print_table(
+        ["channel id", "connection", "events", "state", "expires", "expires in",
+         "last renewal", "last error"],
+        rows,
+    )  # fmt: skip
+
+
+def _countdown(seconds: int | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds <= 0:
+        return "expired"
+    days, rest = divmod(seconds, 86400)
+    return f"{days}d {rest // 3600}h {rest % 3600 // 60}m"

@@ -25,7 +25,7 @@ T = TypeVar("T")
 ENV_HELP = (
     "Environment: BRIDGE_DATABASE_URL, BRIDGE_ADMIN_TOKEN, BRIDGE_SECRET_KEY, "
     "BRIDGE_PUBLIC_URL, BRIDGE_HOST, BRIDGE_PORT, BRIDGE_MAX_BODY_BYTES, BRIDGE_LOG_LEVEL, "
-    "BRIDGE_LOG_FORMAT (see the README for all)."
+    "BRIDGE_LOG_FORMAT, BRIDGE_CHANNEL_* (see docs/channels.md; the README for all)."
 )
 
 # Not a terminal (a pipe, a log): wide enough that ids and times are never cut.

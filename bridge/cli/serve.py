@@ -10,7 +10,10 @@ import uvicorn
 
 from bridge.cli.common import ENV_HELP, settings_of
 from bridge.errors import BridgeError
-from bridge.secretbox import generate_key
+from bridge.runtime import check_secret_key
+from bridge.secretbox import SecretBox, generate_key
+from bridge.settings import Settings
+from bridge.store.database import create_engine
 from bridge.store.migrate import upgrade
 from bridge.web.app import create_app
 
@@ -38,6 +41,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_migrate: bo
                 f"cannot migrate the database ({type(exc).__name__}); "
                 "check BRIDGE_DATABASE_URL and that the database is reachable"
             ) from None
+    problem = asyncio.run(_secret_problem(settings))
+    if problem is not None:
+        raise click.ClickException(
+            f"{problem}. Stored connection secrets and channel tokens cannot be read; "
+            "set BRIDGE_SECRET_KEY to the key they were stored with."
+        )
     if settings.admin_token is None:
         click.echo("note: BRIDGE_ADMIN_TOKEN is not set, so the admin API is disabled", err=True)
     click.echo(f"zoho-bridge listening on http://{host}:{port}", err=True)
@@ -55,6 +64,15 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_migrate: bo
         proxy_headers=True,
         lifespan="on",
     )
+
+
+async def _secret_problem(settings: Settings) -> str | None:
+    box = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None)
+    engine = create_engine(settings.database_url)
+    try:
+        return await check_secret_key(engine, box)
+    finally:
+        await engine.dispose()
 
 
 @click.command()

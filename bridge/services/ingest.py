@@ -122,7 +122,15 @@ class IngestService:
             if not token:
                 raise VerificationFailed("token is missing")
             if not matches_any(token, digests):
-                raise VerificationFailed("token does not match the channel's token")
+                # A rotation on another replica is valid from the moment it is sent, and
+                # this replica's cached copy may predate it: look once more, uncached.
+                self.lookup.forget_channel(callback.channel_id)
+                fresh = await self.lookup.channel(callback.channel_id)
+                if fresh is None or fresh.status == "disabled":
+                    raise NotFound(f"unknown channel {callback.channel_id}")
+                channel = fresh
+                if not matches_any(token, valid_digests(channel.tokens, raw.received_at)):
+                    raise VerificationFailed("token does not match the channel's token")
             verified.append("token ok")
             events = crm_callback.to_events(
                 callback, source=channel.source, received_at=raw.received_at, body=raw.body

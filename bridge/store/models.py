@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -71,6 +72,21 @@ class CrmChannel(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Managed channels only: the connection that enables and renews it at Zoho.
+    connection: Mapped[str | None] = mapped_column(String(64))
+    # The current token, encrypted: renewals must re-send it (zoho.md §1.2).
+    token_encrypted: Mapped[str | None] = mapped_column(Text)
+    # {"notify_on_related_action": bool, "return_affected_field_values": bool}
+    options: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    renewals: Mapped[int] = mapped_column(Integer, default=0)
+    last_renewed_at: Mapped[datetime | None]
+    # Last time Zoho confirmed the channel live as we configured it (enable or listing).
+    verified_at: Mapped[datetime | None]
+    next_renewal_at: Mapped[datetime | None]
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
 
 
 class InboundRequest(Base):
@@ -128,3 +144,85 @@ class Event(Base):
     dedup_key: Mapped[str] = mapped_column(String(400), unique=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
     request_id: Mapped[str | None] = mapped_column(String(26))
+
+
+class ZohoConnection(Base):
+    """One Zoho OAuth identity for one organisation in one data centre (secrets encrypted)."""
+
+    __tablename__ = "connections"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    dc: Mapped[str] = mapped_column(String(16))
+    client_id: Mapped[str] = mapped_column(String(200))
+    client_secret_encrypted: Mapped[str] = mapped_column(Text)
+    refresh_token_encrypted: Mapped[str] = mapped_column(Text)
+    organization_id: Mapped[str | None] = mapped_column(String(64))
+    accounts_url: Mapped[str | None] = mapped_column(Text)
+    api_domain: Mapped[str | None] = mapped_column(Text)
+    limits: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ZohoToken(Base):
+    """A connection's cached access token (encrypted) and its recent token-request times,
+    shared by replicas so Zoho's ten-per-ten-minutes count holds across them (zoho.md §5)."""
+
+    __tablename__ = "zoho_tokens"
+
+    connection: Mapped[str] = mapped_column(String(64), primary_key=True)
+    access_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    api_domain: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[float] = mapped_column(Float, default=0.0)
+    requested_at: Mapped[list[float]] = mapped_column(JSONDoc, default=list)
+
+
+class BudgetKey(Base):
+    """One row per budget key: the row replicas lock before counting its window."""
+
+    __tablename__ = "budget_keys"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class BudgetSpend(Base):
+    """Spending on a budget key at a time (epoch seconds); windows sum these rows."""
+
+    __tablename__ = "budget_spend"
+    __table_args__ = (Index(None, "key", "at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200))
+    at: Mapped[float] = mapped_column(Float)
+    cost: Mapped[int] = mapped_column(Integer)
+
+
+class BudgetSlot(Base):
+    """A leased concurrency slot on a budget key (CRM concurrency caps, zoho.md §6)."""
+
+    __tablename__ = "budget_slots"
+    __table_args__ = (Index(None, "key"),)
+
+    slot: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    lease_until: Mapped[float] = mapped_column(Float)
+
+
+class ChannelGap(Base):
+    """A time span in which a managed channel was not live at Zoho, so callbacks may be
+    missing; reconciliation covers these spans."""
+
+    __tablename__ = "channel_gaps"
+    __table_args__ = (Index(None, "channel_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    channel_id: Mapped[str] = mapped_column(String(64))
+    connection: Mapped[str | None] = mapped_column(String(64))
+    events: Mapped[list[str]] = mapped_column(JSONDoc, default=list)
+    gap_from: Mapped[datetime]
+    gap_to: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime]

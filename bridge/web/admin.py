@@ -12,6 +12,7 @@ from starlette.routing import Route
 from bridge.errors import NotFound
 from bridge.runtime import Runtime
 from bridge.services import admin as actions
+from bridge.services import channels as managed_channels
 from bridge.store import channels as channel_store
 from bridge.store import event_queries
 from bridge.store import sources as source_store
@@ -141,17 +142,25 @@ async def add_channel_token(request: Request) -> Response:
 
 @admin
 async def list_channels(request: Request) -> Response:
-    items = await channel_store.list_channels(_rt(request).engine)
-    return JSONResponse({"items": [channel_view(c) for c in items]})
+    rt = _rt(request)
+    items = await channel_store.list_channels(rt.engine)
+    # Managed channels also show their renewal state.
+    renewal = {v["channel_id"]: v for v in await managed_channels.list_views(rt.keeper)}
+    return JSONResponse(
+        {"items": [{**channel_view(c), "renewal": renewal.get(c.channel_id)} for c in items]}
+    )
 
 
 @admin
 async def get_channel(request: Request) -> Response:
     channel_id = request.path_params["channel_id"]
-    found = await channel_store.get_channel(_rt(request).engine, channel_id)
+    rt = _rt(request)
+    found = await channel_store.get_channel(rt.engine, channel_id)
     if found is None:
         raise NotFound(f"no channel {channel_id}")
-    return JSONResponse(channel_view(found))
+    views = await managed_channels.list_views(rt.keeper)
+    renewal = next((v for v in views if v["channel_id"] == channel_id), None)
+    return JSONResponse({**channel_view(found), "renewal": renewal})
 
 
 def event_filter(request: Request) -> event_queries.EventFilter:

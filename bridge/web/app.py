@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 
 from bridge.runtime import open_runtime, utc_now
 from bridge.settings import Settings
-from bridge.web import admin, health, hooks, openapi
+from bridge.web import admin, admin_channels, admin_connections, health, hooks, openapi
 from bridge.web.errors import HANDLERS
 
 
@@ -19,13 +19,22 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await open_runtime(settings, clock=clock)
         app.state.runtime = runtime
+        if settings.scheduler:
+            runtime.start_scheduler()
         try:
             yield
         finally:
             await runtime.close()
 
     return Starlette(
-        routes=[*hooks.routes, *health.routes, *admin.routes, *openapi.routes],
+        routes=[
+            *hooks.routes,
+            *health.routes,
+            *admin.routes,
+            *admin_connections.routes,
+            *admin_channels.routes,
+            *openapi.routes,
+        ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

@@ -22,6 +22,7 @@ CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     500: "internal_error",
+    502: "zoho_error",
     503: "unavailable",
 }
 

@@ -11,6 +11,8 @@ from starlette.routing import Route
 
 from bridge import __version__
 from bridge.web.admin import ChannelImport, ChannelTokenIn, SourceChange, SourceIn
+from bridge.web.admin_channels import ChannelCreate
+from bridge.web.admin_connections import ConnectionChange, ConnectionIn
 
 ERROR = {
     "type": "object",
@@ -64,6 +66,28 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, list[str], dict[st
     ("/admin/channels/{channel_id}", "get", "One CRM channel", None, [], ADMIN_ERRORS),
     ("/admin/channels/{channel_id}/tokens", "post", "Add a channel token (rotation)",
      ChannelTokenIn, [], ADMIN_ERRORS),
+    ("/admin/connections", "post", "Add a Zoho connection (secrets stored encrypted)",
+     ConnectionIn, [], ADMIN_ERRORS),
+    ("/admin/connections", "get", "List connections (never their secrets)", None, [],
+     ADMIN_ERRORS),
+    ("/admin/connections/{name}", "get", "One connection", None, [], ADMIN_ERRORS),
+    ("/admin/connections/{name}", "patch", "New refresh token/secret (resumes), or status",
+     ConnectionChange, [], ADMIN_ERRORS),
+    ("/admin/connections/{name}", "delete", "Remove a connection without live channels", None,
+     [], ADMIN_ERRORS),
+    ("/admin/connections/{name}/check", "post", "One cheap authenticated call to Zoho", None,
+     [], {**ADMIN_ERRORS, "502": "Zoho refused (needs_reauth) or failed"}),
+    ("/admin/channels", "post", "Create a managed channel at Zoho", ChannelCreate, [],
+     {**ADMIN_ERRORS, "502": "Zoho refused; its per-item errors verbatim"}),
+    ("/admin/channels/{channel_id}/renew", "post", "Renew a managed channel now", None, [],
+     ADMIN_ERRORS),
+    ("/admin/channels/{channel_id}/rotate", "post", "Renew with a new token", None, [],
+     ADMIN_ERRORS),
+    ("/admin/channels/{channel_id}/disable", "post", "Delete at Zoho and disable here", None,
+     [], ADMIN_ERRORS),
+    ("/admin/channels/{channel_id}/gaps", "get", "Spans the channel was not live at Zoho",
+     None, [], ADMIN_ERRORS),
+    ("/admin/status", "get", "Status overview: channels at risk", None, [], ADMIN_ERRORS),
     ("/admin/events", "get", "Events, newest first; `next` is the cursor", None, EVENT_FILTERS,
      ADMIN_ERRORS),
     ("/admin/events/{event_id}", "get", "One event by id or seq", None, [], ADMIN_ERRORS),

@@ -51,7 +51,7 @@ class Budget:
 
     A full per-minute window is waited out (at most `max_wait` seconds); a spent daily
     share raises `BudgetExhausted` at once, as does a CRM concurrency cap still full after
-    `max_wait`.
+    `max_wait`. `window_slack` lengthens the counted minute to absorb latency.
     """
 
     def __init__(
@@ -62,12 +62,14 @@ class Budget:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_wait: float = 90.0,
         poll: float = 0.05,
+        window_slack: float = WINDOW_SLACK,
     ) -> None:
         self._store = store
         self._clock = clock
         self._sleep = sleep
         self._max_wait = max_wait
         self._poll = poll
+        self._slack = window_slack
 
     async def books(self, connection: Connection) -> None:
         """Reserve one Books request, waiting for the per-minute window if needed."""
@@ -84,7 +86,7 @@ class Budget:
                 _key(connection, "books:minute"),
                 1,
                 limits.books_per_minute,
-                MINUTE + WINDOW_SLACK,
+                MINUTE + self._slack,
                 now,
             )
             if minute.granted:
@@ -141,9 +143,7 @@ class Budget:
         """What is left of each budget of `connection` right now."""
         now = self._clock()
         limits = connection.limits
-        minute = await self._store.used(
-            _key(connection, "books:minute"), MINUTE + WINDOW_SLACK, now
-        )
+        minute = await self._store.used(_key(connection, "books:minute"), MINUTE + self._slack, now)
         day = await self._store.used(_key(connection, "books:day"), DAY, now)
         credits = await self._store.used(_key(connection, "crm:credits"), DAY, now)
         return BudgetLeft(

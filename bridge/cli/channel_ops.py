@@ -1,0 +1,99 @@
+"""`zoho-bridge channels create|renew|rotate|disable|gaps`: channels the bridge manages."""
+
+from __future__ import annotations
+
+import click
+
+from bridge.cli.channels import channels
+from bridge.cli.common import print_json, print_table, run_async, runtime_for, settings_of
+from bridge.services import channels as service
+from bridge.store.managed_channels import list_gaps
+
+
+@channels.command("create")
+@click.option("--connection", required=True, help="The Zoho connection to enable it with.")
+@click.option("--events", required=True, help="Comma-separated, e.g. Leads.all,Deals.edit.")
+@click.option("--source", help="Event source name (default: the connection's name).")
+@click.option(
+    "--notify-on-related-action/--no-notify-on-related-action",
+    default=None,
+    help="Also notify on actions on related records (Zoho's default: yes).",
+)
+@click.option(
+    "--return-affected-field-values",
+    is_flag=True,
+    default=None,
+    help="Ask Zoho to send the changed values in each callback.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@run_async
+async def create(
+    ctx: click.Context, connection: str, events: str, source: str | None,
+    notify_on_related_action: bool | None, return_affected_field_values: bool | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Enable a channel at Zoho whose callbacks come to BRIDGE_PUBLIC_URL/hooks/crm; the
+    running bridge renews it from then on."""
+    settings = settings_of(ctx)
+    request = service.ChannelRequest(
+        connection, events.split(","), source, notify_on_related_action,
+        return_affected_field_values,
+    )  # fmt: skip
+    async with runtime_for(settings) as rt:
+        created = await service.create_channel(rt.keeper, settings.public_url, request)
+        views = await service.list_views(rt.keeper)
+    view = next(v for v in views if v["channel_id"] == created.channel_id)
+    if as_json:
+        print_json(view)
+        return
+    click.echo(f"channel {created.channel_id} enabled until {view['expires_at']}")
+
+
+@channels.command("renew")
+@click.argument("channel_id")
+@click.pass_context
+@run_async
+async def renew(ctx: click.Context, channel_id: str) -> None:
+    """Renew managed channel CHANNEL_ID now."""
+    async with runtime_for(settings_of(ctx)) as rt:
+        await service.renew_now(rt.keeper, channel_id)
+        channel = await service.managed(rt.keeper, channel_id)
+    click.echo(f"channel {channel_id} renewed until {channel.expires_at}")
+
+
+@channels.command("rotate")
+@click.argument("channel_id")
+@click.pass_context
+@run_async
+async def rotate(ctx: click.Context, channel_id: str) -> None:
+    """Give CHANNEL_ID a new token now; the old one is accepted for the grace period
+    (BRIDGE_CHANNEL_TOKEN_GRACE_HOURS)."""
+    async with runtime_for(settings_of(ctx)) as rt:
+        await service.renew_now(rt.keeper, channel_id, rotate=True)
+    click.echo(f"channel {channel_id} has a new token")
+
+
+@channels.command("disable")
+@click.argument("channel_id")
+@click.pass_context
+@run_async
+async def disable(ctx: click.Context, channel_id: str) -> None:
+    """Delete CHANNEL_ID at Zoho and stop accepting its callbacks."""
+    async with runtime_for(settings_of(ctx)) as rt:
+        note = await service.disable_channel(rt.keeper, channel_id)
+    click.echo(f"channel {channel_id} disabled ({note})")
+
+
+@channels.command("gaps")
+@click.argument("channel_id", required=False)
+@click.pass_context
+@run_async
+async def gaps(ctx: click.Context, channel_id: str | None) -> None:
+    """Spans in which managed channels were not live at Zoho (to reconcile)."""
+    async with runtime_for(settings_of(ctx)) as rt:
+        found = await list_gaps(rt.engine, channel_id)
+    print_table(
+        ["channel id", "from", "to", "reason", "events"],
+        [[g.channel_id, g.gap_from, g.gap_to, g.reason, ",".join(g.events)] for g in found],
+    )

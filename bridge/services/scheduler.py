@@ -1,0 +1,55 @@
+"""Scheduled work in the `serve` process (APScheduler 3.x triggers; the database's leases
+decide which replica does each piece, so every replica may run every job)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bridge.services.channel_keeper import ChannelKeeper
+from bridge.services.channels import channel_problems
+from bridge.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def _guarded(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        try:
+            await job()
+        except Exception as exc:  # a failed run must not stop the next one
+            log.error("scheduled job failed", job=name, error=f"{type(exc).__name__}: {exc}")
+
+    return run
+
+
+async def renewal_cycle(keeper: ChannelKeeper) -> None:
+    """Renew what is due, then re-check and report channels at risk."""
+    await keeper.renew_due()
+    await channel_problems(keeper, warn=True)
+
+
+def start_scheduler(keeper: ChannelKeeper, settings: Settings) -> AsyncIOScheduler:
+    """Start the jobs on the running event loop. Both run once at start-up too, so a
+    restart repairs whatever lapsed while the bridge was down."""
+    # APScheduler logs every run at INFO; our jobs log what matters themselves.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    now = datetime.now(UTC)
+    scheduler.add_job(
+        _guarded("renew channels", lambda: renewal_cycle(keeper)), "interval",
+        seconds=settings.channel_check_seconds, next_run_time=now, max_instances=1,
+        coalesce=True, id="renew-channels", name="renew channels",
+    )  # fmt: skip
+    scheduler.add_job(
+        _guarded("reconcile channels", keeper.reconcile), "interval",
+        minutes=settings.channel_reconcile_minutes, next_run_time=now, max_instances=1,
+        coalesce=True, id="reconcile-channels", name="reconcile channels",
+    )  # fmt: skip
+    scheduler.start()
+    return scheduler
