@@ -28,7 +28,15 @@ from tests.support import ADMIN_TOKEN, SECRET_KEY, run_in_thread
 POSTGRES_URL = os.environ.get(
     "BRIDGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
-TABLES = ("events", "inbound_requests", "books_sources", "crm_channels")
+TABLES = (
+    "deliveries",
+    "events",
+    "inbound_requests",
+    "books_sources",
+    "crm_channels",
+    "subscriptions",
+    "sink_states",
+)
 
 
 def _dsn(url: str) -> str:

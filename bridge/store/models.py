@@ -9,7 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -128,3 +130,59 @@ class Event(Base):
     dedup_key: Mapped[str] = mapped_column(String(400), unique=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
     request_id: Mapped[str | None] = mapped_column(String(26))
+
+
+class Delivery(Base):
+    """The transactional outbox: one row per event per push sink (and per replay)."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        # The relay's claim: due rows of one sink, oldest first.
+        Index(None, "sink", "status", "next_attempt_at"),
+        # The ordering rule: "is an earlier row of this record still pending for this sink?"
+        Index(None, "sink", "record_key", "status", "id"),
+        Index(None, "event_seq"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    event_seq: Mapped[int] = mapped_column(BigInteger, ForeignKey("events.seq"))
+    sink: Mapped[str] = mapped_column(String(32))
+    # "source/module/record_id": rows sharing it are delivered one at a time, in id order.
+    record_key: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    replay: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SinkState(Base):
+    """A push sink switched off because its subscriber answered 410 Gone."""
+
+    __tablename__ = "sink_states"
+
+    sink: Mapped[str] = mapped_column(String(32), primary_key=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime]
+
+
+class Subscription(Base):
+    """A named pull consumer: its token digest, its filters, and how far it has acked."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str | None] = mapped_column(String(64))
+    module: Mapped[str | None] = mapped_column(String(100))
+    operation: Mapped[str | None] = mapped_column(String(16))
+    acked_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -1,0 +1,176 @@
+"""The outbox relay: one worker per push sink claims due rows, publishes, settles them.
+
+A worker sleeps until the writer's `committed` hook calls `wake` (new events reach the
+sink within milliseconds) or, as a fallback for rows written by another replica or due
+for retry, until `poll` seconds pass. Every replica may run a relay: leases in the
+database decide who delivers which row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.domain.backoff import BackoffPolicy, RandomSource
+from bridge.domain.delivery import DeadLetter, FailureKind, Retry, after_failure
+from bridge.errors import BridgeError
+from bridge.sinks.base import Sink, SinkPermanentError, SinkTransientError, SubscriberGone
+from bridge.store import outbox, outbox_queries
+from bridge.store.outbox import Claimed, Failure
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RelayOptions:
+    owner: str
+    policy: BackoffPolicy = BackoffPolicy()
+    batch: int = 100
+    lease: timedelta = timedelta(seconds=60)
+    poll: float = 1.0
+    concurrency: int = 32
+
+
+class Relay:
+    """Delivers outbox rows to `sinks`; `start` spawns the workers, `stop` ends them."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sinks: Sequence[Sink],
+        options: RelayOptions,
+        clock: Callable[[], datetime],
+        rng: RandomSource | None = None,
+    ) -> None:
+        self._engine = engine
+        self._sinks = list(sinks)
+        self._options = options
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._wakeups = {sink.name: asyncio.Event() for sink in self._sinks}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def sink_names(self) -> list[str]:
+        return [sink.name for sink in self._sinks]
+
+    def wake(self, *_: object) -> None:
+        """Tell every worker there is new work (the writer's `committed` hook)."""
+        for event in self._wakeups.values():
+            event.set()
+
+    async def start(self) -> None:
+        for sink in self._sinks:
+            self._tasks.append(asyncio.create_task(self._work(sink), name=f"relay-{sink.name}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for sink in self._sinks:
+            with contextlib.suppress(Exception):
+                await sink.close()
+
+    async def _work(self, sink: Sink) -> None:
+        await self._start_sink(sink)
+        wakeup = self._wakeups[sink.name]
+        while True:
+            wait = self._options.poll
+            try:
+                if sink.name in await outbox_queries.disabled_sinks(self._engine):
+                    handled = 0
+                else:
+                    handled, soonest = await self.deliver_batch(sink)
+                    if soonest is not None:
+                        wait = min(wait, max(0.0, (soonest - self._clock()).total_seconds()))
+            except BridgeError as exc:
+                log.warning("relay cannot reach the database", sink=sink.name, error=exc.message)
+                handled = 0
+            if handled >= self._options.batch:
+                continue  # more may be waiting: no sleep while there is a backlog
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), timeout=wait)
+            wakeup.clear()
+
+    async def _start_sink(self, sink: Sink) -> None:
+        # A broker that is down at startup must not stop the bridge: keep trying.
+        attempt = 0
+        while True:
+            try:
+                await sink.start()
+                return
+            except SinkTransientError as exc:
+                attempt += 1
+                delay = self._options.policy.delay(attempt, self._rng)
+                log.warning("sink not reachable", sink=sink.name, error=exc.message, retry_in=delay)
+                await asyncio.sleep(delay)
+
+    async def deliver_batch(self, sink: Sink) -> tuple[int, datetime | None]:
+        """Claim and publish one batch; returns (rows handled, earliest retry time)."""
+        opts = self._options
+        claimed = await outbox.claim(
+            self._engine, sink.name, opts.owner, now=self._clock(), lease=opts.lease,
+            limit=opts.batch,
+        )  # fmt: skip
+        if not claimed:
+            return 0, None
+        # Rows of one batch belong to distinct records (see `claim`), so they may be
+        # published concurrently without breaking any record's order.
+        gate = asyncio.Semaphore(opts.concurrency)
+        results = await asyncio.gather(*(self._publish(sink, row, gate) for row in claimed))
+        now = self._clock()
+        delivered = [row.delivery_id for row, error in zip(claimed, results, strict=True)
+                     if error is None]  # fmt: skip
+        failures = [
+            self._failure(row, error, now)
+            for row, error in zip(claimed, results, strict=True)
+            if error is not None
+        ]
+        await outbox.mark_delivered(self._engine, delivered, now)
+        await outbox.mark_failed(self._engine, failures)
+        if any(isinstance(f.outcome, DeadLetter) and f.outcome.disable_sink for f in failures):
+            reason = next(f.error for f in failures if isinstance(f.outcome, DeadLetter))
+            await outbox_queries.set_sink_state(
+                self._engine, sink.name, disabled=True, reason=reason, now=now
+            )
+            log.error("sink disabled: the subscriber is gone", sink=sink.name, reason=reason)
+        retries = [f.outcome.at for f in failures if isinstance(f.outcome, Retry)]
+        return len(claimed), min(retries, default=None)
+
+    async def _publish(
+        self, sink: Sink, row: Claimed, gate: asyncio.Semaphore
+    ) -> BaseException | None:
+        async with gate:
+            try:
+                await sink.publish(row.event)
+            except Exception as exc:  # every failure is settled on the row, never lost
+                return exc
+        return None
+
+    def _failure(self, row: Claimed, error: BaseException, now: datetime) -> Failure:
+        attempts = row.attempts + 1
+        retry_after = None
+        if isinstance(error, SubscriberGone):
+            kind = FailureKind.GONE
+        elif isinstance(error, SinkPermanentError):
+            kind = FailureKind.PERMANENT
+        else:
+            # Transient by declaration, or an unexpected error: retrying is the safe side.
+            kind = FailureKind.TRANSIENT
+            if isinstance(error, SinkTransientError):
+                retry_after = error.retry_after
+            else:
+                log.error("unexpected publish error", error_type=type(error).__name__)
+        outcome = after_failure(kind, attempts, self._options.policy, self._rng, now, retry_after)
+        message = error.message if isinstance(error, BridgeError) else repr(error)
+        return Failure(row.delivery_id, attempts, outcome, message)

@@ -1,0 +1,173 @@
+"""The transactional outbox: queueing rows with the event, claiming them, settling them.
+
+Rows are written by `OutboxHook` inside the transaction that inserts the events, so an
+event is stored if and only if its deliveries are queued. Relays claim rows with a lease;
+on PostgreSQL `FOR UPDATE SKIP LOCKED` lets several replicas claim side by side without
+ever taking the same row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import aliased
+
+from bridge.domain.delivery import DeadLetter, DeliveryStatus, Retry, record_key
+from bridge.domain.envelope import StoredEvent
+from bridge.store.database import begin
+from bridge.store.event_queries import event_record, stored_event
+from bridge.store.models import Delivery, Event
+from bridge.store.records import InsertedEvent
+
+PENDING = DeliveryStatus.PENDING.value
+MAX_ERROR = 1000  # characters of an error message kept on the row
+
+
+@dataclass(frozen=True)
+class OutboxHook:
+    """The writer's in-transaction hook: one pending row per new event per push sink."""
+
+    sinks: tuple[str, ...]
+
+    async def __call__(self, conn: AsyncConnection, inserted: Sequence[InsertedEvent]) -> None:
+        if not self.sinks or not inserted:
+            return
+        rows = [
+            delivery_row(e.seq, record_key(e.change.source, e.change.module, e.change.record_id),
+                         sink, e.received_at)
+            for e in inserted  # sorted by seq: row ids follow seq, which ordering relies on
+            for sink in self.sinks
+        ]  # fmt: skip
+        await conn.execute(insert(Delivery), rows)
+
+
+def delivery_row(
+    seq: int, key: str, sink: str, now: datetime, *, replay: bool = False
+) -> dict[str, Any]:
+    return {
+        "event_seq": seq,
+        "sink": sink,
+        "record_key": key,
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "replay": replay,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A row this relay holds the lease on, with the event to publish."""
+
+    delivery_id: int
+    attempts: int
+    event: StoredEvent
+
+
+async def claim(
+    engine: AsyncEngine, sink: str, owner: str, *, now: datetime, lease: timedelta, limit: int
+) -> list[Claimed]:
+    """Lease up to `limit` due rows of `sink`, oldest first, at most one per record.
+
+    A row is skipped while an earlier row of the same record is still pending for this sink
+    (waiting to retry, or leased by any relay): that keeps each record's events in order,
+    while a failing record holds back only its own later events.
+    """
+    earlier = aliased(Delivery)
+    blocked = exists().where(
+        earlier.sink == Delivery.sink,
+        earlier.record_key == Delivery.record_key,
+        earlier.status == PENDING,
+        earlier.id < Delivery.id,
+    )
+    due = (
+        select(Delivery.id)
+        .where(
+            Delivery.sink == sink,
+            Delivery.status == PENDING,
+            Delivery.next_attempt_at <= now,
+            or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now),
+            ~blocked,
+        )
+        .order_by(Delivery.id)
+        .limit(limit)
+        # Ignored by SQLite, where the single writer lock makes the UPDATE atomic anyway.
+        .with_for_update(skip_locked=True, of=Delivery)
+    )
+    async with begin(engine) as conn:
+        ids = (
+            (
+                await conn.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(due))
+                    .values(lease_owner=owner, lease_until=now + lease)
+                    .returning(Delivery.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if not ids:
+            return []
+        rows = (
+            await conn.execute(
+                select(Delivery.id.label("delivery_id"), Delivery.attempts, *Event.__table__.c)
+                .join(Event, Event.seq == Delivery.event_seq)
+                .where(Delivery.id.in_(ids))
+                .order_by(Delivery.id)
+            )
+        ).all()
+    return [Claimed(r.delivery_id, r.attempts, stored_event(event_record(r))) for r in rows]
+
+
+async def mark_delivered(engine: AsyncEngine, ids: Sequence[int], now: datetime) -> None:
+    if not ids:
+        return
+    async with begin(engine) as conn:
+        await conn.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.status == PENDING)
+            .values(
+                status=DeliveryStatus.DELIVERED.value,
+                delivered_at=now,
+                attempts=Delivery.attempts + 1,
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    delivery_id: int
+    attempts: int  # counting the attempt that just failed
+    outcome: Retry | DeadLetter
+    error: str
+
+
+async def mark_failed(engine: AsyncEngine, failures: Sequence[Failure]) -> None:
+    if not failures:
+        return
+    async with begin(engine) as conn:
+        for failure in failures:
+            values: dict[str, Any] = {
+                "attempts": failure.attempts,
+                "last_error": failure.error[:MAX_ERROR],
+                "lease_owner": None,
+                "lease_until": None,
+            }
+            if isinstance(failure.outcome, Retry):
+                values["next_attempt_at"] = failure.outcome.at
+            else:
+                values["status"] = DeliveryStatus.DEAD.value
+            await conn.execute(
+                update(Delivery)
+                .where(Delivery.id == failure.delivery_id, Delivery.status == PENDING)
+                .values(**values)
+            )
