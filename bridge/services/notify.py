@@ -32,9 +32,9 @@ class NewEvents:
         between the read and the wait still wakes the waiter."""
         return self._changed
 
-    async def wait(self, timeout: float, signal: asyncio.Event | None = None) -> bool:
-        """True if events were committed (since `signal` was taken) within `timeout`."""
+    async def wait(self, seconds: float, signal: asyncio.Event | None = None) -> bool:
+        """True if events were committed (since `signal` was taken) within `seconds`."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for((signal or self._changed).wait(), timeout)
+            await asyncio.wait_for((signal or self._changed).wait(), seconds)
             return True
         return False

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
@@ -31,7 +31,7 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class RelayOptions:
     owner: str
-    policy: BackoffPolicy = BackoffPolicy()
+    policy: BackoffPolicy = field(default_factory=BackoffPolicy)
     batch: int = 100
     lease: timedelta = timedelta(seconds=60)
     poll: float = 1.0
