@@ -38,7 +38,17 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 
 
 def _register() -> None:
-    from bridge.cli import channels, db, events, samples, serve, sources
+    from bridge.cli import (
+        channels,
+        db,
+        delivery,
+        events,
+        samples,
+        serve,
+        sources,
+        subscriptions,
+        tail,
+    )
 
     main.add_command(serve.serve)
     main.add_command(serve.keygen)
@@ -47,6 +57,13 @@ def _register() -> None:
     main.add_command(channels.channels)
     main.add_command(events.events)
     main.add_command(samples.send_sample)
+    main.add_command(subscriptions.subscriptions)
+    main.add_command(delivery.outbox)
+    main.add_command(delivery.status)
+    main.add_command(delivery.replay)
+    main.add_command(delivery.purge)
+    events.events.add_command(delivery.replay_event)
+    events.events.add_command(tail.tail)
 
 
 _register()

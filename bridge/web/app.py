@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 
 from bridge.runtime import open_runtime, utc_now
 from bridge.settings import Settings
-from bridge.web import admin, health, hooks, openapi
+from bridge.web import admin, delivery_admin, health, hooks, openapi, subscriptions
 from bridge.web.errors import HANDLERS
 
 
@@ -25,7 +25,14 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             await runtime.close()
 
     return Starlette(
-        routes=[*hooks.routes, *health.routes, *admin.routes, *openapi.routes],
+        routes=[
+            *hooks.routes,
+            *health.routes,
+            *admin.routes,
+            *delivery_admin.routes,
+            *subscriptions.routes,
+            *openapi.routes,
+        ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
