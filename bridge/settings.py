@@ -70,7 +70,11 @@ class Settings(BaseSettings):
     relay_batch: int = Field(100, ge=1, le=5000, description="Outbox rows claimed at once.")
     relay_concurrency: int = Field(32, ge=1, description="Publishes in flight per sink.")
     relay_lease_seconds: float = Field(
-        60.0, gt=0, description="How long a claimed row is held before another relay may take it."
+        # Longer than a batch can take: ceil(batch / concurrency) rounds of a publish timeout
+        # (4 x 15 s by default), or another replica would send rows still queued here.
+        120.0,
+        gt=0,
+        description="How long a claimed row is held before another relay may take it.",
     )
     retry_base_seconds: float = Field(1.0, gt=0, description="First retry delay ceiling.")
     retry_cap_seconds: float = Field(600.0, gt=0, description="Longest delay between retries.")

@@ -40,8 +40,9 @@ async def replay_event(
         raise NotFound(f"no event {event_id}")
     sinks = target_sinks(push_sinks, sink)
     await outbox_queries.enqueue_replay(
-        engine, event_queries.EventFilter(), sinks, now=now, after_seq=found.seq - 1, limit=1
-    )
+        engine, event_queries.EventFilter(), sinks, now=now, after_seq=found.seq - 1, limit=1,
+        event_id=found.id,
+    )  # fmt: skip
     return sinks
 
 

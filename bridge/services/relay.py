@@ -21,7 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.domain.backoff import BackoffPolicy, RandomSource
 from bridge.domain.delivery import DeadLetter, FailureKind, Retry, after_failure
 from bridge.errors import BridgeError
-from bridge.sinks.base import Sink, SinkPermanentError, SinkTransientError, SubscriberGone
+from bridge.sinks.base import (
+    Sink,
+    SinkError,
+    SinkPermanentError,
+    SinkTransientError,
+    SubscriberGone,
+)
 from bridge.store import outbox, outbox_queries
 from bridge.store.outbox import Claimed, Failure
 
@@ -33,7 +39,7 @@ class RelayOptions:
     owner: str
     policy: BackoffPolicy = field(default_factory=BackoffPolicy)
     batch: int = 100
-    lease: timedelta = timedelta(seconds=60)
+    lease: timedelta = timedelta(seconds=120)
     poll: float = 1.0
     concurrency: int = 32
 
@@ -56,10 +62,15 @@ class Relay:
         self._rng = rng or random.Random()
         self._wakeups = {sink.name: asyncio.Event() for sink in self._sinks}
         self._tasks: list[asyncio.Task[None]] = []
+        self._not_started: dict[str, str] = {}
 
     @property
     def sink_names(self) -> list[str]:
         return [sink.name for sink in self._sinks]
+
+    def problems(self) -> list[str]:
+        """What keeps this relay from delivering right now (sinks it cannot start)."""
+        return [f"sink {name} cannot start: {why}" for name, why in self._not_started.items()]
 
     def wake(self, *_: object) -> None:
         """Tell every worker there is new work (the writer's `committed` hook)."""
@@ -96,6 +107,9 @@ class Relay:
             except BridgeError as exc:
                 log.warning("relay cannot reach the database", sink=sink.name, error=exc.message)
                 handled = 0
+            except Exception as exc:  # a bug must not end delivery for good: log, go on
+                log.error("relay error", sink=sink.name, error_type=type(exc).__name__)
+                handled = 0
             if handled >= self._options.batch:
                 continue  # more may be waiting: no sleep while there is a backlog
             with contextlib.suppress(TimeoutError):
@@ -103,16 +117,20 @@ class Relay:
             wakeup.clear()
 
     async def _start_sink(self, sink: Sink) -> None:
-        # A broker that is down at startup must not stop the bridge: keep trying.
+        # A broker that is down at startup must not stop the bridge: keep trying. A
+        # permanent refusal (wrong password, an exchange of another type) is retried too,
+        # slowly, since the operator may fix the broker without restarting the bridge.
         attempt = 0
         while True:
             try:
                 await sink.start()
+                self._not_started.pop(sink.name, None)
                 return
-            except SinkTransientError as exc:
+            except SinkError as exc:
                 attempt += 1
-                delay = self._options.policy.delay(attempt, self._rng)
-                log.warning("sink not reachable", sink=sink.name, error=exc.message, retry_in=delay)
+                self._not_started[sink.name] = exc.message
+                delay = self._options.policy.ceiling(attempt)
+                log.warning("sink not started", sink=sink.name, error=exc.message, retry_in=delay)
                 await asyncio.sleep(delay)
 
     async def deliver_batch(self, sink: Sink) -> tuple[int, datetime | None]:

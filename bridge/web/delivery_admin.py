@@ -151,6 +151,8 @@ async def replay_matching(request: Request) -> Response:
 async def status(request: Request) -> Response:
     rt = _rt(request)
     found = await actions.status(rt.engine, rt.settings.push_sinks, rt.clock())
+    if rt.relay is not None:
+        found.problems.extend(rt.relay.problems())
     return JSONResponse(status_view(found))
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
+from bridge.sinks.factory import SinkConfig
 from bridge.store.models import Delivery, Event
 from tests.sinks.support import closed_port_socket
 from tests.support import ADMIN
@@ -178,3 +180,20 @@ async def test_two_relays_deliver_every_event_exactly_once(
     for n in range(10):
         seqs = [seq for record, seq in recorder.records() if record == f"r{n}"]
         assert seqs == sorted(seqs)
+
+
+async def test_a_sink_that_cannot_start_shows_in_status(bridge: BridgeFactory) -> None:
+    sock = closed_port_socket()
+    config = SinkConfig(sinks=("pull", "redis"), broker_timeout=1,
+                        redis_url=SecretStr(f"redis://127.0.0.1:{sock.getsockname()[1]}/0"))  # fmt: skip
+    try:
+        async with bridge(config) as b:
+            await b.post_crm("1")
+            for _ in range(200):
+                status = await b.status()
+                if status["problems"]:
+                    break
+            assert any(p.startswith("sink redis cannot start") for p in status["problems"])
+            assert status["sinks"][0]["pending"] == 1
+    finally:
+        sock.close()
