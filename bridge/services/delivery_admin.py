@@ -92,6 +92,7 @@ class SinkStatus:
     pending: int
     dead: int
     oldest_pending_seconds: float | None
+    replays_pending: int
     disabled: bool
     disabled_reason: str | None
 
@@ -118,8 +119,8 @@ async def status(engine: AsyncEngine, push_sinks: Sequence[str], now: datetime) 
     for name in names:
         c = counts.get(name, outbox_queries.SinkCounts())
         age = (now - c.oldest_pending).total_seconds() if c.oldest_pending else None
-        sinks.append(SinkStatus(name, c.pending, c.dead, age, name in disabled,
-                                disabled.get(name)))  # fmt: skip
+        sinks.append(SinkStatus(name, c.pending, c.dead, age, c.replays_pending,
+                                name in disabled, disabled.get(name)))  # fmt: skip
         if name in disabled:
             problems.append(f"sink {name} is disabled: {disabled[name]}")
         if c.dead:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
@@ -117,22 +117,30 @@ class SinkCounts:
     pending: int = 0
     dead: int = 0
     oldest_pending: datetime | None = None
+    replays_pending: int = 0
 
 
 async def sink_counts(engine: AsyncEngine) -> dict[str, SinkCounts]:
     query = (
-        select(Delivery.sink, Delivery.status, func.count(), func.min(Delivery.created_at))
+        select(Delivery.sink, Delivery.status, Delivery.replay, func.count(),
+               func.min(Delivery.created_at))
         .where(Delivery.status != DeliveryStatus.DELIVERED.value)
-        .group_by(Delivery.sink, Delivery.status)
-    )
+        .group_by(Delivery.sink, Delivery.status, Delivery.replay)
+    )  # fmt: skip
     found: dict[str, SinkCounts] = {}
     async with connect(engine) as conn:
-        for sink, status, count, oldest in (await conn.execute(query)).all():
-            current = found.get(sink, SinkCounts())
+        for sink, status, replay, count, oldest in (await conn.execute(query)).all():
+            c = found.get(sink, SinkCounts())
             if status == DeliveryStatus.PENDING.value:
-                found[sink] = SinkCounts(count, current.dead, oldest)
+                first = min(d for d in (c.oldest_pending, oldest) if d is not None)
+                found[sink] = replace(
+                    c,
+                    pending=c.pending + count,
+                    oldest_pending=first,
+                    replays_pending=c.replays_pending + (count if replay else 0),
+                )
             else:
-                found[sink] = SinkCounts(current.pending, count, current.oldest_pending)
+                found[sink] = replace(c, dead=c.dead + count)
     return found
 
 

@@ -46,6 +46,7 @@ def status_view(status: Status) -> dict[str, Any]:
                 "pending": s.pending,
                 "dead": s.dead,
                 "oldest_pending_age_seconds": s.oldest_pending_seconds,
+                "replays_pending": s.replays_pending,
                 "disabled": s.disabled,
                 "disabled_reason": s.disabled_reason,
             }

@@ -195,5 +195,10 @@ async def test_a_sink_that_cannot_start_shows_in_status(bridge: BridgeFactory) -
                     break
             assert any(p.startswith("sink redis cannot start") for p in status["problems"])
             assert status["sinks"][0]["pending"] == 1
+            [event] = (await b.client.get("/admin/events", headers=ADMIN)).json()["items"]
+            r = await b.client.post(f"/admin/events/{event['id']}/replay", headers=ADMIN)
+            assert r.json() == {"queued": 1, "sinks": ["redis"]}
+            [sink] = (await b.status())["sinks"]
+            assert (sink["pending"], sink["replays_pending"]) == (2, 1)
     finally:
         sock.close()
