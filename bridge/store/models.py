@@ -139,8 +139,8 @@ class Delivery(Base):
     __table_args__ = (
         # The relay's claim: due rows of one sink, oldest first.
         Index(None, "sink", "status", "next_attempt_at"),
-        # The ordering rule: "is an earlier row of this record still pending for this sink?"
-        Index(None, "sink", "record_key", "status", "id"),
+        # The ordering rule: the oldest pending row of each record, per sink.
+        Index(None, "sink", "status", "record_key", "id"),
         Index(None, "event_seq"),
         {"sqlite_autoincrement": True},
     )

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.orm import aliased
 
 from bridge.domain.delivery import DeadLetter, DeliveryStatus, Retry, record_key
 from bridge.domain.envelope import StoredEvent
-from bridge.store.database import begin
+from bridge.store.database import begin, connect
 from bridge.store.event_queries import event_record, stored_event
 from bridge.store.models import Delivery, Event
 from bridge.store.records import InsertedEvent
@@ -79,33 +78,50 @@ async def claim(
     (waiting to retry, or leased by any relay): that keeps each record's events in order,
     while a failing record holds back only its own later events.
     """
-    earlier = aliased(Delivery)
-    blocked = exists().where(
-        earlier.sink == Delivery.sink,
-        earlier.record_key == Delivery.record_key,
-        earlier.status == PENDING,
-        earlier.id < Delivery.id,
-    )
-    due = (
-        select(Delivery.id)
-        .where(
-            Delivery.sink == sink,
-            Delivery.status == PENDING,
-            Delivery.next_attempt_at <= now,
-            or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now),
-            ~blocked,
+    free = or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now)
+    # Each record's lane head is its oldest pending row (waiting to retry, or leased, count).
+    # One window pass over the pending rows, with no join: a join here was planned as a
+    # nested loop on stale statistics and went quadratic in the backlog.
+    lanes = (
+        select(
+            Delivery.id,
+            Delivery.next_attempt_at,
+            Delivery.lease_until,
+            func.row_number()
+            .over(partition_by=Delivery.record_key, order_by=Delivery.id)
+            .label("place"),
         )
-        .order_by(Delivery.id)
+        .where(Delivery.sink == sink, Delivery.status == PENDING)
+        .subquery()
+    )
+    heads = (
+        select(lanes.c.id)
+        .where(
+            lanes.c.place == 1,
+            lanes.c.next_attempt_at <= now,
+            or_(lanes.c.lease_until.is_(None), lanes.c.lease_until <= now),
+        )
+        .order_by(lanes.c.id)
         .limit(limit)
-        # Ignored by SQLite, where the single writer lock makes the UPDATE atomic anyway.
-        .with_for_update(skip_locked=True, of=Delivery)
+    )
+    async with connect(engine) as conn:
+        candidates = (await conn.execute(heads)).scalars().all()
+    if not candidates:
+        return []
+    # The lease is taken in a second, short transaction that checks again that each row is
+    # still pending and free. SKIP LOCKED (PostgreSQL) passes over rows another relay is
+    # leasing this instant; SQLite ignores it, its single writer lock serialises the UPDATE.
+    still_free = (
+        select(Delivery.id)
+        .where(Delivery.id.in_(candidates), Delivery.status == PENDING, free)
+        .with_for_update(skip_locked=True)
     )
     async with begin(engine) as conn:
         ids = (
             (
                 await conn.execute(
                     update(Delivery)
-                    .where(Delivery.id.in_(due))
+                    .where(Delivery.id.in_(still_free))
                     .values(lease_owner=owner, lease_until=now + lease)
                     .returning(Delivery.id)
                 )
