@@ -105,3 +105,13 @@ async def test_tokens(bridge: BridgeFactory) -> None:
         assert (await _read(b, "one", auth)).status_code == 401
         bad = await _read(b, "two", auth, wait=999)
         assert bad.status_code in (400, 401)
+
+
+async def test_openapi_lists_the_delivery_surface(bridge: BridgeFactory) -> None:
+    async with bridge() as b:
+        paths = (await b.client.get("/openapi.json")).json()["paths"]
+    for path in ("/v1/subscriptions/{name}/events", "/v1/subscriptions/{name}/ack",
+                 "/admin/outbox", "/admin/outbox/retry", "/admin/replay", "/admin/status",
+                 "/admin/events/{event_id}/replay", "/admin/subscriptions/{name}/rewind"):  # fmt: skip
+        assert path in paths
+    assert paths["/v1/subscriptions/{name}/events"]["get"]["security"] == [{"subscription": []}]
