@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import InvalidInput, NotFound
+from bridge.services import subscriptions as subscription_service
 from bridge.sinks.factory import PULL
 from bridge.store import event_queries, outbox_queries
 from bridge.store import subscriptions as subscription_store
@@ -73,7 +74,9 @@ async def replay_matching(
 async def rewind(engine: AsyncEngine, name: str, seq: int, now: datetime) -> int:
     if seq < 0:
         raise InvalidInput("seq must be 0 or more")
-    return await subscription_store.set_cursor(engine, name, seq, now, forward_only=False)
+    if await subscription_store.get(engine, name) is None:
+        raise NotFound(f"no subscription named {name!r}")
+    return await subscription_service.move_cursor(engine, name, seq, now, forward_only=False)
 
 
 async def retry(engine: AsyncEngine, *, sink: str | None, ids: Sequence[int], now: datetime) -> int:

@@ -21,10 +21,10 @@ from bridge.services.admin import NAME_PATTERN
 from bridge.services.notify import NewEvents
 from bridge.store import event_queries
 from bridge.store import subscriptions as store
-from bridge.store.outbox_queries import event_stats
 
 OPERATIONS = ("created", "updated", "deleted", "changed")
 MAX_WAIT = 30.0
+MAX_SOURCE, MAX_MODULE = 64, 100  # the events columns' sizes
 # Long-polls re-read the database this often, to see events committed by other replicas.
 RECHECK_SECONDS = 1.0
 # Compared against when the name is unknown, so a wrong name costs the same as a wrong token.
@@ -55,7 +55,9 @@ async def add(
         raise InvalidInput("name must be 1-64 characters: letters, digits, '_', '.', '-'")
     if operation is not None and operation not in OPERATIONS:
         raise InvalidInput(f"operation must be one of {', '.join(OPERATIONS)}")
-    start = 0 if from_start else (await event_stats(engine))[2] or 0
+    if len(source or "") > MAX_SOURCE or len(module or "") > MAX_MODULE:
+        raise InvalidInput(f"source is at most {MAX_SOURCE} characters, module {MAX_MODULE}")
+    start = 0 if from_start else await store.latest_seq(engine)
     token = new_token()
     info = await store.create(
         engine, name=name, token_hash=token_digest(token), source=source, module=module,
@@ -99,3 +101,14 @@ async def read(
         await notifier.wait(min(left, RECHECK_SECONDS), signal)
     envelopes = [build_envelope(event_queries.stored_event(e)) for e in found]
     return envelopes, (found[-1].seq if found else cursor)
+
+
+async def move_cursor(
+    engine: AsyncEngine, name: str, seq: int, now: datetime, *, forward_only: bool
+) -> int:
+    """Ack (`forward_only`) or rewind; never past the newest event, whose successors the
+    consumer has not seen."""
+    latest = await store.latest_seq(engine)
+    if seq > latest:
+        raise InvalidInput(f"seq {seq} is past the newest event ({latest})")
+    return await store.set_cursor(engine, name, seq, now, forward_only=forward_only)

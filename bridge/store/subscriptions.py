@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import Conflict, NotFound
 from bridge.store.database import begin, connect
-from bridge.store.models import Subscription
+from bridge.store.models import Event, Subscription
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +97,10 @@ async def lowest_acked(engine: AsyncEngine) -> list[int]:
     async with connect(engine) as conn:
         low = await conn.scalar(select(func.min(Subscription.acked_seq)))
     return [] if low is None else [int(low)]
+
+
+async def latest_seq(engine: AsyncEngine) -> int:
+    """The newest event's seq (0 with none): where a new subscription starts, and the
+    furthest a cursor may be set (beyond it, events yet to come would be skipped)."""
+    async with connect(engine) as conn:
+        return int(await conn.scalar(select(func.max(Event.seq))) or 0)

@@ -49,7 +49,7 @@ async def ack(request: Request) -> Response:
     sub = await _authorized(request)
     rt = _rt(request)
     body = await json_body(request, AckIn)
-    stored = await store.set_cursor(rt.engine, sub.name, body.seq, rt.clock(), forward_only=True)
+    stored = await service.move_cursor(rt.engine, sub.name, body.seq, rt.clock(), forward_only=True)
     return JSONResponse({"acked_seq": stored})
 
 

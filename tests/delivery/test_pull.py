@@ -65,6 +65,16 @@ async def test_ack_moves_the_default_cursor_forward_only(bridge: BridgeFactory) 
         replayed = (await _read(b, "late", auth)).json()["items"]
         assert [e["zohorecordid"] for e in replayed] == ["old", "1", "2", "3"]
         assert replayed[1]["id"] == items[0]["id"]  # same envelope id on replay
+        # A cursor past the newest event would silently skip events still to come.
+        ahead = await b.client.post("/v1/subscriptions/late/ack", json={"seq": 99}, headers=auth)
+        assert ahead.status_code == 400
+        assert "past the newest event (4)" in ahead.json()["message"]
+        r = await b.client.post("/admin/subscriptions/nobody/rewind", json={"seq": 0},
+                                headers=ADMIN)  # fmt: skip
+        assert r.status_code == 404
+        long = await b.client.post("/admin/subscriptions", json={"name": "x", "module": "M" * 101},
+                                   headers=ADMIN)  # fmt: skip
+        assert long.status_code == 400
 
 
 async def test_filters(bridge: BridgeFactory) -> None:
