@@ -25,3 +25,14 @@ WRITE_BATCH_SIZE = Histogram(
     "Deliveries committed together in one transaction.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
+DELIVERIES = Counter(
+    "bridge_deliveries_total",
+    "Outbox publish attempts by sink and outcome (delivered, retry, dead).",
+    ["sink", "outcome"],
+)
+PUBLISH_SECONDS = Histogram(
+    "bridge_publish_seconds",
+    "Time for one sink publish (broker confirm or subscriber answer), by sink.",
+    ["sink"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.domain.backoff import BackoffPolicy, RandomSource
 from bridge.domain.delivery import DeadLetter, FailureKind, Retry, after_failure
 from bridge.errors import BridgeError
+from bridge.metrics import DELIVERIES, PUBLISH_SECONDS
 from bridge.sinks.base import (
     Sink,
     SinkError,
@@ -156,6 +158,10 @@ class Relay:
         ]
         await outbox.mark_delivered(self._engine, delivered, now)
         await outbox.mark_failed(self._engine, failures)
+        DELIVERIES.labels(sink.name, "delivered").inc(len(delivered))
+        for failure in failures:
+            outcome = "retry" if isinstance(failure.outcome, Retry) else "dead"
+            DELIVERIES.labels(sink.name, outcome).inc()
         if any(isinstance(f.outcome, DeadLetter) and f.outcome.disable_sink for f in failures):
             reason = next(f.error for f in failures if isinstance(f.outcome, DeadLetter))
             await outbox_queries.set_sink_state(
@@ -169,10 +175,13 @@ class Relay:
         self, sink: Sink, row: Claimed, gate: asyncio.Semaphore
     ) -> BaseException | None:
         async with gate:
+            started = time.perf_counter()
             try:
                 await sink.publish(row.event)
             except Exception as exc:  # every failure is settled on the row, never lost
                 return exc
+            finally:
+                PUBLISH_SECONDS.labels(sink.name).observe(time.perf_counter() - started)
         return None
 
     def _failure(self, row: Claimed, error: BaseException, now: datetime) -> Failure:

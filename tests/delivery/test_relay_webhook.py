@@ -116,6 +116,9 @@ async def test_dead_letters_then_retry_by_the_admin_api(
         assert r.json() == {"retried": 2}
         await eventually(lambda: len(recorder.envelopes) == 3)
         assert (await b.status())["problems"] == []
+        metrics = (await b.client.get("/metrics")).text
+        for outcome in ("delivered", "retry", "dead"):
+            assert f'bridge_deliveries_total{{outcome="{outcome}",sink="webhook"}}' in metrics
 
 
 async def test_gone_subscriber_disables_the_sink(bridge: BridgeFactory, recorder: Recorder) -> None:
