@@ -153,7 +153,7 @@ async def mark_delivered(engine: AsyncEngine, ids: Sequence[int], now: datetime)
                 status=DeliveryStatus.DELIVERED.value,
                 delivered_at=now,
                 attempts=Delivery.attempts + 1,
-                lease_owner=None,
+                # lease_owner stays: it tells which replica delivered the row.
                 lease_until=None,
             )
         )

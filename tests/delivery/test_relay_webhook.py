@@ -177,6 +177,11 @@ async def test_two_relays_deliver_every_event_exactly_once(
             await target.post_crm(*[f"r{n}" for n in range(10)], server_time=3000 + t)
         await eventually(lambda: len(recorder.envelopes) >= 200, timeout=15)
         await eventually(lambda: not any(recorder.in_flight.values()))
+        for _ in range(100):
+            delivered = await first.outbox(status="delivered")
+            if len(delivered) == 200:
+                break
+        assert len({d["lease_owner"] for d in delivered}) == 2  # both relays took part
     ids = recorder.ids()
     assert len(ids) == len(set(ids)) == 200
     assert recorder.overlaps == 0
