@@ -12,6 +12,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bridge.domain.standard_webhooks import SigningSecret
-from bridge.runtime import Runtime
+from bridge.runtime import Runtime, utc_now
 from bridge.settings import Settings
 from bridge.sinks.factory import SinkConfig
 from bridge.web.app import create_app
@@ -141,12 +142,16 @@ def bridge(database_url: str) -> BridgeFactory:
     """`async with bridge(sink_config, **settings) as b`: the real app, relay running."""
 
     @asynccontextmanager
-    async def start(config: SinkConfig | None = None, **overrides: Any) -> AsyncIterator[Bridge]:
+    async def start(
+        config: SinkConfig | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        **overrides: Any,
+    ) -> AsyncIterator[Bridge]:
         settings = Settings.from_environ(
             {}, database_url=database_url, admin_token=ADMIN_TOKEN, secret_key=SECRET_KEY,
             sink_config=config, **(FAST | overrides),
         )  # fmt: skip
-        app = create_app(settings)
+        app = create_app(settings, clock=clock)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -19,6 +20,8 @@ from bridge.store.models import Delivery, Event
 from bridge.store.outbox import Failure, OutboxHook
 from bridge.store.writer import EventWriter
 from tests.test_storage import NOW, _event, _request
+
+from .conftest import BridgeFactory
 
 LATER = NOW + timedelta(days=40)  # NOW's events are 40 days old by then
 
@@ -75,3 +78,21 @@ async def test_purge_waits_for_sinks_and_subscriptions(engine: AsyncEngine) -> N
     assert await _seqs(engine) == ([4], [4])  # one day old: kept
     assert await purge(engine, days=30, now=LATER + timedelta(days=30)) == 1
     assert await _seqs(engine) == ([], [])
+
+
+async def test_serve_purges_periodically(bridge: BridgeFactory) -> None:
+    offset = timedelta(0)
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + offset
+
+    async with bridge(clock=clock, retention_days=1, purge_interval_seconds=0.05) as b:
+        await b.post_crm("1", "2")
+        await asyncio.sleep(0.2)  # a few purge rounds: the events are too young
+        assert (await b.status())["events"]["count"] == 2
+        offset = timedelta(days=2)
+        for _ in range(100):
+            if (await b.status())["events"]["count"] == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert (await b.status())["events"]["count"] == 0
