@@ -65,6 +65,7 @@ class Relay:
         self._wakeups = {sink.name: asyncio.Event() for sink in self._sinks}
         self._tasks: list[asyncio.Task[None]] = []
         self._not_started: dict[str, str] = {}
+        self._stopped = asyncio.Event()
 
     @property
     def sink_names(self) -> list[str]:
@@ -83,12 +84,21 @@ class Relay:
         for sink in self._sinks:
             self._tasks.append(asyncio.create_task(self._work(sink), name=f"relay-{sink.name}"))
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def stop(self, grace: float = 5.0) -> None:
+        """Let each worker finish the batch in hand (up to `grace` seconds), then stop.
+
+        A batch cut short is not lost: its rows stay leased and are sent again once the
+        lease runs out, which subscribers dedupe.
+        """
+        self._stopped.set()
+        self.wake()
+        if self._tasks:
+            _, unfinished = await asyncio.wait(self._tasks, timeout=grace)
+            for task in unfinished:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks.clear()
         for sink in self._sinks:
             with contextlib.suppress(Exception):
@@ -97,7 +107,7 @@ class Relay:
     async def _work(self, sink: Sink) -> None:
         await self._start_sink(sink)
         wakeup = self._wakeups[sink.name]
-        while True:
+        while not self._stopped.is_set():
             wait = self._options.poll
             try:
                 if sink.name in await outbox_queries.disabled_sinks(self._engine):
@@ -112,7 +122,7 @@ class Relay:
             except Exception as exc:  # a bug must not end delivery for good: log, go on
                 log.error("relay error", sink=sink.name, error_type=type(exc).__name__)
                 handled = 0
-            if handled >= self._options.batch:
+            if handled >= self._options.batch or self._stopped.is_set():
                 continue  # more may be waiting: no sleep while there is a backlog
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout=wait)
@@ -123,7 +133,7 @@ class Relay:
         # permanent refusal (wrong password, an exchange of another type) is retried too,
         # slowly, since the operator may fix the broker without restarting the bridge.
         attempt = 0
-        while True:
+        while not self._stopped.is_set():
             try:
                 await sink.start()
                 self._not_started.pop(sink.name, None)
@@ -133,7 +143,8 @@ class Relay:
                 self._not_started[sink.name] = exc.message
                 delay = self._options.policy.ceiling(attempt)
                 log.warning("sink not started", sink=sink.name, error=exc.message, retry_in=delay)
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), timeout=delay)
 
     async def deliver_batch(self, sink: Sink) -> tuple[int, datetime | None]:
         """Claim and publish one batch; returns (rows handled, earliest retry time)."""

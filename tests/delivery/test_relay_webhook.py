@@ -210,3 +210,16 @@ async def test_a_sink_that_cannot_start_shows_in_status(bridge: BridgeFactory) -
             assert (sink["pending"], sink["replays_pending"]) == (2, 1)
     finally:
         sock.close()
+
+
+async def test_shutdown_finishes_the_batch_in_hand(
+    bridge: BridgeFactory, recorder: Recorder
+) -> None:
+    recorder.delay = 0.3
+    async with bridge(webhook_config(recorder.url)) as b:
+        await b.post_crm("slow")
+        await eventually(lambda: any(recorder.in_flight.values()))
+    # The app has shut down: the publish in flight was awaited and settled, not abandoned.
+    async with bridge() as after:
+        [row] = await after.outbox()
+        assert row["status"] == "delivered"
