@@ -57,3 +57,16 @@ def events_counter(product: str, origin: str) -> Any:
 @functools.cache
 def ingest_timer(kind: str) -> Any:
     return INGEST_SECONDS.labels(kind)
+
+
+DELIVERIES = Counter(
+    "bridge_deliveries_total",
+    "Outbox publish attempts by sink and outcome (delivered, retry, dead).",
+    ["sink", "outcome"],
+)
+PUBLISH_SECONDS = Histogram(
+    "bridge_publish_seconds",
+    "Time for one sink publish (broker confirm or subscriber answer), by sink.",
+    ["sink"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -13,16 +14,22 @@ import httpx
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.domain.backoff import BackoffPolicy
 from bridge.domain.channel_rules import RenewalPolicy
 from bridge.errors import SecretKeyError, StoreUnavailable
 from bridge.secretbox import SecretBox
 from bridge.services.channel_keeper import ChannelKeeper
 from bridge.services.ingest import IngestService
 from bridge.services.lookup import Lookup
+from bridge.services.notify import NewEvents
+from bridge.services.relay import Relay, RelayOptions
+from bridge.services.retention import PurgeLoop
 from bridge.settings import Settings
+from bridge.sinks.factory import build_sinks
 from bridge.store.budget_store import DbBudgetStore
 from bridge.store.connections import any_encrypted_secret
 from bridge.store.database import create_engine
+from bridge.store.outbox import OutboxHook
 from bridge.store.token_store import DbTokenStore
 from bridge.store.writer import EventWriter, backend_for
 from bridge.zoho.budget import Budget
@@ -49,10 +56,15 @@ class Runtime:
     zoho: ZohoClient
     replica: str
     keeper: ChannelKeeper
+    new_events: NewEvents
     # Why BRIDGE_SECRET_KEY cannot open the stored secrets, if it cannot.
     secret_problem: str | None = None
     # The scheduler, when this runtime runs scheduled work (`serve`, not CLI commands).
     scheduler: Any = field(default=None)
+    # The outbox relay and the retention purge: background work, not in CLI commands.
+    relay: Relay | None = None
+    purge_loop: PurgeLoop | None = None
+    sink_http: httpx.AsyncClient | None = None
 
     def start_scheduler(self) -> None:
         """Run scheduled work (channel renewal and repair) in this process: `serve` only."""
@@ -64,7 +76,13 @@ class Runtime:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.purge_loop is not None:
+            await self.purge_loop.stop()
         await self.writer.stop()
+        if self.sink_http is not None:
+            await self.sink_http.aclose()
         await self.http.aclose()
         await self.engine.dispose()
 
@@ -86,12 +104,32 @@ async def check_secret_key(engine: AsyncEngine, box: SecretBox) -> str | None:
     return None
 
 
+def relay_owner() -> str:
+    """Who holds a lease, as shown in the outbox: host, process, and a random part."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def relay_options(settings: Settings) -> RelayOptions:
+    return RelayOptions(
+        owner=relay_owner(),
+        policy=BackoffPolicy(
+            settings.retry_base_seconds, settings.retry_cap_seconds, settings.max_attempts
+        ),
+        batch=settings.relay_batch,
+        lease=timedelta(seconds=settings.relay_lease_seconds),
+        poll=settings.relay_poll_seconds,
+        concurrency=settings.relay_concurrency,
+    )
+
+
 async def open_runtime(
     settings: Settings,
     *,
     clock: Callable[[], datetime] = utc_now,
     transport: httpx.AsyncBaseTransport | None = None,
+    background: bool = True,
 ) -> Runtime:
+    """Open everything; `background=False` (one-shot CLI commands) runs no relay or purge."""
     box = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None)
     engine = create_engine(
         settings.database_url,
@@ -103,6 +141,10 @@ async def open_runtime(
         max_batch=settings.writer_max_batch,
         rejected_keep=settings.rejected_keep,
     )
+    # Outbox rows are written by whichever process stores the event, relay or not.
+    writer.in_transaction.append(OutboxHook(settings.push_sinks))
+    new_events = NewEvents()
+    writer.committed.append(new_events)
     lookup = Lookup(engine, box, settings.lookup_cache_seconds)
     ingest = IngestService(writer, lookup, clock, settings.rejected_body_bytes)
     http = httpx.AsyncClient(timeout=settings.zoho_timeout, transport=transport)
@@ -126,8 +168,22 @@ async def open_runtime(
         rotate_every=settings.channel_rotate_every,
     )  # fmt: skip
     secret_problem = await check_secret_key(engine, box)
-    await writer.start()
-    return Runtime(
+    runtime = Runtime(
         settings, engine, box, writer, lookup, ingest, clock, http, zoho, replica[:64],
-        keeper, secret_problem,
+        keeper, new_events, secret_problem,
     )  # fmt: skip
+    if background:
+        if "webhook" in settings.push_sinks:
+            runtime.sink_http = httpx.AsyncClient()
+        sinks = build_sinks(settings.sink_config, http_client=runtime.sink_http)
+        runtime.relay = Relay(engine, sinks, relay_options(settings), clock)
+        writer.committed.append(runtime.relay.wake)
+        runtime.purge_loop = PurgeLoop(
+            engine, settings.retention_days, settings.purge_interval_seconds, clock
+        )
+    await writer.start()
+    if runtime.relay is not None:
+        await runtime.relay.start()
+    if runtime.purge_loop is not None:
+        await runtime.purge_loop.start()
+    return runtime

@@ -17,6 +17,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from bridge.sinks.factory import SinkConfig
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./bridge.db"
 ENV_PREFIX = "BRIDGE_"
 
@@ -89,6 +91,33 @@ class Settings(BaseSettings):
     channel_lease_seconds: float = Field(
         300.0, gt=0, description="How long a replica holds a channel while renewing it."
     )
+    sink_config: SinkConfig = Field(
+        default_factory=SinkConfig,
+        description="The sinks (BRIDGE_SINKS=pull,redis,...) and their BRIDGE_* options.",
+    )
+    relay_poll_seconds: float = Field(
+        1.0, gt=0, description="How often the relay looks for due rows when not woken."
+    )
+    relay_batch: int = Field(100, ge=1, le=5000, description="Outbox rows claimed at once.")
+    relay_concurrency: int = Field(32, ge=1, description="Publishes in flight per sink.")
+    relay_lease_seconds: float = Field(
+        # Longer than a batch can take: ceil(batch / concurrency) rounds of a publish timeout
+        # (4 x 15 s by default), or another replica would send rows still queued here.
+        120.0,
+        gt=0,
+        description="How long a claimed row is held before another relay may take it.",
+    )
+    retry_base_seconds: float = Field(1.0, gt=0, description="First retry delay ceiling.")
+    retry_cap_seconds: float = Field(600.0, gt=0, description="Longest delay between retries.")
+    max_attempts: int = Field(
+        20, ge=1, description="Failed attempts after which a delivery is dead-lettered."
+    )
+    retention_days: int = Field(
+        30, ge=1, description="Events older than this are purged once every consumer had them."
+    )
+    purge_interval_seconds: float = Field(
+        3600.0, gt=0, description="How often `serve` runs the retention purge."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
     )
@@ -117,8 +146,14 @@ class Settings(BaseSettings):
     def from_environ(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
         """Settings from `BRIDGE_*` keys of `environ`, then `overrides` on top."""
         values = _MappingEnvSource(cls, environ)()
+        values["sink_config"] = SinkConfig.from_environ(environ)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @property
+    def push_sinks(self) -> tuple[str, ...]:
+        """The sinks fed through the outbox: all but `pull`, which reads the events table."""
+        return tuple(name for name in self.sink_config.sinks if name != "pull")
 
     @property
     def is_sqlite(self) -> bool:

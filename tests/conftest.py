@@ -29,6 +29,7 @@ POSTGRES_URL = os.environ.get(
     "BRIDGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 TABLES = (
+    "deliveries",
     "events",
     "inbound_requests",
     "books_sources",
@@ -39,6 +40,8 @@ TABLES = (
     "budget_spend",
     "budget_slots",
     "channel_gaps",
+    "subscriptions",
+    "sink_states",
 )
 
 

@@ -12,12 +12,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:
+    from bridge.sinks.factory import SinkConfig
+
     readme = (ROOT / "README.md").read_text()
-    missing = [
-        f"BRIDGE_{name.upper()}"
-        for name in Settings.model_fields
-        if f"`BRIDGE_{name.upper()}`" not in readme
-    ]
+    # `sink_config` is read from its own fields' variables (BRIDGE_SINKS, BRIDGE_REDIS_URL...).
+    names = [n for n in Settings.model_fields if n != "sink_config"] + list(SinkConfig.model_fields)
+    missing = [f"BRIDGE_{n.upper()}" for n in names if f"`BRIDGE_{n.upper()}`" not in readme]
     assert missing == []
 
 

@@ -43,11 +43,14 @@ def _register() -> None:
         channels,
         connections,
         db,
+        delivery,
         events,
         samples,
         sandbox,
         serve,
         sources,
+        subscriptions,
+        tail,
     )
 
     main.add_command(serve.serve)
@@ -60,6 +63,13 @@ def _register() -> None:
     main.add_command(sandbox.sandbox)
     main.add_command(events.events)
     main.add_command(samples.send_sample)
+    main.add_command(subscriptions.subscriptions)
+    main.add_command(delivery.outbox)
+    main.add_command(delivery.status)
+    main.add_command(delivery.replay)
+    main.add_command(delivery.purge)
+    events.events.add_command(delivery.replay_event)
+    events.events.add_command(tail.tail)
 
 
 _register()

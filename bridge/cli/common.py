@@ -45,7 +45,7 @@ def settings_of(ctx: click.Context) -> Settings:
 
 @asynccontextmanager
 async def runtime_for(settings: Settings) -> AsyncIterator[Runtime]:
-    runtime = await open_runtime(settings)
+    runtime = await open_runtime(settings, background=False)
     try:
         yield runtime
     finally:

@@ -10,9 +10,11 @@ for the message (written to disk for durable queues), and a nack is a transient 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from aio_pika.connection import make_url
 from aio_pika.exceptions import (
     CONNECTION_EXCEPTIONS,
     AuthenticationError,
@@ -62,15 +64,18 @@ class AmqpSink:
         self._exchange: AbstractExchange | None = None
 
     async def start(self) -> None:
+        # A robust connection reconnects (and re-declares the exchange) after a broker
+        # restart; the first connection is not retried, hence the bound. It is built here
+        # rather than by connect_robust so a failed first attempt can be closed: left open,
+        # it is closed from __del__ with no loop, an "un-awaited coroutine" warning.
+        connection = aio_pika.RobustConnection(make_url(self._url))
         try:
-            # connect_robust reconnects (and re-declares the exchange) after a broker
-            # restart; the first connection is not retried, hence the bound.
-            connection = await asyncio.wait_for(
-                aio_pika.connect_robust(self._url, timeout=self._timeout), self._timeout
-            )
+            await asyncio.wait_for(connection.connect(timeout=self._timeout), self._timeout)
         except (AuthenticationError, ProbableAuthenticationError) as exc:
+            await _close_quietly(connection)
             raise SinkPermanentError(f"amqp: login refused: {exc!r}") from exc
         except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+            await _close_quietly(connection)
             raise SinkTransientError(f"amqp: cannot connect: {exc!r}") from exc
         try:
             channel: AbstractChannel = await connection.channel(
@@ -115,3 +120,8 @@ class AmqpSink:
         connection, self._connection, self._exchange = self._connection, None, None
         if connection is not None:
             await connection.close()
+
+
+async def _close_quietly(connection: AbstractRobustConnection) -> None:
+    with contextlib.suppress(Exception):
+        await connection.close()

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.domain.envelope import StoredEvent
+from bridge.domain.events import Operation, Origin, Product
 from bridge.store.database import connect
 from bridge.store.models import Event, InboundRequest
 
@@ -56,6 +58,27 @@ class EventRecord:
 
 def _event(row: Any) -> EventRecord:
     return EventRecord(**{name: getattr(row, name) for name in EventRecord.__slots__})
+
+
+def event_record(row: Any) -> EventRecord:
+    """An EventRecord from any row holding the events columns (e.g. a join)."""
+    return _event(row)
+
+
+def stored_event(event: EventRecord) -> StoredEvent:
+    """What the envelope is built from: the same stored row always gives the same envelope."""
+    return StoredEvent(
+        id=event.id,
+        seq=event.seq,
+        product=Product(event.product),
+        source=event.source,
+        module=event.module,
+        operation=Operation(event.operation),
+        record_id=event.record_id,
+        occurred_at=event.occurred_at,
+        origin=Origin(event.origin),
+        data=event.data,
+    )
 
 
 async def list_events(

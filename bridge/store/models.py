@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -226,3 +228,59 @@ class ChannelGap(Base):
     gap_to: Mapped[datetime]
     reason: Mapped[str] = mapped_column(Text)
     recorded_at: Mapped[datetime]
+
+
+class Delivery(Base):
+    """The transactional outbox: one row per event per push sink (and per replay)."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        # The relay's claim: due rows of one sink, oldest first.
+        Index(None, "sink", "status", "next_attempt_at"),
+        # The ordering rule: the oldest pending row of each record, per sink.
+        Index(None, "sink", "status", "record_key", "id"),
+        Index(None, "event_seq"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    event_seq: Mapped[int] = mapped_column(BigInteger, ForeignKey("events.seq"))
+    sink: Mapped[str] = mapped_column(String(32))
+    # "source/module/record_id": rows sharing it are delivered one at a time, in id order.
+    record_key: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    replay: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SinkState(Base):
+    """A push sink switched off because its subscriber answered 410 Gone."""
+
+    __tablename__ = "sink_states"
+
+    sink: Mapped[str] = mapped_column(String(32), primary_key=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime]
+
+
+class Subscription(Base):
+    """A named pull consumer: its token digest, its filters, and how far it has acked."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str | None] = mapped_column(String(64))
+    module: Mapped[str | None] = mapped_column(String(100))
+    operation: Mapped[str | None] = mapped_column(String(16))
+    acked_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -80,17 +80,10 @@ async def channel_gaps(request: Request) -> Response:
     )  # fmt: skip
 
 
-@admin
-async def status(request: Request) -> Response:
-    # One section per concern, so other parts of the bridge add theirs beside it.
-    return JSONResponse({"channels": await service.channel_problems(_rt(request).keeper)})
-
-
 routes = [
     Route("/admin/channels", create_channel, methods=["POST"]),
     Route("/admin/channels/{channel_id}/renew", renew_channel, methods=["POST"]),
     Route("/admin/channels/{channel_id}/rotate", rotate_channel, methods=["POST"]),
     Route("/admin/channels/{channel_id}/disable", disable_channel, methods=["POST"]),
     Route("/admin/channels/{channel_id}/gaps", channel_gaps, methods=["GET"]),
-    Route("/admin/status", status, methods=["GET"]),
 ]

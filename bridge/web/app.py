@@ -10,7 +10,17 @@ from starlette.applications import Starlette
 
 from bridge.runtime import open_runtime, utc_now
 from bridge.settings import Settings
-from bridge.web import admin, admin_channels, admin_connections, health, hooks, openapi
+from bridge.web import (
+    admin,
+    admin_channels,
+    admin_connections,
+    delivery_admin,
+    health,
+    hooks,
+    openapi,
+    status,
+    subscriptions,
+)
 from bridge.web.errors import HANDLERS
 
 
@@ -33,6 +43,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             *admin.routes,
             *admin_connections.routes,
             *admin_channels.routes,
+            *delivery_admin.routes,
+            *subscriptions.routes,
+            *status.routes,
             *openapi.routes,
         ],
         exception_handlers=HANDLERS,

@@ -13,6 +13,8 @@ from bridge import __version__
 from bridge.web.admin import ChannelImport, ChannelTokenIn, SourceChange, SourceIn
 from bridge.web.admin_channels import ChannelCreate
 from bridge.web.admin_connections import ConnectionChange, ConnectionIn
+from bridge.web.delivery_admin import ReplayIn, ReplayOne, RetryIn, RewindIn, SubscriptionIn
+from bridge.web.subscriptions import AckIn
 
 ERROR = {
     "type": "object",
@@ -39,6 +41,7 @@ HOOK_ERRORS = {
 }
 ADMIN_ERRORS = {"400": "invalid input", "401": "wrong admin token", "403": "admin API disabled"}
 
+SUBSCRIBER_ERRORS = {"400": "invalid input", "401": "unknown subscription or wrong token"}
 EVENT_FILTERS = ["source", "module", "record_id", "operation", "origin", "product", "since",
                  "until", "cursor", "limit"]  # fmt: skip
 
@@ -87,7 +90,6 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, list[str], dict[st
      [], ADMIN_ERRORS),
     ("/admin/channels/{channel_id}/gaps", "get", "Spans the channel was not live at Zoho",
      None, [], ADMIN_ERRORS),
-    ("/admin/status", "get", "Status overview: channels at risk", None, [], ADMIN_ERRORS),
     ("/admin/events", "get", "Events, newest first; `next` is the cursor", None, EVENT_FILTERS,
      ADMIN_ERRORS),
     ("/admin/events/{event_id}", "get", "One event by id or seq", None, [], ADMIN_ERRORS),
@@ -95,6 +97,27 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, list[str], dict[st
      ["status", "kind", "source", "cursor", "limit"], ADMIN_ERRORS),
     ("/admin/requests/{request_id}", "get", "One inbound request with its body", None, [],
      ADMIN_ERRORS),
+    ("/admin/subscriptions", "post", "Create a pull subscription (its token is shown once)",
+     SubscriptionIn, [], ADMIN_ERRORS),
+    ("/admin/subscriptions", "get", "List pull subscriptions", None, [], ADMIN_ERRORS),
+    ("/admin/subscriptions/{name}", "delete", "Delete a pull subscription", None, [],
+     ADMIN_ERRORS),
+    ("/admin/subscriptions/{name}/rewind", "post", "Move a subscription's cursor (replay)",
+     RewindIn, [], ADMIN_ERRORS),
+    ("/admin/outbox", "get", "Outbox rows, newest first; `next` is the cursor", None,
+     ["status", "sink", "cursor", "limit"], ADMIN_ERRORS),
+    ("/admin/outbox/retry", "post", "Dead deliveries back to pending", RetryIn, [],
+     ADMIN_ERRORS),
+    ("/admin/events/{event_id}/replay", "post", "Deliver one event again (same id)",
+     ReplayOne, [], ADMIN_ERRORS),
+    ("/admin/replay", "post", "Deliver every matching event again (same ids)", ReplayIn, [],
+     ADMIN_ERRORS),
+    ("/admin/status", "get", "Overview: sinks, dead letters, channels at risk", None, [],
+     ADMIN_ERRORS),
+    ("/v1/subscriptions/{name}/events", "get", "Envelopes after a cursor (long-poll `wait`)",
+     None, ["after", "limit", "wait"], SUBSCRIBER_ERRORS),
+    ("/v1/subscriptions/{name}/ack", "post", "Acknowledge up to a seq", AckIn, [],
+     SUBSCRIBER_ERRORS),
 ]  # fmt: skip
 
 
@@ -120,6 +143,8 @@ def _operation(
     operation: dict[str, Any] = {"summary": summary, "parameters": params, "responses": responses}
     if path.startswith("/admin"):
         operation["security"] = [{"admin": []}]
+    elif path.startswith("/v1/subscriptions"):
+        operation["security"] = [{"subscription": []}]
     if model is not None:
         operation["requestBody"] = {
             "required": True,
@@ -144,7 +169,12 @@ def build_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "zoho-bridge", "version": __version__},
         "paths": paths,
-        "components": {"securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "securitySchemes": {
+                "admin": {"type": "http", "scheme": "bearer"},
+                "subscription": {"type": "http", "scheme": "bearer"},
+            }
+        },
     }
 
 

@@ -1,7 +1,7 @@
 """connections, token/budget stores, managed channel columns, channel gaps
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-21 06:24:41.828025
 """
 
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 import bridge.store.types
 
 revision: str = '0003'
-down_revision: str | None = '0001'
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

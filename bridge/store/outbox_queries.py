@@ -1,0 +1,181 @@
+"""Operator views of the outbox: listing, reviving dead rows, replays, per-sink state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.domain.delivery import DeliveryStatus, record_key
+from bridge.store.database import begin, connect
+from bridge.store.event_queries import EventFilter
+from bridge.store.models import Delivery, Event, SinkState
+from bridge.store.outbox import delivery_row
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryInfo:
+    id: int
+    event_seq: int
+    event_id: str
+    sink: str
+    record_key: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    lease_owner: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+    replay: bool
+
+
+async def list_deliveries(
+    engine: AsyncEngine,
+    *,
+    status: str | None = None,
+    sink: str | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[DeliveryInfo]:
+    """Newest first; `before_id` is the cursor."""
+    query = select(*Delivery.__table__.c, Event.id.label("event_id")).join(
+        Event, Event.seq == Delivery.event_seq
+    )
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    if sink is not None:
+        query = query.where(Delivery.sink == sink)
+    if before_id is not None:
+        query = query.where(Delivery.id < before_id)
+    async with connect(engine) as conn:
+        rows = (await conn.execute(query.order_by(Delivery.id.desc()).limit(limit))).all()
+    return [DeliveryInfo(**{n: getattr(r, n) for n in DeliveryInfo.__slots__}) for r in rows]
+
+
+async def retry_dead(
+    engine: AsyncEngine, *, now: datetime, sink: str | None = None, ids: Sequence[int] = ()
+) -> int:
+    """Dead rows (of `sink`, or with these `ids`) back to pending with a fresh budget."""
+    query = update(Delivery).where(Delivery.status == DeliveryStatus.DEAD.value)
+    if sink is not None:
+        query = query.where(Delivery.sink == sink)
+    if ids:
+        query = query.where(Delivery.id.in_(ids))
+    async with begin(engine) as conn:
+        result = await conn.execute(
+            query.values(status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now)
+        )
+    return int(result.rowcount)
+
+
+async def enqueue_replay(
+    engine: AsyncEngine,
+    where: EventFilter,
+    sinks: Sequence[str],
+    *,
+    now: datetime,
+    after_seq: int = 0,
+    limit: int = 1000,
+    event_id: str | None = None,
+) -> tuple[int, int | None]:
+    """Queue replay rows for up to `limit` matching events after `after_seq`.
+
+    Returns (events queued, last seq) so a bulk replay runs as short transactions.
+    """
+    query = select(Event.seq, Event.source, Event.module, Event.record_id).where(
+        *where.clauses(), Event.seq > after_seq
+    )
+    if event_id is not None:
+        query = query.where(Event.id == event_id)
+    async with begin(engine) as conn:
+        rows = (await conn.execute(query.order_by(Event.seq).limit(limit))).all()
+        if rows and sinks:
+            await conn.execute(
+                insert(Delivery),
+                [
+                    delivery_row(r.seq, record_key(r.source, r.module, r.record_id), sink, now,
+                                 replay=True)
+                    for r in rows
+                    for sink in sinks
+                ],
+            )  # fmt: skip
+    return len(rows), (rows[-1].seq if rows else None)
+
+
+async def count_events(engine: AsyncEngine, where: EventFilter) -> int:
+    async with connect(engine) as conn:
+        count = await conn.scalar(select(func.count()).select_from(Event).where(*where.clauses()))
+    return int(count or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class SinkCounts:
+    pending: int = 0
+    dead: int = 0
+    oldest_pending: datetime | None = None
+    replays_pending: int = 0
+
+
+async def sink_counts(engine: AsyncEngine) -> dict[str, SinkCounts]:
+    query = (
+        select(Delivery.sink, Delivery.status, Delivery.replay, func.count(),
+               func.min(Delivery.created_at))
+        .where(Delivery.status != DeliveryStatus.DELIVERED.value)
+        .group_by(Delivery.sink, Delivery.status, Delivery.replay)
+    )  # fmt: skip
+    found: dict[str, SinkCounts] = {}
+    async with connect(engine) as conn:
+        for sink, status, replay, count, oldest in (await conn.execute(query)).all():
+            c = found.get(sink, SinkCounts())
+            if status == DeliveryStatus.PENDING.value:
+                first = min(d for d in (c.oldest_pending, oldest) if d is not None)
+                found[sink] = replace(
+                    c,
+                    pending=c.pending + count,
+                    oldest_pending=first,
+                    replays_pending=c.replays_pending + (count if replay else 0),
+                )
+            else:
+                found[sink] = replace(c, dead=c.dead + count)
+    return found
+
+
+async def event_stats(engine: AsyncEngine) -> tuple[int, datetime | None, int | None]:
+    """(event count, last received time, highest seq)."""
+    async with connect(engine) as conn:
+        row = (
+            await conn.execute(
+                select(func.count(), func.max(Event.received_at), func.max(Event.seq))
+            )
+        ).one()
+    return int(row[0]), row[1], row[2]
+
+
+async def set_sink_state(
+    engine: AsyncEngine, sink: str, *, disabled: bool, reason: str | None, now: datetime
+) -> None:
+    async with begin(engine) as conn:
+        changed = await conn.execute(
+            update(SinkState)
+            .where(SinkState.sink == sink)
+            .values(disabled=disabled, reason=reason, changed_at=now)
+        )
+        if changed.rowcount == 0:
+            await conn.execute(
+                insert(SinkState).values(
+                    sink=sink, disabled=disabled, reason=reason, changed_at=now
+                )
+            )
+
+
+async def disabled_sinks(engine: AsyncEngine) -> dict[str, str]:
+    """Disabled sink name -> why."""
+    async with connect(engine) as conn:
+        rows = (
+            await conn.execute(select(SinkState.sink, SinkState.reason).where(SinkState.disabled))
+        ).all()
+    return {sink: reason or "" for sink, reason in rows}

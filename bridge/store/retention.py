@@ -1,0 +1,35 @@
+"""Deleting old events with their outbox rows, in short batches."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.domain.delivery import DeliveryStatus
+from bridge.store.database import begin
+from bridge.store.models import Delivery, Event
+
+
+async def purge_batch(
+    engine: AsyncEngine, *, cutoff: datetime, ceiling: int | None, limit: int
+) -> int:
+    """Delete up to `limit` events received before `cutoff` (and at or below seq `ceiling`)
+    that no sink still has to deliver; returns how many.
+
+    Each batch is its own short transaction, so ingest and the relay never wait long.
+    """
+    undelivered = exists().where(
+        Delivery.event_seq == Event.seq, Delivery.status == DeliveryStatus.PENDING.value
+    )
+    query = select(Event.seq).where(Event.received_at < cutoff, ~undelivered)
+    if ceiling is not None:
+        query = query.where(Event.seq <= ceiling)
+    async with begin(engine) as conn:
+        seqs = (await conn.execute(query.order_by(Event.seq).limit(limit))).scalars().all()
+        if seqs:
+            # Delivered and dead rows go with their event (the foreign key requires it).
+            await conn.execute(delete(Delivery).where(Delivery.event_seq.in_(seqs)))
+            await conn.execute(delete(Event).where(Event.seq.in_(seqs)))
+    return len(seqs)

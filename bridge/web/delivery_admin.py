@@ -1,0 +1,159 @@
+"""Admin API for delivery: subscriptions, outbox and dead letters, replay, status."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bridge.runtime import Runtime
+from bridge.services import delivery_admin as actions
+from bridge.services import subscriptions as subscription_service
+from bridge.store import event_queries, outbox_queries
+from bridge.store import subscriptions as subscription_store
+from bridge.web.admin_auth import admin
+from bridge.web.delivery_views import delivery_view, subscription_view
+from bridge.web.inputs import choice_param, int_param, json_body, optional_int
+
+DELIVERY_STATUSES = ("pending", "delivered", "dead")
+
+
+class SubscriptionIn(BaseModel):
+    name: str
+    source: str | None = None
+    module: str | None = None
+    operation: Literal["created", "updated", "deleted", "changed"] | None = None
+    from_start: bool = Field(False, description="Start at the oldest stored event, not now.")
+
+
+class RewindIn(BaseModel):
+    seq: int = Field(ge=0, description="Reads resume after this seq (0: from the start).")
+
+
+class RetryIn(BaseModel):
+    sink: str | None = None
+    ids: list[int] = Field(default_factory=list, description="Only these dead rows.")
+
+
+class ReplayOne(BaseModel):
+    sink: str | None = Field(None, description="One push sink; all of them when omitted.")
+
+
+class ReplayIn(BaseModel):
+    source: str | None = None
+    module: str | None = None
+    record_id: str | None = None
+    operation: Literal["created", "updated", "deleted", "changed"] | None = None
+    origin: Literal["webhook", "reconciliation", "replay"] | None = None
+    product: Literal["crm", "books"] | None = None
+    since: AwareDatetime | None = Field(None, description="Received at or after (ISO 8601, UTC).")
+    until: AwareDatetime | None = Field(None, description="Received before.")
+    sink: str | None = Field(None, description="One push sink; all of them when omitted.")
+
+    def event_filter(self) -> event_queries.EventFilter:
+        values = self.model_dump(exclude={"sink"})
+        return event_queries.EventFilter(**values)
+
+
+def _rt(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _wake(rt: Runtime) -> None:
+    if rt.relay is not None:
+        rt.relay.wake()
+
+
+@admin
+async def create_subscription(request: Request) -> Response:
+    rt = _rt(request)
+    body = await json_body(request, SubscriptionIn)
+    created = await subscription_service.add(
+        rt.engine, name=body.name, source=body.source, module=body.module,
+        operation=body.operation, from_start=body.from_start, now=rt.clock(),
+    )  # fmt: skip
+    # Shown once: only its digest is stored.
+    return JSONResponse(subscription_view(created.info) | {"token": created.token}, 201)
+
+
+@admin
+async def list_subscriptions(request: Request) -> Response:
+    items = await subscription_store.list_all(_rt(request).engine)
+    return JSONResponse({"items": [subscription_view(s) for s in items]})
+
+
+@admin
+async def delete_subscription(request: Request) -> Response:
+    await subscription_store.remove(_rt(request).engine, request.path_params["name"])
+    return Response(status_code=204)
+
+
+@admin
+async def rewind_subscription(request: Request) -> Response:
+    rt = _rt(request)
+    body = await json_body(request, RewindIn)
+    stored = await actions.rewind(rt.engine, request.path_params["name"], body.seq, rt.clock())
+    rt.new_events([])  # long-polls waiting on this subscription re-read at once
+    return JSONResponse({"acked_seq": stored})
+
+
+@admin
+async def list_outbox(request: Request) -> Response:
+    limit = int_param(request, "limit", 100, 1, 1000)
+    items = await outbox_queries.list_deliveries(
+        _rt(request).engine,
+        status=choice_param(request, "status", DELIVERY_STATUSES),
+        sink=request.query_params.get("sink") or None,
+        before_id=optional_int(request, "cursor"),
+        limit=limit,
+    )
+    following = str(items[-1].id) if len(items) == limit else None
+    return JSONResponse({"items": [delivery_view(d) for d in items], "next": following})
+
+
+@admin
+async def retry_outbox(request: Request) -> Response:
+    rt = _rt(request)
+    body = await json_body(request, RetryIn)
+    count = await actions.retry(rt.engine, sink=body.sink, ids=body.ids, now=rt.clock())
+    _wake(rt)
+    return JSONResponse({"retried": count})
+
+
+@admin
+async def replay_event(request: Request) -> Response:
+    rt = _rt(request)
+    body = await json_body(request, ReplayOne)
+    sinks = await actions.replay_event(
+        rt.engine, rt.settings.push_sinks, request.path_params["event_id"], body.sink, rt.clock()
+    )
+    _wake(rt)
+    return JSONResponse({"queued": len(sinks), "sinks": sinks}, status_code=202)
+
+
+@admin
+async def replay_matching(request: Request) -> Response:
+    rt = _rt(request)
+    body = await json_body(request, ReplayIn)
+    count = await actions.replay_matching(
+        rt.engine, rt.settings.push_sinks, body.event_filter(), body.sink, rt.clock()
+    )
+    _wake(rt)
+    sinks = actions.target_sinks(rt.settings.push_sinks, body.sink)
+    return JSONResponse({"events": count, "sinks": sinks}, status_code=202)
+
+
+routes = [
+    Route("/admin/subscriptions", create_subscription, methods=["POST"]),
+    Route("/admin/subscriptions", list_subscriptions, methods=["GET"]),
+    Route("/admin/subscriptions/{name}", delete_subscription, methods=["DELETE"]),
+    Route("/admin/subscriptions/{name}/rewind", rewind_subscription, methods=["POST"]),
+    Route("/admin/outbox", list_outbox, methods=["GET"]),
+    Route("/admin/outbox/retry", retry_outbox, methods=["POST"]),
+    Route("/admin/events/{event_id}/replay", replay_event, methods=["POST"]),
+    Route("/admin/replay", replay_matching, methods=["POST"]),
+]

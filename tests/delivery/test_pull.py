@@ -1,0 +1,127 @@
+"""Pull subscriptions through the real app: long-poll, ack, filters, tokens, rewind."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from tests.support import ADMIN
+
+from .conftest import Bridge, BridgeFactory
+
+
+async def _subscribe(b: Bridge, name: str, **body: Any) -> dict[str, str]:
+    r = await b.client.post("/admin/subscriptions", json={"name": name, **body}, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+async def _read(b: Bridge, name: str, auth: dict[str, str], **params: Any) -> httpx.Response:
+    return await b.client.get(f"/v1/subscriptions/{name}/events", params=params, headers=auth)
+
+
+async def test_long_poll_wakes_on_a_new_webhook(bridge: BridgeFactory) -> None:
+    async with bridge() as b:
+        auth = await _subscribe(b, "billing")
+        waiting = asyncio.create_task(_read(b, "billing", auth, wait=10))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        posted = time.monotonic()
+        await b.post_crm("1")
+        answer = await waiting
+        assert time.monotonic() - posted < 0.5  # woken by the commit, not a poll
+        page = answer.json()
+        [envelope] = page["items"]
+        assert envelope["zohorecordid"] == "1"
+        assert envelope["specversion"] == "1.0"
+        assert page["next"] == envelope["bridgeseq"]
+        empty = await _read(b, "billing", auth, after=page["next"], wait=0)
+        assert empty.json() == {"items": [], "next": page["next"]}
+
+
+async def test_ack_moves_the_default_cursor_forward_only(bridge: BridgeFactory) -> None:
+    async with bridge() as b:
+        await b.post_crm("old")
+        auth = await _subscribe(b, "late")  # starts after what is already stored
+        assert (await _read(b, "late", auth)).json()["items"] == []
+        await b.post_crm("1", "2", "3")
+        items = (await _read(b, "late", auth, limit=2)).json()["items"]
+        assert [e["zohorecordid"] for e in items] == ["1", "2"]
+        r = await b.client.post("/v1/subscriptions/late/ack", json={"seq": items[0]["bridgeseq"]},
+                                headers=auth)  # fmt: skip
+        assert r.json() == {"acked_seq": items[0]["bridgeseq"]}
+        after_ack = (await _read(b, "late", auth)).json()["items"]
+        assert [e["zohorecordid"] for e in after_ack] == ["2", "3"]
+        await b.client.post("/v1/subscriptions/late/ack", json={"seq": 1}, headers=auth)
+        assert [e["zohorecordid"] for e in (await _read(b, "late", auth)).json()["items"]] == [
+            "2", "3"
+        ]  # fmt: skip
+        r = await b.client.post("/admin/subscriptions/late/rewind", json={"seq": 0},
+                                headers=ADMIN)  # fmt: skip
+        assert r.json() == {"acked_seq": 0}
+        replayed = (await _read(b, "late", auth)).json()["items"]
+        assert [e["zohorecordid"] for e in replayed] == ["old", "1", "2", "3"]
+        assert replayed[1]["id"] == items[0]["id"]  # same envelope id on replay
+        # A cursor past the newest event would silently skip events still to come.
+        ahead = await b.client.post("/v1/subscriptions/late/ack", json={"seq": 99}, headers=auth)
+        assert ahead.status_code == 400
+        assert "past the newest event (4)" in ahead.json()["message"]
+        r = await b.client.post("/admin/subscriptions/nobody/rewind", json={"seq": 0},
+                                headers=ADMIN)  # fmt: skip
+        assert r.status_code == 404
+        long = await b.client.post("/admin/subscriptions", json={"name": "x", "module": "M" * 101},
+                                   headers=ADMIN)  # fmt: skip
+        assert long.status_code == 400
+
+
+async def test_filters(bridge: BridgeFactory) -> None:
+    async with bridge() as b:
+        auth = await _subscribe(b, "deals", module="Deals", operation="created",
+                                from_start=True)  # fmt: skip
+        await b.post_crm("L1", module="Leads")
+        await b.post_crm("D1", module="Deals")
+        await b.post_crm("D2", module="Deals", operation="update", server_time=5)
+        items = (await _read(b, "deals", auth)).json()["items"]
+        assert [(e["zohomodule"], e["zohorecordid"]) for e in items] == [("Deals", "D1")]
+
+
+async def test_tokens(bridge: BridgeFactory) -> None:
+    async with bridge() as b:
+        auth = await _subscribe(b, "one")
+        await _subscribe(b, "two")
+        listed = await b.client.get("/admin/subscriptions", headers=ADMIN)
+        assert [s["name"] for s in listed.json()["items"]] == ["one", "two"]
+        assert auth["Authorization"].split()[1] not in listed.text
+        for name, headers in (
+            ("two", auth),  # another subscription's token
+            ("one", {"Authorization": "Bearer wrong-token-of-some-length"}),
+            ("one", {}),
+            ("nobody", auth),
+        ):
+            r = await _read(b, name, headers)
+            assert r.status_code == 401, (name, r.text)
+            assert r.json()["error"] == "unauthorized"
+        r = await b.client.post("/v1/subscriptions/one/ack", json={"seq": 1},
+                                headers={"Authorization": "Bearer nope"})  # fmt: skip
+        assert r.status_code == 401
+        assert (await _read(b, "one", auth)).status_code == 200
+        dup = await b.client.post("/admin/subscriptions", json={"name": "one"}, headers=ADMIN)
+        assert dup.status_code == 409
+        gone = await b.client.delete("/admin/subscriptions/one", headers=ADMIN)
+        assert gone.status_code == 204
+        assert (await _read(b, "one", auth)).status_code == 401
+        bad = await _read(b, "two", auth, wait=999)
+        assert bad.status_code in (400, 401)
+
+
+async def test_openapi_lists_the_delivery_surface(bridge: BridgeFactory) -> None:
+    async with bridge() as b:
+        paths = (await b.client.get("/openapi.json")).json()["paths"]
+    for path in ("/v1/subscriptions/{name}/events", "/v1/subscriptions/{name}/ack",
+                 "/admin/outbox", "/admin/outbox/retry", "/admin/replay", "/admin/status",
+                 "/admin/events/{event_id}/replay", "/admin/subscriptions/{name}/rewind"):  # fmt: skip
+        assert path in paths
+    assert paths["/v1/subscriptions/{name}/events"]["get"]["security"] == [{"subscription": []}]
