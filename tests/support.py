@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,3 +72,33 @@ def bridge_env(database_url: str, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+@contextlib.contextmanager
+def serve_process(env: dict[str, str]) -> Iterator[str]:
+    """`zoho-bridge serve` as a real process on a free port; yields its URL once ready."""
+    import subprocess
+    import time
+
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [*BRIDGE_CMD, "serve", "--port", str(port)], env=env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        else:
+            raise AssertionError("serve did not become ready")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

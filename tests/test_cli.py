@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.support import ADMIN, BRIDGE_CMD, ROOT, bridge_env, free_port
+from tests.support import ADMIN, BRIDGE_CMD, ROOT, bridge_env, serve_process
 
 
 def _run(database_url: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -25,26 +24,8 @@ def _run(database_url: str, *args: str, ok: bool = True) -> subprocess.Completed
 
 @pytest.fixture
 def served(database_url: str) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [*BRIDGE_CMD, "serve", "--port", str(port)], env=bridge_env(database_url), cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise AssertionError("serve did not become ready")
+    with serve_process(bridge_env(database_url)) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_every_command_has_help() -> None:

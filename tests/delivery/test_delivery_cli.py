@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -13,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from bridge.cli import main
 from tests.sinks.support import closed_port_socket
-from tests.support import BRIDGE_CMD, ROOT, bridge_env, crm_body, free_port
+from tests.support import bridge_env, crm_body, serve_process
 
 from .conftest import CHANNEL, TOKEN, WEBHOOK_SECRET
 
@@ -48,24 +47,8 @@ def env(database_url: str) -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 def served(env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen([*BRIDGE_CMD, "serve", "--port", str(port)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        else:
-            raise AssertionError("serve did not become ready")
+    with serve_process(env) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _cli(env: dict[str, str], *args: str) -> Result:
