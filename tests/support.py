@@ -75,8 +75,8 @@ def bridge_env(database_url: str, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def serve_process(env: dict[str, str]) -> Iterator[str]:
-    """`zoho-bridge serve` as a real process on a free port; yields its URL once ready."""
+def serve_process(env: dict[str, str], *args: str) -> Iterator[str]:
+    """`zoho-bridge serve ARGS` as a real process on a free port; yields its URL once ready."""
     import subprocess
     import time
 
@@ -84,7 +84,7 @@ def serve_process(env: dict[str, str]) -> Iterator[str]:
 
     port = free_port()
     proc = subprocess.Popen(
-        [*BRIDGE_CMD, "serve", "--port", str(port)], env=env, cwd=ROOT,
+        [*BRIDGE_CMD, "serve", "--port", str(port), *args], env=env, cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -101,4 +101,4 @@ def serve_process(env: dict[str, str]) -> Iterator[str]:
         yield url
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=15)

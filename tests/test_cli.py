@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support import ADMIN, BRIDGE_CMD, ROOT, bridge_env, serve_process
+from tests.support import ADMIN, BRIDGE_CMD, ROOT, bridge_env, crm_body, serve_process
 
 
 def _run(database_url: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -98,3 +98,24 @@ def test_db_current_and_keygen(database_url: str) -> None:
 def test_send_sample_lists_samples(sqlite_template: object) -> None:
     names = _run(f"sqlite+aiosqlite:///{sqlite_template}", "send-sample", "--list").stdout.split()
     assert {"crm-insert", "books-invoice", "books-invoice-jsonstring"} <= set(names)
+
+
+def test_workers_need_postgres(tmp_path: object) -> None:
+    result = _run(f"sqlite+aiosqlite:///{tmp_path}/w.db", "serve", "--workers", "2", ok=False)
+    assert result.returncode == 2
+    assert "--workers above 1 needs PostgreSQL" in result.stderr
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgres(postgres_url: str) -> None:
+    token = "worker-token-0123456789"
+    with serve_process(bridge_env(postgres_url), "--workers", "2") as url:
+        r = httpx.post(f"{url}/admin/channels/import", headers=ADMIN,
+                       json={"channel_id": "777", "token": token})  # fmt: skip
+        assert r.status_code == 201
+        answers = [
+            httpx.post(f"{url}/hooks/crm",
+                       json=crm_body(channel_id="777", token=token, server_time=i, ids=[f"w{i}"]))
+            for i in range(20)
+        ]  # fmt: skip
+    assert [a.json()["events"] for a in answers] == [1] * 20

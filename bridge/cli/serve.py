@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import gc
+import os
+from typing import Any
 
 import click
 import uvicorn
 
 from bridge.cli.common import ENV_HELP, settings_of
 from bridge.errors import BridgeError
+from bridge.process import tune_gc
 from bridge.runtime import check_secret_key
 from bridge.secretbox import SecretBox, generate_key
 from bridge.settings import Settings
@@ -22,13 +24,25 @@ from bridge.web.app import create_app
 @click.option("--host", help="Address to listen on (BRIDGE_HOST, default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (BRIDGE_PORT, default 8000).")
 @click.option("--no-migrate", is_flag=True, help="Do not apply database migrations first.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes (PostgreSQL only; each runs its own writer, relay and jobs).",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, no_migrate: bool) -> None:
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, no_migrate: bool, workers: int
+) -> None:
     """Run the bridge: webhooks, admin API and metrics, on SQLite unless told otherwise.
 
     Migrations are applied first, so a fresh SQLite file (./bridge.db) just works.
     """
     settings = settings_of(ctx)
+    if workers > 1 and settings.is_sqlite:
+        # Zoho token and budget locks on SQLite hold within one process only.
+        raise click.UsageError("--workers above 1 needs PostgreSQL (BRIDGE_DATABASE_URL)")
     host = host or settings.host
     port = port or settings.port
     if not no_migrate:
@@ -50,13 +64,17 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_migrate: bo
     if settings.admin_token is None:
         click.echo("note: BRIDGE_ADMIN_TOKEN is not set, so the admin API is disabled", err=True)
     click.echo(f"zoho-bridge listening on http://{host}:{port}", err=True)
-    # Everything imported so far lives as long as the process: keep the cyclic collector
-    # off it, and collect less often, so full collections do not stall webhook answers.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 50)
+    if workers > 1:
+        # Worker processes build the app from the environment: pass on the CLI's override.
+        os.environ["BRIDGE_DATABASE_URL"] = settings.database_url
+        app: Any = "bridge.web.asgi:app_from_environment"
+    else:
+        app = create_app(settings)
+        tune_gc()
     uvicorn.run(
-        create_app(settings),
+        app,
+        factory=workers > 1,
+        workers=workers,
         host=host,
         port=port,
         log_level=settings.log_level,

@@ -1,0 +1,24 @@
+"""The app built from the process environment, for ASGI servers that import a factory:
+`uvicorn bridge.web.asgi:app_from_environment --factory` (and `serve --workers N`).
+
+Like the CLI, this is an edge of the program, so it may read `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from starlette.applications import Starlette
+
+from bridge.logs import configure_logging
+from bridge.process import tune_gc
+from bridge.settings import Settings
+from bridge.web.app import create_app
+
+
+def app_from_environment() -> Starlette:
+    settings = Settings.from_environ(os.environ)
+    configure_logging(settings.log_level, settings.log_format)
+    app = create_app(settings)
+    tune_gc()
+    return app
