@@ -156,3 +156,25 @@ def test_migrations_from_empty_down_and_up_with_no_drift(kind: str, tmp_path: ob
     finally:
         if kind == "postgres":
             run_in_thread(_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_row_builders_follow_the_column_orders() -> None:
+    from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS
+    from bridge.store.records import WriteResult, event_row
+    from bridge.store.writer import _request_row
+
+    event = _event("order-key", "R1")
+    row = dict(zip(EVENT_COLUMNS, event_row(event), strict=True))
+    assert row == {
+        "id": event.id, "product": "crm", "source": "acme", "module": "Leads",
+        "operation": "updated", "record_id": "R1", "occurred_at": NOW, "received_at": NOW,
+        "origin": "webhook", "dedup_key": "order-key", "data": {"k": 1}, "request_id": None,
+    }  # fmt: skip
+    request = _request("01ORDERTEST0000000000000000"[:26])
+    row = dict(zip(REQUEST_COLUMNS, _request_row(request, WriteResult(request.id)), strict=True))
+    assert row["id"] == request.id
+    assert (row["status"], row["http_status"], row["event_count"]) == ("accepted", 200, 0)
+    assert (row["path"], row["body"], row["body_truncated"]) == ("/hooks/crm", b"{}", False)
+    # Every column of the tables is written (the primary key `seq` is the database's).
+    assert set(EVENT_COLUMNS) == set(Event.__table__.columns.keys()) - {"seq"}
+    assert set(REQUEST_COLUMNS) == set(InboundRequest.__table__.columns.keys())

@@ -15,6 +15,7 @@ EVENT_COLUMNS = (
     "id", "product", "source", "module", "operation", "record_id", "occurred_at",
     "received_at", "origin", "dedup_key", "data", "request_id",
 )  # fmt: skip
+# Row builders (records.event_row, writer._request_row) follow these orders; a test checks.
 REQUEST_COLUMNS = (
     "id", "received_at", "kind", "source", "method", "path", "query", "headers", "body",
     "body_size", "body_truncated", "remote_addr", "status", "http_status", "reason",

@@ -62,19 +62,20 @@ class WriteResult:
         return "duplicate" if self.duplicates and not self.inserted else "accepted"
 
 
-def event_row(event: NewEvent) -> dict[str, Any]:
+def event_row(event: NewEvent) -> tuple[Any, ...]:
+    """The row in `batch.EVENT_COLUMNS` order."""
     change = event.change
-    return {
-        "id": event.id,
-        "product": change.product.value,
-        "source": change.source,
-        "module": change.module,
-        "operation": change.operation.value,
-        "record_id": change.record_id,
-        "occurred_at": change.occurred_at,
-        "received_at": event.received_at,
-        "origin": change.origin.value,
-        "dedup_key": change.dedup_key,
-        "data": change.data,
-        "request_id": event.request_id,
-    }
+    return (
+        event.id,
+        change.product.value,
+        change.source,
+        change.module,
+        change.operation.value,
+        change.record_id,
+        change.occurred_at,
+        event.received_at,
+        change.origin.value,
+        change.dedup_key,
+        change.data,
+        event.request_id,
+    )

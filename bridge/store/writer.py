@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.errors import ConfigurationError, StoreUnavailable
 from bridge.metrics import WRITE_BATCH_SIZE
-from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS, BatchBackend, FollowUp, TableRows
+from bridge.store.batch import BatchBackend, FollowUp, TableRows
 from bridge.store.models import InboundRequest
 from bridge.store.records import InsertedEvent, NewEvent, RequestRecord, WriteResult, event_row
 
@@ -189,8 +189,7 @@ def _first_of_each_key(jobs: list[_Job]) -> list[tuple[Any, ...]]:
         for event in job.events:
             if event.change.dedup_key not in seen:
                 seen.add(event.change.dedup_key)
-                row = event_row(event)
-                rows.append(tuple(row[c] for c in EVENT_COLUMNS))
+                rows.append(event_row(event))
     return rows
 
 
@@ -221,24 +220,23 @@ def _results(
 
 
 def _request_row(request: RequestRecord, result: WriteResult) -> tuple[Any, ...]:
-    status = "rejected" if request.rejected else result.status
-    row = {
-        "id": request.id,
-        "received_at": request.received_at,
-        "kind": request.kind,
-        "source": request.source,
-        "method": request.method,
-        "path": request.path,
-        "query": request.query,
-        "headers": request.headers,
-        "body": request.body,
-        "body_size": request.body_size,
-        "body_truncated": request.body_truncated,
-        "remote_addr": request.remote_addr,
-        "status": status,
-        "http_status": request.http_status,
-        "reason": request.reason,
-        "verification": request.verification,
-        "event_count": len(result.inserted),
-    }
-    return tuple(row[c] for c in REQUEST_COLUMNS)
+    """The row in `batch.REQUEST_COLUMNS` order."""
+    return (
+        request.id,
+        request.received_at,
+        request.kind,
+        request.source,
+        request.method,
+        request.path,
+        request.query,
+        request.headers,
+        request.body,
+        request.body_size,
+        request.body_truncated,
+        request.remote_addr,
+        "rejected" if request.rejected else result.status,
+        request.http_status,
+        request.reason,
+        request.verification,
+        len(result.inserted),
+    )
