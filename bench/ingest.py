@@ -1,11 +1,12 @@
 """Durable-ack throughput and latency of the ingest path, beside a bare Starlette endpoint.
 
-    python bench/ingest.py [--seconds 5] [--connections 32] [--postgres URL] [--no-postgres]
+    python bench/ingest.py [--seconds 5] [--rounds 3] [--connections 32] [--no-postgres]
 
-Starts each server as its own process (uvicorn, one worker, same options), drives it with
-a closed-loop HTTP/1.1 load generator over 127.0.0.1, and prints requests/s, p50 and p99
-beside the bare endpoint measured in the same run. After each bridge run it counts the
-stored events and checks that every acknowledged event is in the database.
+Starts each server as its own process (uvicorn, one worker, same options), drives each in
+turn with a closed-loop HTTP/1.1 load generator over 127.0.0.1, in interleaved rounds so
+that the shared machine's noise hits every target alike, and prints median requests/s,
+p50 and p99 beside the bare endpoint. After each bridge run it counts the stored events
+and checks that every acknowledged event is in the database.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -111,47 +114,65 @@ def configure(port: int) -> None:
             answer.raise_for_status()
 
 
-def row(name: str, result: Result, bare: Result | None) -> str:
-    share = f"{100 * result.rate() / bare.rate():5.1f}%" if bare else "  100%"
-    errors = sum(n for s, n in result.statuses.items() if s != 200)
-    return (f"{name:<34} {result.rate():>9.0f} {1000 * result.percentile(50):>8.2f} "
-            f"{1000 * result.percentile(99):>8.2f} {share:>8} {errors:>7}")  # fmt: skip
+@dataclass
+class Target:
+    """One server to measure with one kind of delivery, and what each round measured."""
+
+    label: str
+    port: int
+    maker: Callable[[str], Callable[[int], tuple[str, bytes]]]
+    database_url: str | None = None  # set for the bridge: every ack is checked against it
+    results: list[Result] = field(default_factory=list)
+    lost: int = 0
 
 
-async def measure(port: int, maker: Callable[[str], Callable[[int], tuple[str, bytes]]],
-                  args: argparse.Namespace, *, keep_bodies: bool = False) -> Result:  # fmt: skip
+async def measure(target: Target, args: argparse.Namespace) -> None:
     # Each run sends records of its own, so nothing measured is a duplicate of the warm-up.
-    await run("127.0.0.1", port, maker(uuid.uuid4().hex[:8]), connections=args.connections,
-              seconds=0.5)  # fmt: skip
-    return await run("127.0.0.1", port, maker(uuid.uuid4().hex[:8]),
-                     connections=args.connections, seconds=args.seconds,
-                     keep_bodies=keep_bodies)  # fmt: skip
+    await run("127.0.0.1", target.port, target.maker(uuid.uuid4().hex[:8]),
+              connections=args.connections, seconds=0.5)  # fmt: skip
+    before = await count_events(target.database_url) if target.database_url else 0
+    result = await run("127.0.0.1", target.port, target.maker(uuid.uuid4().hex[:8]),
+                       connections=args.connections, seconds=args.seconds,
+                       keep_bodies=target.database_url is not None)  # fmt: skip
+    if target.database_url:
+        stored = await count_events(target.database_url) - before
+        acked = sum(json.loads(b).get("events", 0) for b in result.bodies)
+        result.bodies.clear()
+        if acked != result.statuses.get(200, 0) or stored < acked:
+            target.lost += 1
+    target.results.append(result)
 
 
-async def bench_bridge(label: str, database_url: str, args: argparse.Namespace,
-                       bare: Result, lines: list[str], workers: int = 1) -> None:  # fmt: skip
-    port = free_port()
-    proc = start([sys.executable, "-m", "bridge", "serve", "--port", str(port),
-                  "--workers", str(workers)], bridge_env(database_url))  # fmt: skip
-    try:
-        wait_up(port, "/readyz")
-        configure(port)
-        for kind, maker in (("crm", crm_maker), ("books", books_maker)):
-            before = await count_events(database_url)
-            result = await measure(port, maker, args, keep_bodies=True)
-            stored = await count_events(database_url) - before
-            acked = sum(json.loads(b).get("events", 0) for b in result.bodies)
-            # Warm-up deliveries are stored too: stored counts them, acked does not.
-            check = "ok" if stored >= acked == result.statuses.get(200, 0) else "LOST"
-            lines.append(row(f"bridge {kind:<5} {label}", result, bare) + f"  {check}")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def report(targets: list[Target], args: argparse.Namespace) -> None:
+    bare = targets[0]
+    bare_rate = median([r.rate() for r in bare.results])
+    print(f"\n{args.connections} concurrent senders, {args.rounds} interleaved rounds of "
+          f"{args.seconds:.0f} s, HTTP/1.1 keep-alive on 127.0.0.1, {os.cpu_count()} cores; "
+          "medians over rounds")  # fmt: skip
+    print(f"{'target':<30} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'of bare':>8} "
+          f"{'range of bare':>14} {'non-200':>7}")  # fmt: skip
+    for target in targets:
+        rates = [r.rate() for r in target.results]
+        shares = [r.rate() / b.rate() for r, b in zip(target.results, bare.results, strict=True)]
+        errors = sum(n for r in target.results for s, n in r.statuses.items() if s != 200)
+        check = "" if target.database_url is None else ("  ok" if not target.lost else "  LOST")
+        print(f"{target.label:<30} {median(rates):>8.0f} "
+              f"{1000 * median([r.percentile(50) for r in target.results]):>7.2f} "
+              f"{1000 * median([r.percentile(99) for r in target.results]):>7.2f} "
+              f"{100 * median(rates) / bare_rate:>7.1f}% "
+              f"{100 * min(shares):>6.1f}-{100 * max(shares):<6.1f}% "
+              f"{errors:>7}{check}")  # fmt: skip
+    print("'ok' = in every round, every acknowledged event was in the database")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--no-postgres", action="store_true")
@@ -159,42 +180,48 @@ async def main() -> None:
                         help="also measure PostgreSQL with this many serve workers")  # fmt: skip
     args = parser.parse_args()
 
-    lines: list[str] = []
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    bare_proc = start([sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
-                       "--no-access-log", "--log-level", "warning"], env)  # fmt: skip
+    procs: list[subprocess.Popen[bytes]] = []
+    targets: list[Target] = []
+    tmp = tempfile.TemporaryDirectory()
+    pg_name = f"zb_bench_{uuid.uuid4().hex[:8]}"
+    pg_dsn = args.postgres.replace("postgresql+asyncpg://", "postgresql://")
     try:
+        port = free_port()
+        procs.append(start([sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port",
+                            str(port), "--no-access-log", "--log-level", "warning"],
+                           dict(os.environ, PYTHONPATH=str(ROOT))))  # fmt: skip
         wait_up(port, "/hooks/crm")
-        bare = await measure(port, crm_maker, args)
-    finally:
-        bare_proc.terminate()
-        bare_proc.wait(timeout=10)
-    lines.append(row("bare Starlette", bare, None))
-
-    with tempfile.TemporaryDirectory() as tmp:
-        await bench_bridge("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.db", args, bare, lines)
-    if not args.no_postgres:
-        name = f"zb_bench_{uuid.uuid4().hex[:8]}"
-        dsn = args.postgres.replace("postgresql+asyncpg://", "postgresql://")
-        admin = await asyncpg.connect(dsn)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            url = args.postgres.rsplit("/", 1)[0] + "/" + name
-            await bench_bridge("postgres", url, args, bare, lines)
-            if args.workers > 1:
-                await bench_bridge(f"postgres x{args.workers}", url, args, bare, lines,
-                                   args.workers)  # fmt: skip
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        targets.append(Target("bare Starlette", port, crm_maker))
+        bridges = [("sqlite", f"sqlite+aiosqlite:///{tmp.name}/bench.db", 1)]
+        if not args.no_postgres:
+            admin = await asyncpg.connect(pg_dsn)
+            await admin.execute(f'CREATE DATABASE "{pg_name}"')
             await admin.close()
-
-    print(f"\n{args.connections} concurrent senders, {args.seconds:.0f} s each, "
-          f"HTTP/1.1 keep-alive on 127.0.0.1, {os.cpu_count()} cores")  # fmt: skip
-    print(f"{'target':<34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'of bare':>8} {'non-200':>7}")
-    for line in lines:
-        print(line)
-    print("'ok' = every acknowledged event is in the database")
+            pg_url = args.postgres.rsplit("/", 1)[0] + "/" + pg_name
+            bridges.append(("postgres", pg_url, 1))
+            if args.workers > 1:
+                bridges.append((f"postgres x{args.workers}", pg_url, args.workers))
+        for label, url, workers in bridges:
+            port = free_port()
+            procs.append(start([sys.executable, "-m", "bridge", "serve", "--port", str(port),
+                                "--workers", str(workers)], bridge_env(url)))  # fmt: skip
+            wait_up(port, "/readyz")
+            configure(port)
+            targets.append(Target(f"bridge crm   {label}", port, crm_maker, url))
+            targets.append(Target(f"bridge books {label}", port, books_maker, url))
+        for _ in range(args.rounds):
+            for target in targets:
+                await measure(target, args)
+        report(targets, args)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=15)
+        tmp.cleanup()
+        if not args.no_postgres:
+            admin = await asyncpg.connect(pg_dsn)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+            await admin.close()
 
 
 if __name__ == "__main__":
