@@ -1,0 +1,112 @@
+// The dashboard reads the admin API with the token the operator enters; nothing is stored
+// beyond this browser tab (sessionStorage), and every value is inserted as text, never HTML.
+"use strict";
+const tokenKey = "zoho-bridge-admin-token";
+let filters = {};
+
+function authHeaders() {
+  return { Authorization: "Bearer " + (sessionStorage.getItem(tokenKey) || "") };
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    throw new Error(`${response.status}: ${body.message || response.statusText}`);
+  }
+  return response.json();
+}
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text === null || text === undefined ? "" : String(text);
+  if (className) td.className = className;
+  return td;
+}
+
+function fill(tableId, rows, build) {
+  const body = document.querySelector(`#${tableId} tbody`);
+  body.replaceChildren(...rows.map((row) => {
+    const tr = document.createElement("tr");
+    tr.append(...build(row));
+    return tr;
+  }));
+}
+
+function card(label, value) {
+  const div = document.createElement("div");
+  div.className = "card";
+  const b = document.createElement("b");
+  b.textContent = value;
+  div.append(b, document.createTextNode(label));
+  return div;
+}
+
+async function refresh() {
+  const state = document.getElementById("state");
+  try {
+    const status = await api("/admin/status");
+    document.getElementById("cards").replaceChildren(
+      card("events stored", status.events.count),
+      card("last event", status.events.last_received_at || "none yet"),
+      card("channels at risk", status.channels ? status.channels.at_risk.length : 0),
+      card("dead letters", status.sinks.reduce((n, s) => n + s.dead, 0)),
+    );
+    const problems = document.getElementById("problems");
+    problems.replaceChildren(...status.problems.map((p) => {
+      const li = document.createElement("li");
+      li.textContent = p;
+      return li;
+    }));
+    fill("sinks", status.sinks, (s) => [
+      cell(s.name), cell(s.pending), cell(s.dead, s.dead ? "bad" : ""),
+      cell(s.oldest_pending_age_seconds === null ? "" : `${Math.round(s.oldest_pending_age_seconds)} s`),
+      cell(s.replays_pending), cell(s.disabled ? `disabled: ${s.disabled_reason || ""}` : "ok", s.disabled ? "bad" : ""),
+    ]);
+    fill("channels", status.channels ? status.channels.at_risk : [], (c) => [
+      cell(c.channel_id), cell(c.state, "bad"), cell(c.expires_at), cell(c.last_error),
+    ]);
+    const query = new URLSearchParams({ limit: "50", ...filters });
+    const events = await api("/admin/events?" + query);
+    fill("events", events.items, (e) => {
+      const replay = document.createElement("button");
+      replay.className = "small";
+      replay.textContent = "replay";
+      replay.addEventListener("click", async () => {
+        try {
+          await api(`/admin/events/${encodeURIComponent(e.id)}/replay`, {
+            method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+          });
+          replay.textContent = "queued";
+        } catch (error) {
+          replay.textContent = error.message;
+        }
+      });
+      const action = document.createElement("td");
+      action.append(replay);
+      return [cell(e.seq), cell(e.received_at), cell(e.source), cell(e.module), cell(e.operation),
+        cell(e.record_id), cell(e.origin), action];
+    });
+    const rejected = await api("/admin/requests?status=rejected&limit=25");
+    fill("rejected", rejected.items, (r) => [
+      cell(r.received_at), cell(r.kind), cell(r.source), cell(r.http_status, "bad"), cell(r.reason), cell(r.remote_addr),
+    ]);
+    state.textContent = "updated " + new Date().toLocaleTimeString();
+  } catch (error) {
+    state.textContent = error.message;
+  }
+}
+
+document.getElementById("auth").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(tokenKey, document.getElementById("token").value);
+  document.getElementById("token").value = "";
+  refresh();
+});
+document.getElementById("filters").addEventListener("submit", (event) => {
+  event.preventDefault();
+  filters = Object.fromEntries([...new FormData(event.target)].filter(([, v]) => v));
+  refresh();
+});
+if (sessionStorage.getItem(tokenKey)) refresh();
+setInterval(() => { if (sessionStorage.getItem(tokenKey)) refresh(); }, 5000);
