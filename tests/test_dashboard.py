@@ -36,9 +36,9 @@ async def test_the_script_reads_fields_the_api_has(client: httpx.AsyncClient) ->
     script = (await client.get("/admin/static/dashboard.js")).text
     status = (await client.get("/admin/status", headers=ADMIN)).json()
     event = (await client.get("/admin/events", headers=ADMIN)).json()["items"][0]
-    rejected = (
-        await client.get("/admin/requests?status=rejected", headers=ADMIN)
-    ).json()["items"][0]
+    rejected = (await client.get("/admin/requests?status=rejected", headers=ADMIN)).json()["items"][
+        0
+    ]
     for path in ("events.count", "events.last_received_at", "channels.at_risk"):
         node = status
         for key in path.split("."):
