@@ -107,11 +107,17 @@ def scrub_body(body: bytes, secrets: Iterable[str] = ()) -> bytes:
     for secret in secrets:
         # Short values would blank unrelated text; real tokens are long.
         if len(secret) >= 6:
-            raw = secret.encode("utf-8")
-            if raw in scrubbed:
-                scrubbed = scrubbed.replace(raw, _REDACTED_BYTES)
-            for form in {quote(secret, safe=""), json.dumps(secret)[1:-1]}:
-                encoded = form.encode("utf-8")
-                if encoded != raw and encoded in scrubbed:
+            for encoded in _encoded_forms(secret):
+                if encoded in scrubbed:
                     scrubbed = scrubbed.replace(encoded, _REDACTED_BYTES)
     return scrubbed
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded_forms(secret: str) -> tuple[bytes, ...]:
+    """The secret as it may appear in a body: raw, URL-encoded, JSON-escaped."""
+    forms = [secret.encode("utf-8")]
+    for form in (quote(secret, safe=""), json.dumps(secret)[1:-1]):
+        if form.encode("utf-8") not in forms:
+            forms.append(form.encode("utf-8"))
+    return tuple(forms)

@@ -36,7 +36,7 @@ TOKEN_HEADER = "x-bridge-token"
 MAX_FIELD = 100  # module and record id columns
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per delivery (see store/records.py)
 class RawRequest:
     """A webhook request as the web layer read it."""
 

@@ -1,4 +1,8 @@
-"""Plain records passed between the services and the store."""
+"""Plain records passed between the services and the store.
+
+Built once per delivery on the hot path and never changed after; they are not `frozen`
+because a frozen dataclass costs several microseconds more to build (measured).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 from bridge.domain.events import ChangeEvent
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestRecord:
     """An inbound request as it will be stored (secrets already redacted)."""
 
@@ -31,7 +35,7 @@ class RequestRecord:
     rejected: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewEvent:
     """An event with the id chosen for it before it is stored."""
 
@@ -41,7 +45,7 @@ class NewEvent:
     request_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InsertedEvent:
     id: str
     seq: int
@@ -49,7 +53,7 @@ class InsertedEvent:
     received_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WriteResult:
     """What one submitted delivery became once committed."""
 
