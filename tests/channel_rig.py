@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from bridge.runtime import Runtime
-from bridge.sandbox import RunningSandbox, serve_app
+from bridge.sandbox import RunningSandbox, run_sandbox, serve_app
 from bridge.sandbox.model import SandboxClock
 from bridge.sandbox.state import SandboxState
 from bridge.settings import Settings
@@ -62,6 +62,16 @@ class Rig:
 
     def watch_posts(self) -> int:
         return self.state.count("POST /crm/v8/actions/watch", status=201)
+
+
+@asynccontextmanager
+async def frozen_sandbox(org: str = "acme") -> AsyncIterator[RunningSandbox]:
+    """A sandbox whose clock moves only when a test advances it, with one org."""
+    state = SandboxState()
+    state.clock = FrozenClock()
+    async with run_sandbox(state=state) as running:
+        running.state.add_org(org)
+        yield running
 
 
 def sandbox_now(state: SandboxState) -> datetime:

@@ -20,6 +20,7 @@ import httpx
 import pytest
 from alembic import command
 
+from bridge.sandbox import RunningSandbox, run_sandbox
 from bridge.settings import Settings
 from bridge.store.migrate import alembic_config
 from bridge.web.app import create_app
@@ -116,6 +117,19 @@ def settings(database_url: str) -> Settings:
         max_body_bytes=64 * 1024,
         scheduler=False,  # tests run scheduled work themselves, at the times they choose
     )
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[RunningSandbox]:
+    """A fake Zoho on a free port (modules needing orgs or a frozen clock override this)."""
+    async with run_sandbox() as running:
+        yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        yield client
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ from datetime import timedelta
 import pytest
 
 from bridge.runtime import Runtime, open_runtime
-from bridge.sandbox import RunningSandbox, SandboxState, run_sandbox
+from bridge.sandbox import RunningSandbox
 from bridge.services import channels as service
 from bridge.services import connections
 from bridge.settings import Settings
 from bridge.store import managed_channels as store
 from bridge.store.managed_channels import list_gaps
-from tests.channel_rig import FrozenClock, connection_body, sandbox_now
+from tests.channel_rig import connection_body, frozen_sandbox, sandbox_now
 from tests.conftest import _truncate
 from tests.support import SECRET_KEY
 
@@ -26,10 +26,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[RunningSandbox]:
-    state = SandboxState()
-    state.clock = FrozenClock()
-    async with run_sandbox(state=state) as running:
-        running.state.add_org("acme")
+    async with frozen_sandbox() as running:
         yield running
 
 

@@ -8,18 +8,15 @@ from datetime import timedelta
 
 import pytest
 
-from bridge.sandbox import RunningSandbox, SandboxState, run_sandbox
+from bridge.sandbox import RunningSandbox
 from bridge.store.managed_channels import list_gaps
-from tests.channel_rig import FrozenClock, Rig, bridge_rig, sandbox_now
+from tests.channel_rig import Rig, bridge_rig, frozen_sandbox, sandbox_now
 from tests.support import crm_body
 
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[RunningSandbox]:
-    state = SandboxState()
-    state.clock = FrozenClock()
-    async with run_sandbox(state=state) as running:
-        running.state.add_org("acme")
+    async with frozen_sandbox() as running:
         yield running
 
 

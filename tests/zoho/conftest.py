@@ -2,31 +2,18 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
 
-from bridge.sandbox import RunningSandbox, run_sandbox
+from bridge.sandbox import RunningSandbox
 from bridge.zoho.budget import Budget
 from bridge.zoho.client import ZohoClient
 from bridge.zoho.connection import Connection, Limits
 from bridge.zoho.memory import MemoryBudgetStore, MemoryTokenStore
 from bridge.zoho.oauth import TokenManager
 from bridge.zoho.retry import RetryPolicy
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[RunningSandbox]:
-    async with run_sandbox() as running:
-        yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        yield client
 
 
 def connect(sandbox: RunningSandbox, org: str, **limits: int) -> Connection:
