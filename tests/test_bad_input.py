@@ -10,6 +10,7 @@ import pytest
 
 from bridge.settings import Settings
 from bridge.store.writer import prune_rejected
+from bridge.web import hooks
 from bridge.web.app import create_app
 from tests.support import ADMIN, crm_body, sample
 
@@ -119,6 +120,19 @@ async def test_wrong_method_and_path(ready: httpx.AsyncClient) -> None:
     assert (await ready.patch("/hooks/books/acme")).status_code == 405
     r = await ready.post("/hooks/zoho")
     assert r.status_code == 404 and r.json()["error"] == "not_found"
+    for path in ("/hooks/books/", "/hooks/books/acme/extra", "/hooks/crm/x"):
+        r = await ready.post(path, json={})
+        assert r.status_code == 404 and r.json()["error"] == "not_found", path
+
+
+def test_the_front_door_matches_exactly_the_webhook_routes() -> None:
+    assert hooks.match("/hooks/crm", "POST") == ("crm", None)
+    assert hooks.match("/hooks/books/acme", "PUT") == ("books", "acme")
+    assert hooks.match("/hooks/books/acme", "DELETE") == ("books", "acme")
+    for path, method in [("/hooks/crm", "GET"), ("/hooks/books/acme", "PATCH"),
+                         ("/hooks/books/", "POST"), ("/hooks/books/a/b", "POST"),
+                         ("/hooks/crm/", "POST"), ("/admin/sources", "POST")]:  # fmt: skip
+        assert hooks.match(path, method) is None, (path, method)
 
 
 async def test_rejected_bodies_are_truncated_and_scrubbed(ready: httpx.AsyncClient) -> None:

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
 
 from bridge.runtime import open_runtime, utc_now
 from bridge.settings import Settings
@@ -25,6 +26,24 @@ from bridge.web import (
 from bridge.web.errors import HANDLERS
 
 
+class BridgeApp(Starlette):
+    """Starlette, with webhook deliveries answered before its middleware and router: they
+    are most of the traffic, and neither adds anything to them (they catch their own errors)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            root: str = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root) :]
+            target = hooks.match(path, scope["method"])
+            if target is not None:
+                scope["app"] = self
+                await hooks.handle(scope, receive, send, self.state.runtime, *target)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -37,7 +56,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         finally:
             await runtime.close()
 
-    return Starlette(
+    return BridgeApp(
         routes=[
             *hooks.routes,
             *health.routes,

@@ -1,8 +1,10 @@
 """Webhook endpoints: /hooks/crm and /hooks/books/{source}.
 
-These are plain ASGI apps rather than Starlette request handlers: they are the hot path,
-and building Starlette's Request, URL and Headers objects for each delivery cost more than
-reading the few things needed straight from the scope.
+These are plain ASGI callables rather than Starlette request handlers: they are the hot
+path, and building Starlette's Request, URL and Headers objects for each delivery cost more
+than reading the few things needed straight from the scope. `BridgeApp` (web/app.py) answers
+them before Starlette's middleware and router (`match`); the routes below stay registered
+so that other methods get Starlette's 405 and the paths show in the route table.
 """
 
 from __future__ import annotations
@@ -79,9 +81,24 @@ def _accepted(outcome: IngestOutcome) -> dict[str, object]:
     }
 
 
-async def _handle(scope: Scope, receive: Receive, send: Send, kind: str) -> None:
-    runtime: Runtime = scope["app"].state.runtime
-    source: str | None = scope["path_params"].get("source")
+_BOOKS_PREFIX = "/hooks/books/"
+_BOOKS_METHODS = frozenset({"POST", "PUT", "DELETE"})
+
+
+def match(path: str, method: str) -> tuple[str, str | None] | None:
+    """(kind, Books source name) when `path` and `method` are a webhook endpoint's."""
+    if path == "/hooks/crm":
+        return ("crm", None) if method == "POST" else None
+    if path.startswith(_BOOKS_PREFIX) and method in _BOOKS_METHODS:
+        source = path[len(_BOOKS_PREFIX) :]
+        if source and "/" not in source:
+            return "books", source
+    return None
+
+
+async def handle(
+    scope: Scope, receive: Receive, send: Send, runtime: Runtime, kind: str, source: str | None
+) -> None:
     started = time.perf_counter()
     try:
         raw, too_large = await _raw(scope, receive, runtime)
@@ -114,7 +131,8 @@ class _Asgi:
         self.kind = kind
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await _handle(scope, receive, send, self.kind)
+        source: str | None = scope["path_params"].get("source")
+        await handle(scope, receive, send, scope["app"].state.runtime, self.kind, source)
 
 
 routes = [
