@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -21,7 +24,7 @@ from bridge.store.migrate import alembic_config, current_revision, head_revision
 from bridge.store.models import Event, InboundRequest
 from bridge.store.records import NewEvent, RequestRecord
 from bridge.store.writer import EventWriter, backend_for
-from tests.conftest import POSTGRES_URL, _admin_sql, _with_database
+from tests.conftest import POSTGRES_URL, _admin_sql, _with_database, migrate
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -122,6 +125,46 @@ async def test_event_data_round_trips(writer: EventWriter, engine: AsyncEngine) 
         row = (await conn.execute(select(Event.data, Event.occurred_at))).one()
     assert row.data == data
     assert row.occurred_at == NOW
+
+
+async def test_offset_times_are_stored_as_the_same_instant(
+    writer: EventWriter, engine: AsyncEngine
+) -> None:
+    minus_four = timezone(timedelta(hours=-4))
+    event = _event("tz")
+    local = datetime(2026, 3, 5, 20, 30, 0, 7, tzinfo=minus_four)
+    event = replace(event, change=replace(event.change, occurred_at=local))
+    await writer.write(_request(), [event])
+    async with engine.connect() as conn:
+        stored = await conn.scalar(select(Event.occurred_at))
+    assert stored == local and stored.utcoffset() == timedelta(0)
+
+
+async def test_a_held_sqlite_write_lock_is_waited_for_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/locked.db"
+    migrate(url)
+    writer = EventWriter(backend_for(url))
+    await writer.start()
+    await writer.write(_request(), [_event("before")])  # connection open, schema there
+    other = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # e.g. a CLI command in another process, mid-write
+    try:
+        pending = asyncio.ensure_future(writer.write(_request(), [_event("while-locked")]))
+        longest_gap = 0.0
+        for _ in range(20):
+            before = time.perf_counter()
+            await asyncio.sleep(0.01)
+            longest_gap = max(longest_gap, time.perf_counter() - before)
+        assert not pending.done()  # waiting for the lock ...
+        assert longest_gap < 1.0  # ... while the loop goes on (a blocked loop stalls 30 s)
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    result = await asyncio.wait_for(pending, 10)
+    assert len(result.inserted) == 1
+    await writer.stop()
 
 
 async def test_schema_is_current(engine: AsyncEngine, database_url: str) -> None:

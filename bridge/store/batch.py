@@ -1,7 +1,7 @@
 """What a batch writer backend does, independent of the database driver.
 
 The ingest path writes through a dedicated driver connection rather than SQLAlchemy: one
-round trip (PostgreSQL) or one thread hop (SQLite) per batch, and no per-row work on the
+round trip (PostgreSQL) or one fsync on a thread (SQLite) per batch, and no ORM work on the
 event-loop thread. Reads and everything else still go through SQLAlchemy.
 """
 

@@ -1,7 +1,11 @@
-"""SQLite batch writes: a dedicated sqlite3 connection on one dedicated thread.
+"""SQLite batch writes: one dedicated connection; statements on the loop, COMMIT on a thread.
 
-One `to_thread` hop per batch; SQLite releases the GIL while it works and fsyncs, so the
-event loop keeps answering HTTP meanwhile.
+The inserts of a batch run on the event-loop thread: they are quick in-memory B-tree work,
+and running them on another thread made that thread and the loop pass the GIL back and
+forth once per statement and per returned row, each time waiting for the busy loop to let
+go. Only what waits on the disk runs on the dedicated thread: COMMIT (the WAL write and its
+fsync), opening the connection, and a BEGIN that has to wait for another process's lock.
+The connection is used by one batch at a time (the writer is the only caller).
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,17 +23,42 @@ from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS, FollowUpFn
 
 # SQLite caps bound parameters per statement (32766 since 3.32); stay well under it.
 _MAX_ROWS_PER_INSERT = 500
+_BUSY_WAIT_MS = 30_000  # how long a BEGIN waits for another process's write lock
+
+
+def _datetime_text(value: datetime) -> str:
+    # SQLAlchemy's SQLite DATETIME text: naive UTC, always with microseconds.
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _json_text(value: object) -> str:
+    return jsonx.dumps(value).decode("utf-8")
+
+
+# By exact type: the values rows hold (see batch.TableRows); anything else passes as is.
+_CONVERT: dict[type, Callable[[Any], Any]] = {
+    datetime: _datetime_text,
+    dict: _json_text,
+    list: _json_text,
+    bool: int,
+}
 
 
 def sqlite_value(value: Any) -> Any:
     """Python value → what SQLAlchemy would have stored (its DATETIME text, JSON text)."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(value, (dict, list)):
-        return jsonx.dumps(value).decode("utf-8")
-    if isinstance(value, bool):
-        return int(value)
-    return value
+    convert = _CONVERT.get(type(value))
+    return value if convert is None else convert(value)
+
+
+def _params(rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+    get = _CONVERT.get
+    return [v if (c := get(type(v))) is None else c(v) for row in rows for v in row]
+
+
+def _unavailable(exc: sqlite3.Error) -> StoreUnavailable:
+    return StoreUnavailable()  # the cause is chained for the log, not shown to senders
 
 
 class SqliteBatchBackend:
@@ -37,27 +66,21 @@ class SqliteBatchBackend:
         self._path = path
         self._synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
-        # One thread owns the connection for its whole life.
+        # The thread that waits on the disk; it and the loop never use the connection at once.
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
 
-    def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._conn = conn
-        return self._conn
-
-    def _write(
+    async def write(
         self, events: list[tuple[Any, ...]], follow_up: FollowUpFn, prune: int | None
     ) -> None:
+        loop = asyncio.get_running_loop()
+        conn = self._conn or await loop.run_in_executor(self._thread, self._connect)
         try:
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")  # busy_timeout 0: never blocks the loop
         except sqlite3.OperationalError as exc:
-            self._reset()
-            raise StoreUnavailable() from exc
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                self._reset()
+                raise _unavailable(exc) from exc
+            await loop.run_in_executor(self._thread, self._begin_waiting)
         try:
             more = follow_up(self._insert_events(conn, events))
             _insert(conn, "inbound_requests", REQUEST_COLUMNS, more.requests)
@@ -65,12 +88,47 @@ class SqliteBatchBackend:
                 _insert(conn, rows.table, rows.columns, rows.rows)
             if prune is not None:
                 _prune(conn, prune)
-            conn.execute("COMMIT")
         except BaseException as exc:
             self._rollback()
             if isinstance(exc, sqlite3.OperationalError):
-                raise StoreUnavailable() from exc
+                raise _unavailable(exc) from exc
             raise
+        await loop.run_in_executor(self._thread, self._commit)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self._path, isolation_level=None, timeout=0, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_WAIT_MS}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA busy_timeout=0")
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from exc
+        self._conn = conn
+        return conn
+
+    def _begin_waiting(self) -> None:
+        """BEGIN IMMEDIATE, waiting for another connection's write lock (on the thread)."""
+        assert self._conn is not None
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout={_BUSY_WAIT_MS}")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            finally:
+                self._conn.execute("PRAGMA busy_timeout=0")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise _unavailable(exc) from exc
+
+    def _commit(self) -> None:
+        assert self._conn is not None
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise _unavailable(exc) from exc
 
     def _insert_events(
         self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]
@@ -86,15 +144,15 @@ class SqliteBatchBackend:
                 f"{','.join([one] * len(chunk))} "
                 "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key, id, seq"
             )
-            params = [sqlite_value(v) for row in chunk for v in row]
-            for key, event_id, seq in conn.execute(sql, params).fetchall():
+            for key, event_id, seq in conn.execute(sql, _params(chunk)).fetchall():
                 inserted[key] = (event_id, seq)
         return inserted
 
     def _rollback(self) -> None:
         if self._conn is not None:
             try:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
             except sqlite3.Error:
                 self._reset()
 
@@ -104,12 +162,6 @@ class SqliteBatchBackend:
                 self._conn.close()
             finally:
                 self._conn = None
-
-    async def write(
-        self, events: list[tuple[Any, ...]], follow_up: FollowUpFn, prune: int | None
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._write, events, follow_up, prune)
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
@@ -122,7 +174,10 @@ def _insert(
 ) -> None:
     if rows:
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})"
-        conn.executemany(sql, [tuple(sqlite_value(v) for v in row) for row in rows])
+        get = _CONVERT.get
+        conn.executemany(
+            sql, [[v if (c := get(type(v))) is None else c(v) for v in row] for row in rows]
+        )
 
 
 def _prune(conn: sqlite3.Connection, keep: int) -> None:
