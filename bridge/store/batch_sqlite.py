@@ -73,7 +73,9 @@ class SqliteBatchBackend:
         self, events: list[tuple[Any, ...]], follow_up: FollowUpFn, prune: int | None
     ) -> None:
         loop = asyncio.get_running_loop()
-        conn = self._conn or await loop.run_in_executor(self._thread, self._connect)
+        conn = self._conn
+        if conn is None:
+            conn = await loop.run_in_executor(self._thread, self._connect)
         try:
             conn.execute("BEGIN IMMEDIATE")  # busy_timeout 0: never blocks the loop
         except sqlite3.OperationalError as exc:
