@@ -20,6 +20,7 @@ from bridge.domain.redaction import (
     redact_query,
     scrub_body,
 )
+from tests.support import SAMPLES
 
 SECRET = "Secret0123456789"
 
@@ -119,6 +120,26 @@ def test_bodies_are_scrubbed_of_tokens_in_json_forms_and_given_values() -> None:
     assert scrub_body(b"a=1&secret=s3cr3t&b=2") == b"a=1&secret=%5Bredacted%5D&b=2"
     assert b"VerySecretValue" not in scrub_body(b"x VerySecretValue y", ["VerySecretValue"])
     assert scrub_body(b"abc", ["abc"]) == b"abc"  # too short to blank safely
+
+
+def test_only_secret_named_members_and_fields_are_blanked() -> None:
+    body = (
+        b'{"Key" : "k1", "keyword": "kept1", "X_Auth_Id": "a\\"1", "note": "my token kept2",'
+        b' "cookie":"c1", "nested": {"refresh_token": "r1"}, "ids": ["token"], "cut": "t",'
+        b' "apiKey": "z1", "password": "p1'
+    )
+    scrubbed = scrub_body(body)
+    for secret in (b"k1", b'a\\"1', b"c1", b"r1", b"z1", b"p1"):
+        assert secret not in scrubbed, secret
+    for kept in (b"kept1", b"my token kept2", b'["token"]', b'"cut": "t"'):
+        assert kept in scrubbed, kept
+    assert scrubbed.endswith(b'"password": "[redacted]')  # truncated: no closing quote
+    form = scrub_body(b"x%20Token=t1&keys=kept&AUTH=a2&api_key=k2&plain=token")
+    assert form == (
+        b"x%20Token=%5Bredacted%5D&keys=kept&AUTH=%5Bredacted%5D&api_key=%5Bredacted%5D&plain=token"
+    )
+    invoice = (SAMPLES / "books-invoice.json").read_bytes()
+    assert scrub_body(invoice) == invoice
 
 
 def test_ulids_sort_in_creation_order_even_within_a_millisecond() -> None:
