@@ -24,7 +24,7 @@ OPERATIONS: dict[str, Operation] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per delivery, and frozen init costs twice as much
 class CrmCallback:
     """The fields of one callback body, validated."""
 

@@ -72,9 +72,9 @@ def redact_mapping(values: dict[str, object]) -> dict[str, object]:
 
 
 # Words that put a name under suspicion: the hints, and the exact names that hold none.
-_NEEDLES = tuple(h.encode() for h in _SECRET_HINTS) + tuple(
-    n.encode() for n in sorted(SECRET_NAMES) if not any(h in n for h in _SECRET_HINTS)
-)
+# (Only the shortest: "key" finds "apikey" too.)
+_WORDS = {*_SECRET_HINTS, *(n for n in SECRET_NAMES if not any(h in n for h in _SECRET_HINTS))}
+_NEEDLES = tuple(sorted(w.encode() for w in _WORDS if not any(o in w for o in _WORDS - {w})))
 # Matched at a `"` or a field start in the lower-cased body (bytes.lower keeps offsets), then
 # replaced in the original. A JSON string member `"key": "value` (the closing quote may be
 # cut off by truncation), and a form field `key=value`.

@@ -57,7 +57,7 @@ class RawRequest:
         return next((v for k, v in self.query if k == name), None)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per delivery
 class IngestOutcome:
     status: str  # accepted | duplicate
     request_id: str | None

@@ -15,6 +15,7 @@ from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS, FollowUpFn, Table
 # that commits later with a smaller number.
 SEQ_LOCK_KEY = 0x7A6F686F
 
+_BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({SEQ_LOCK_KEY})"
 _EVENT_TYPES = (
     "text", "text", "text", "text", "text", "text", "timestamptz", "timestamptz", "text",
     "text", "text", "text",
@@ -65,10 +66,11 @@ class PostgresBatchBackend:
     ) -> None:
         try:
             conn = await self._connect()
-            async with conn.transaction():
+            # BEGIN and the lock share one round trip (a simple query may hold several).
+            await conn.execute(_BEGIN_LOCKED if events else "BEGIN")
+            try:
                 inserted: dict[str, tuple[str, int]] = {}
                 if events:
-                    await conn.execute("SELECT pg_advisory_xact_lock($1)", SEQ_LOCK_KEY)
                     columns = [
                         [pg_value(row[i]) for row in events] for i in range(len(EVENT_COLUMNS))
                     ]
@@ -83,6 +85,11 @@ class PostgresBatchBackend:
                     await _insert(conn, rows)
                 if prune is not None:
                     await conn.execute(_PRUNE_SQL, prune)
+                await conn.execute("COMMIT")
+            except BaseException:
+                if not conn.is_closed() and conn.is_in_transaction():
+                    await conn.execute("ROLLBACK")
+                raise
         except _UNAVAILABLE as exc:
             await self._reset()
             raise StoreUnavailable() from exc

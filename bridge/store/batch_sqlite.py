@@ -28,9 +28,17 @@ _BUSY_WAIT_MS = 30_000  # how long a BEGIN waits for another process's write loc
 
 def _datetime_text(value: datetime) -> str:
     # SQLAlchemy's SQLite DATETIME text: naive UTC, always with microseconds.
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    global _last_datetime
+    last, text = _last_datetime
+    if value is last:  # a delivery's received_at, in its request row and its events' rows
+        return text
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    text = utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+    _last_datetime = (value, text)
+    return text
+
+
+_last_datetime: tuple[datetime | None, str] = (None, "")
 
 
 def _json_text(value: object) -> str:
