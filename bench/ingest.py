@@ -5,8 +5,10 @@
 Starts each server as its own process (uvicorn, one worker, same options), drives each in
 turn with a closed-loop HTTP/1.1 load generator over 127.0.0.1, in interleaved rounds so
 that the shared machine's noise hits every target alike, and prints median requests/s,
-p50 and p99 beside the bare endpoint. After each bridge run it counts the stored events
-and checks that every acknowledged event is in the database.
+p50 and p99 beside the bare endpoint, and the server's CPU time per request (all its
+threads and worker processes, from /proc: steadier than throughput on a shared machine).
+After each bridge run it counts the stored events and checks that every acknowledged event
+is in the database.
 """
 
 from __future__ import annotations
@@ -53,6 +55,17 @@ def free_port() -> int:
 def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, its threads and its child processes (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(int(child)) for child in children)
 
 
 def wait_up(port: int, path: str = "/healthz") -> None:
@@ -120,9 +133,11 @@ class Target:
 
     label: str
     port: int
+    pid: int
     maker: Callable[[str], Callable[[int], tuple[str, bytes]]]
     database_url: str | None = None  # set for the bridge: every ack is checked against it
     results: list[Result] = field(default_factory=list)
+    cpu_per_request: list[float] = field(default_factory=list)
     lost: int = 0
 
 
@@ -131,9 +146,11 @@ async def measure(target: Target, args: argparse.Namespace) -> None:
     await run("127.0.0.1", target.port, target.maker(uuid.uuid4().hex[:8]),
               connections=args.connections, seconds=0.5)  # fmt: skip
     before = await count_events(target.database_url) if target.database_url else 0
+    cpu_before = cpu_seconds(target.pid)
     result = await run("127.0.0.1", target.port, target.maker(uuid.uuid4().hex[:8]),
                        connections=args.connections, seconds=args.seconds,
                        keep_bodies=target.database_url is not None)  # fmt: skip
+    target.cpu_per_request.append((cpu_seconds(target.pid) - cpu_before) / max(1, result.count))
     if target.database_url:
         stored = await count_events(target.database_url) - before
         acked = sum(json.loads(b).get("events", 0) for b in result.bodies)
@@ -154,7 +171,7 @@ def report(targets: list[Target], args: argparse.Namespace) -> None:
           f"{args.seconds:.0f} s, HTTP/1.1 keep-alive on 127.0.0.1, {os.cpu_count()} cores; "
           "medians over rounds")  # fmt: skip
     print(f"{'target':<30} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'of bare':>8} "
-          f"{'range of bare':>14} {'non-200':>7}")  # fmt: skip
+          f"{'range of bare':>14} {'CPU us/req':>10} {'non-200':>7}")  # fmt: skip
     for target in targets:
         rates = [r.rate() for r in target.results]
         shares = [r.rate() / b.rate() for r, b in zip(target.results, bare.results, strict=True)]
@@ -165,8 +182,10 @@ def report(targets: list[Target], args: argparse.Namespace) -> None:
               f"{1000 * median([r.percentile(99) for r in target.results]):>7.2f} "
               f"{100 * median(rates) / bare_rate:>7.1f}% "
               f"{100 * min(shares):>6.1f}-{100 * max(shares):<6.1f}% "
+              f"{1e6 * median(target.cpu_per_request):>10.0f} "
               f"{errors:>7}{check}")  # fmt: skip
-    print("'ok' = in every round, every acknowledged event was in the database")
+    print("'ok' = in every round, every acknowledged event was in the database; CPU us/req = "
+          "server CPU time (all threads and workers) per answered request")  # fmt: skip
 
 
 async def main() -> None:
@@ -191,7 +210,7 @@ async def main() -> None:
                             str(port), "--no-access-log", "--log-level", "warning"],
                            dict(os.environ, PYTHONPATH=str(ROOT))))  # fmt: skip
         wait_up(port, "/hooks/crm")
-        targets.append(Target("bare Starlette", port, crm_maker))
+        targets.append(Target("bare Starlette", port, procs[-1].pid, crm_maker))
         bridges = [("sqlite", f"sqlite+aiosqlite:///{tmp.name}/bench.db", 1)]
         if not args.no_postgres:
             admin = await asyncpg.connect(pg_dsn)
@@ -207,8 +226,9 @@ async def main() -> None:
                                 "--workers", str(workers)], bridge_env(url)))  # fmt: skip
             wait_up(port, "/readyz")
             configure(port)
-            targets.append(Target(f"bridge crm   {label}", port, crm_maker, url))
-            targets.append(Target(f"bridge books {label}", port, books_maker, url))
+            pid = procs[-1].pid
+            targets.append(Target(f"bridge crm   {label}", port, pid, crm_maker, url))
+            targets.append(Target(f"bridge books {label}", port, pid, books_maker, url))
         for _ in range(args.rounds):
             for target in targets:
                 await measure(target, args)

@@ -149,11 +149,14 @@ def parse_books_time(value: Any) -> datetime | None:
     """Books writes offsets without a colon (`2025-04-09T11:25:54-0400`); accept both."""
     if not isinstance(value, str) or "T" not in value:
         return None
-    text = _COLONLESS_OFFSET.sub(r"\1:\2", value.strip().replace("Z", "+00:00"))
     try:
-        parsed = datetime.fromisoformat(text)
+        parsed = datetime.fromisoformat(value)  # Python 3.11 reads -0400 and Z itself
     except ValueError:
-        return None
+        try:
+            text = _COLONLESS_OFFSET.sub(r"\1:\2", value.strip().replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            return None
     return parsed if parsed.tzinfo is not None else None
 
 

@@ -3,11 +3,14 @@
 Each webhook would otherwise read its source or channel from the database. Entries live
 `ttl` seconds (BRIDGE_LOOKUP_CACHE_SECONDS), so a change made through another replica is
 seen within that time; changes made through this process invalidate at once. Misses are
-cached for at most a second, so a newly imported channel is found quickly.
+cached for at most a second, so a newly imported channel is found quickly. Concurrent misses
+for one key share one database read: when an entry expires under load, the deliveries
+arriving meanwhile wait for that read rather than each starting their own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,25 +39,48 @@ class _TTLCache(Generic[T]):
     load: Callable[[str], Awaitable[T | None]]
     clock: Callable[[], float] = time.monotonic
     _entries: dict[str, tuple[float, T | None]] = field(default_factory=dict)
+    _loading: dict[str, asyncio.Task[T | None]] = field(default_factory=dict)
 
     async def get(self, key: str) -> T | None:
-        now = self.clock()
         hit = self._entries.get(key)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > self.clock():
             return hit[1]
-        value = await self.load(key)
+        task = self._loading.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._load(key))
+            task.add_done_callback(_retrieve)
+            self._loading[key] = task
+        # Shielded: a caller that goes away does not cancel the read the others wait for.
+        return await asyncio.shield(task)
+
+    async def _load(self, key: str) -> T | None:
+        started = self.clock()
+        try:
+            value = await self.load(key)
+        finally:
+            current = self._loading.get(key) is asyncio.current_task()
+            if current:
+                del self._loading[key]
         lifetime = self.ttl if value is not None else min(self.ttl, 1.0)
-        if lifetime > 0:
+        if current and lifetime > 0:  # not if invalidated meanwhile: it may be stale
             if len(self._entries) > 10_000:
                 self._entries.clear()  # junk names must not grow memory without bound
-            self._entries[key] = (now + lifetime, value)
+            self._entries[key] = (started + lifetime, value)
         return value
 
     def invalidate(self, key: str | None = None) -> None:
         if key is None:
             self._entries.clear()
+            self._loading.clear()
         else:
             self._entries.pop(key, None)
+            self._loading.pop(key, None)
+
+
+def _retrieve(task: asyncio.Task[object]) -> None:
+    # Every waiter may have gone; the exception is theirs to see, not the loop's to log.
+    if not task.cancelled():
+        task.exception()
 
 
 class Lookup:
