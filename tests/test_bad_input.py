@@ -209,3 +209,11 @@ async def test_database_down_is_503(url: str) -> None:
             ready = await c.get("/readyz")
             assert ready.status_code == 503 and ready.json()["status"] == "not ready"
             assert (await c.get("/healthz")).status_code == 200
+
+
+def test_query_pairs_read_like_the_standard_library() -> None:
+    from urllib.parse import parse_qsl
+
+    for query in ["token=a%2Fb+c&event=created", "a&b=&=c&&d=1=2", "x=%ZZ&y=%C3%A9", "", "&"]:
+        expected = tuple(parse_qsl(query, keep_blank_values=True))
+        assert hooks.query_pairs(query) == expected, query

@@ -10,7 +10,7 @@ so that other methods get Starlette's 405 and the paths show in the route table.
 from __future__ import annotations
 
 import time
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -47,7 +47,7 @@ async def _raw(
         method=scope["method"],
         path=scope["path"],
         query_string=query_string,
-        query=tuple(parse_qsl(query_string, keep_blank_values=True)) if query_string else (),
+        query=query_pairs(query_string) if query_string else (),
         headers=headers,
         body=body,
         content_type=next((v for k, v in headers if k == "content-type"), None),
@@ -55,6 +55,20 @@ async def _raw(
         received_at=received_at,
     )
     return raw, too_large
+
+
+def query_pairs(query_string: str) -> tuple[tuple[str, str], ...]:
+    """`parse_qsl(query_string, keep_blank_values=True)`, at a fraction of its cost."""
+    pairs = []
+    for part in query_string.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            pairs.append((_unquote(name), _unquote(value)))
+    return tuple(pairs)
+
+
+def _unquote(text: str) -> str:
+    return unquote_plus(text) if "%" in text or "+" in text else text
 
 
 async def _send_json(send: Send, status: int, body: dict[str, object]) -> None:
