@@ -60,9 +60,34 @@ def sqlite_value(value: Any) -> Any:
     return value if convert is None else convert(value)
 
 
-def _params(rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+RowConverter = Callable[[tuple[Any, ...]], list[Any]]
+
+
+def _by_column(columns: Sequence[str], converters: dict[str, Callable[[Any], Any]]) -> RowConverter:
+    """A row converter for a fixed table shape: only the named columns are touched."""
+    positions = [(i, converters[c]) for i, c in enumerate(columns) if c in converters]
+
+    def convert(row: tuple[Any, ...]) -> list[Any]:
+        values = list(row)
+        for i, to_text in positions:
+            values[i] = to_text(values[i])
+        return values
+
+    return convert
+
+
+def _by_type(row: tuple[Any, ...]) -> list[Any]:
+    """A row converter for any table (the outbox's rows): by each value's type."""
     get = _CONVERT.get
-    return [v if (c := get(type(v))) is None else c(v) for row in rows for v in row]
+    return [v if (c := get(type(v))) is None else c(v) for v in row]
+
+
+# The ingest rows have fixed types (records.event_row, writer._request_row).
+_EVENT_ROW = _by_column(
+    EVENT_COLUMNS,
+    {"occurred_at": _datetime_text, "received_at": _datetime_text, "data": _json_text},
+)
+_REQUEST_ROW = _by_column(REQUEST_COLUMNS, {"received_at": _datetime_text, "headers": _json_text})
 
 
 def _unavailable(exc: sqlite3.Error) -> StoreUnavailable:
@@ -93,9 +118,9 @@ class SqliteBatchBackend:
             await loop.run_in_executor(self._thread, self._begin_waiting)
         try:
             more = follow_up(self._insert_events(conn, events))
-            _insert(conn, "inbound_requests", REQUEST_COLUMNS, more.requests)
+            _insert(conn, "inbound_requests", REQUEST_COLUMNS, more.requests, _REQUEST_ROW)
             for rows in more.extra:
-                _insert(conn, rows.table, rows.columns, rows.rows)
+                _insert(conn, rows.table, rows.columns, rows.rows, _by_type)
             if prune is not None:
                 _prune(conn, prune)
         except BaseException as exc:
@@ -154,7 +179,8 @@ class SqliteBatchBackend:
                 f"{','.join([one] * len(chunk))} "
                 "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key, id, seq"
             )
-            for key, event_id, seq in conn.execute(sql, _params(chunk)).fetchall():
+            params = [value for row in chunk for value in _EVENT_ROW(row)]
+            for key, event_id, seq in conn.execute(sql, params).fetchall():
                 inserted[key] = (event_id, seq)
         return inserted
 
@@ -180,14 +206,15 @@ class SqliteBatchBackend:
 
 
 def _insert(
-    conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    conn: sqlite3.Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    convert: RowConverter,
 ) -> None:
     if rows:
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})"
-        get = _CONVERT.get
-        conn.executemany(
-            sql, [[v if (c := get(type(v))) is None else c(v) for v in row] for row in rows]
-        )
+        conn.executemany(sql, [convert(row) for row in rows])
 
 
 def _prune(conn: sqlite3.Connection, keep: int) -> None:
