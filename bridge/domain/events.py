@@ -27,9 +27,9 @@ class Origin(StrEnum):
     REPLAY = "replay"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per delivered record, and frozen init costs 3x
 class ChangeEvent:
-    """One change to one Zoho record, before it is stored.
+    """One change to one Zoho record, before it is stored. Treated as immutable.
 
     `dedup_key` is unique in the database: a second event with the same key is a duplicate.
     `data` is what Zoho sent for this record.

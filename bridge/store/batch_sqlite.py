@@ -33,7 +33,7 @@ def _datetime_text(value: datetime) -> str:
     if value is last:  # a delivery's received_at, in its request row and its events' rows
         return text
     utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-    text = utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+    text = utc.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
     _last_datetime = (value, text)
     return text
 
@@ -52,12 +52,6 @@ _CONVERT: dict[type, Callable[[Any], Any]] = {
     list: _json_text,
     bool: int,
 }
-
-
-def sqlite_value(value: Any) -> Any:
-    """Python value → what SQLAlchemy would have stored (its DATETIME text, JSON text)."""
-    convert = _CONVERT.get(type(value))
-    return value if convert is None else convert(value)
 
 
 RowConverter = Callable[[tuple[Any, ...]], list[Any]]
