@@ -54,6 +54,10 @@ class BatchBackend(Protocol):
         events: list[tuple[Any, ...]],
         follow_up: FollowUpFn,
         prune_rejected_keep: int | None,
-    ) -> None: ...
+        more_waiting: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """`more_waiting()`, asked just before the commit, says whether another batch is
+        already queued: a backend may then begin its transaction in the same round trip."""
+        ...
 
     async def close(self) -> None: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -52,22 +53,36 @@ def pg_value(value: Any) -> Any:
 
 
 class PostgresBatchBackend:
+    """One connection; a transaction per batch, holding the sequence lock.
+
+    Under load the next batch is already queued when one commits: then `COMMIT` and the
+    next `BEGIN` with its lock travel in one round trip, and the next batch finds its
+    transaction open (round trips, not CPU, bound a batch here).
+    """
+
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._conn: asyncpg.Connection | None = None
+        self._begun = False  # a transaction holding the lock is open for the next batch
 
     async def _connect(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
             self._conn = await asyncpg.connect(self._dsn, timeout=5, command_timeout=30)
+            self._begun = False
         return self._conn
 
     async def write(
-        self, events: list[tuple[Any, ...]], follow_up: FollowUpFn, prune: int | None
+        self,
+        events: list[tuple[Any, ...]],
+        follow_up: FollowUpFn,
+        prune: int | None,
+        more_waiting: Callable[[], bool] = lambda: False,
     ) -> None:
         try:
             conn = await self._connect()
-            # BEGIN and the lock share one round trip (a simple query may hold several).
-            await conn.execute(_BEGIN_LOCKED if events else "BEGIN")
+            if not self._begun:
+                await conn.execute(_BEGIN_LOCKED)
+            self._begun = False
             try:
                 inserted: dict[str, tuple[str, int]] = {}
                 if events:
@@ -85,11 +100,16 @@ class PostgresBatchBackend:
                     await _insert(conn, rows)
                 if prune is not None:
                     await conn.execute(_PRUNE_SQL, prune)
-                await conn.execute("COMMIT")
             except BaseException:
                 if not conn.is_closed() and conn.is_in_transaction():
                     await conn.execute("ROLLBACK")
                 raise
+            if more_waiting():
+                # If the COMMIT fails, the BEGIN after it does not run: nothing is left open.
+                await conn.execute(f"COMMIT; {_BEGIN_LOCKED}")
+                self._begun = True
+            else:
+                await conn.execute("COMMIT")
         except _UNAVAILABLE as exc:
             await self._reset()
             raise StoreUnavailable() from exc
@@ -97,11 +117,15 @@ class PostgresBatchBackend:
     async def _reset(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
+            self._begun = False
             conn.terminate()
 
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
+            if self._begun and not conn.is_closed():
+                await conn.execute("ROLLBACK")  # the empty transaction begun for a next batch
+            self._begun = False
             await conn.close(timeout=5)
 
 

@@ -97,7 +97,11 @@ class SqliteBatchBackend:
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
 
     async def write(
-        self, events: list[tuple[Any, ...]], follow_up: FollowUpFn, prune: int | None
+        self,
+        events: list[tuple[Any, ...]],
+        follow_up: FollowUpFn,
+        prune: int | None,
+        more_waiting: Callable[[], bool] = lambda: False,  # SQLite gains nothing from it
     ) -> None:
         loop = asyncio.get_running_loop()
         conn = self._conn

@@ -164,7 +164,9 @@ class EventWriter:
             )
             return FollowUp(requests, extra)
 
-        await self.backend.write(_first_of_each_key(jobs), follow_up, prune)
+        await self.backend.write(
+            _first_of_each_key(jobs), follow_up, prune, lambda: not self._queue.empty()
+        )
         return outcome[-1]
 
 
