@@ -84,6 +84,34 @@ async def test_duplicates_within_and_across_batches(writer: EventWriter) -> None
     assert later.status == "duplicate"
 
 
+async def test_stored_requests_say_which_deliveries_were_duplicates(
+    writer: EventWriter, engine: AsyncEngine
+) -> None:
+    first, again, mixed, ping = _request(), _request(), _request(), _request()
+    await asyncio.gather(
+        writer.write(first, [_event("dup-a"), _event("dup-b", "2")]),
+        writer.write(again, [_event("dup-a")]),  # same batch, same key: a duplicate
+        writer.write(mixed, [_event("dup-b", "2"), _event("dup-c", "3")]),  # one of two new
+        writer.write(ping),  # no events
+    )
+    later = _request()
+    await writer.write(later, [_event("dup-c", "3")])  # a later batch: duplicate
+    async with engine.connect() as conn:
+        rows = dict(
+            (r.id, (r.status, r.event_count))
+            for r in await conn.execute(
+                select(InboundRequest.id, InboundRequest.status, InboundRequest.event_count)
+            )
+        )
+    assert rows == {
+        first.id: ("accepted", 2),
+        again.id: ("duplicate", 0),
+        mixed.id: ("accepted", 1),
+        ping.id: ("accepted", 0),
+        later.id: ("duplicate", 0),
+    }
+
+
 async def test_one_bad_delivery_does_not_fail_its_batch(writer: EventWriter) -> None:
     shared_id = new_ulid(NOW)
     results = await asyncio.gather(
@@ -203,7 +231,7 @@ def test_migrations_from_empty_down_and_up_with_no_drift(kind: str, tmp_path: ob
 
 def test_row_builders_follow_the_column_orders() -> None:
     from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS
-    from bridge.store.records import WriteResult, event_row
+    from bridge.store.records import event_row
     from bridge.store.writer import _request_row
 
     event = _event("order-key", "R1")
@@ -214,7 +242,7 @@ def test_row_builders_follow_the_column_orders() -> None:
         "origin": "webhook", "dedup_key": "order-key", "data": {"k": 1}, "request_id": None,
     }  # fmt: skip
     request = _request("01ORDERTEST0000000000000000"[:26])
-    row = dict(zip(REQUEST_COLUMNS, _request_row(request, WriteResult(request.id)), strict=True))
+    row = dict(zip(REQUEST_COLUMNS, _request_row(request, "accepted", 0), strict=True))
     assert row["id"] == request.id
     assert (row["status"], row["http_status"], row["event_count"]) == ("accepted", 200, 0)
     assert (row["path"], row["body"], row["body_truncated"]) == ("/hooks/crm", b"{}", False)

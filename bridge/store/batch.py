@@ -46,18 +46,24 @@ class FollowUp:
 FollowUpFn = Callable[[dict[str, tuple[str, int]]], FollowUp]
 
 
+@dataclass(slots=True)
+class Batch:
+    """One transaction's worth of deliveries, as a backend writes it."""
+
+    events: list[tuple[Any, ...]]  # in EVENT_COLUMNS order, first of each dedup key
+    follow_up: FollowUpFn
+    # The request rows as they will be if every event is new (the usual case), for a
+    # backend that inserts them with the events and corrects the few that differ.
+    expected_requests: Callable[[], list[tuple[Any, ...]]]
+    prune_rejected_keep: int | None = None
+    # Asked just before the commit: is another batch already queued? A backend may then
+    # begin the next transaction in the same round trip.
+    more_waiting: Callable[[], bool] = lambda: False
+
+
 class BatchBackend(Protocol):
     """Writes one batch atomically: events (ON CONFLICT DO NOTHING), then the follow-up."""
 
-    async def write(
-        self,
-        events: list[tuple[Any, ...]],
-        follow_up: FollowUpFn,
-        prune_rejected_keep: int | None,
-        more_waiting: Callable[[], bool] = lambda: False,
-    ) -> None:
-        """`more_waiting()`, asked just before the commit, says whether another batch is
-        already queued: a backend may then begin its transaction in the same round trip."""
-        ...
+    async def write(self, batch: Batch) -> None: ...
 
     async def close(self) -> None: ...

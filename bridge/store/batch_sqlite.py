@@ -19,7 +19,7 @@ from typing import Any
 
 from bridge.domain import jsonx
 from bridge.errors import StoreUnavailable
-from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS, FollowUpFn
+from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS, Batch
 
 # SQLite caps bound parameters per statement (32766 since 3.32); stay well under it.
 _MAX_ROWS_PER_INSERT = 500
@@ -96,13 +96,7 @@ class SqliteBatchBackend:
         # The thread that waits on the disk; it and the loop never use the connection at once.
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
 
-    async def write(
-        self,
-        events: list[tuple[Any, ...]],
-        follow_up: FollowUpFn,
-        prune: int | None,
-        more_waiting: Callable[[], bool] = lambda: False,  # SQLite gains nothing from it
-    ) -> None:
+    async def write(self, batch: Batch) -> None:
         loop = asyncio.get_running_loop()
         conn = self._conn
         if conn is None:
@@ -115,12 +109,12 @@ class SqliteBatchBackend:
                 raise _unavailable(exc) from exc
             await loop.run_in_executor(self._thread, self._begin_waiting)
         try:
-            more = follow_up(self._insert_events(conn, events))
+            more = batch.follow_up(self._insert_events(conn, batch.events))
             _insert(conn, "inbound_requests", REQUEST_COLUMNS, more.requests, _REQUEST_ROW)
             for rows in more.extra:
                 _insert(conn, rows.table, rows.columns, rows.rows, _by_type)
-            if prune is not None:
-                _prune(conn, prune)
+            if batch.prune_rejected_keep is not None:
+                _prune(conn, batch.prune_rejected_keep)
         except BaseException as exc:
             self._rollback()
             if isinstance(exc, sqlite3.OperationalError):

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.errors import ConfigurationError, StoreUnavailable
 from bridge.metrics import WRITE_BATCH_SIZE
-from bridge.store.batch import BatchBackend, FollowUp, TableRows
+from bridge.store.batch import Batch, BatchBackend, FollowUp, TableRows
 from bridge.store.models import InboundRequest
 from bridge.store.records import InsertedEvent, NewEvent, RequestRecord, WriteResult, event_row
 
@@ -153,7 +153,7 @@ class EventWriter:
             results, inserted = _results(jobs, inserted_by_key)
             outcome.append((results, inserted))
             requests = [
-                _request_row(job.request, result)
+                _request_row(job.request, result.status, len(result.inserted))
                 for job, result in zip(jobs, results, strict=True)
                 if job.request is not None
             ]
@@ -164,8 +164,21 @@ class EventWriter:
             )
             return FollowUp(requests, extra)
 
+        def expected_requests() -> list[tuple[Any, ...]]:
+            return [
+                _request_row(job.request, "accepted", len(job.events))
+                for job in jobs
+                if job.request is not None
+            ]
+
         await self.backend.write(
-            _first_of_each_key(jobs), follow_up, prune, lambda: not self._queue.empty()
+            Batch(
+                _first_of_each_key(jobs),
+                follow_up,
+                expected_requests,
+                prune,
+                lambda: not self._queue.empty(),
+            )
         )
         return outcome[-1]
 
@@ -221,7 +234,7 @@ def _results(
     return results, all_inserted
 
 
-def _request_row(request: RequestRecord, result: WriteResult) -> tuple[Any, ...]:
+def _request_row(request: RequestRecord, status: str, event_count: int) -> tuple[Any, ...]:
     """The row in `batch.REQUEST_COLUMNS` order."""
     return (
         request.id,
@@ -236,9 +249,9 @@ def _request_row(request: RequestRecord, result: WriteResult) -> tuple[Any, ...]
         request.body_size,
         request.body_truncated,
         request.remote_addr,
-        "rejected" if request.rejected else result.status,
+        "rejected" if request.rejected else status,
         request.http_status,
         request.reason,
         request.verification,
-        len(result.inserted),
+        event_count,
     )
