@@ -151,3 +151,20 @@ def test_ulids_sort_in_creation_order_even_within_a_millisecond() -> None:
     assert all(len(i) == 26 for i in ids)
     later = new_ulid(now + timedelta(seconds=1))
     assert later > ids[-1]
+
+
+def test_ulids_are_crockford_base32_of_time_and_random_bits() -> None:
+    import random
+
+    from bridge.domain.ids import _encode_random, _encode_time
+
+    def reference(value: int) -> str:  # 128 bits, five at a time from the top (ULID spec)
+        return "".join(
+            "0123456789ABCDEFGHJKMNPQRSTVWXYZ"[(value >> s) & 31] for s in range(125, -1, -5)
+        )
+
+    for _ in range(2000):
+        millis, rand = random.getrandbits(48), random.getrandbits(80)
+        assert _encode_time(millis) + _encode_random(rand) == reference((millis << 80) | rand)
+    assert _encode_time(0) + _encode_random(0) == "0" * 26
+    assert _encode_time(2**48 - 1) + _encode_random(2**80 - 1) == "7" + "Z" * 25

@@ -18,9 +18,19 @@ _last = (0, 0)
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 
 
-def _encode(value: int) -> str:
+def _encode_time(millis: int) -> str:
+    """The first 10 characters of a ULID: its 48-bit time."""
     pairs = _PAIRS
-    return "".join([pairs[(value >> shift) & 1023] for shift in range(120, -1, -10)])
+    return "".join([pairs[(millis >> shift) & 1023] for shift in range(40, -1, -10)])
+
+
+def _encode_random(value: int) -> str:
+    """The last 16 characters of a ULID: its 80 random bits."""
+    pairs = _PAIRS
+    return "".join([pairs[(value >> shift) & 1023] for shift in range(70, -1, -10)])
+
+
+_time_text = (-1, "")  # the last time part encoded: ids made in one millisecond share it
 
 
 def new_ulid(now: datetime) -> str:
@@ -29,7 +39,7 @@ def new_ulid(now: datetime) -> str:
     Within one millisecond the random part is incremented instead of drawn again, so ids
     made here sort in the order they were made (what "keep the newest" pruning relies on).
     """
-    global _last
+    global _last, _time_text
     millis = int(now.timestamp() * 1000)
     with _lock:
         last_millis, last_random = _last
@@ -38,4 +48,7 @@ def new_ulid(now: datetime) -> str:
         else:
             random_part = _random.getrandbits(_RANDOM_BITS)
         _last = (millis, random_part)
-    return _encode((millis << _RANDOM_BITS) | random_part)
+        if _time_text[0] != millis:
+            _time_text = (millis, _encode_time(millis))
+        time_text = _time_text[1]
+    return time_text + _encode_random(random_part)

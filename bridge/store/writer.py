@@ -53,7 +53,7 @@ def backend_for(database_url: str, *, sqlite_synchronous: str = "FULL") -> Batch
     raise ConfigurationError(f"unsupported database {url.get_backend_name()!r}")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Job:
     request: RequestRecord | None
     events: list[NewEvent]
