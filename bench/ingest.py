@@ -1,6 +1,6 @@
 """Durable-ack throughput and latency of the ingest path, beside a bare Starlette endpoint.
 
-    python bench/ingest.py [--seconds 5] [--rounds 3] [--connections 32] [--no-postgres]
+    python bench/ingest.py [--seconds 5] [--rounds 5] [--connections 32] [--no-postgres]
 
 Starts each server as its own process (uvicorn, one worker, same options), drives each in
 turn with a closed-loop HTTP/1.1 load generator over 127.0.0.1, in interleaved rounds so
@@ -191,7 +191,7 @@ def report(targets: list[Target], args: argparse.Namespace) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--no-postgres", action="store_true")
