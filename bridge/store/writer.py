@@ -5,7 +5,7 @@ the commit. A single task drains whatever is queued into one transaction, so und
 hundreds of deliveries share one fsync, and nothing is acknowledged before it is durable.
 Duplicates are decided by the `events.dedup_key` unique constraint (ON CONFLICT DO NOTHING),
 within a batch and across replicas alike. The transaction itself runs on a dedicated driver
-connection (`batch_sqlite`, `batch_postgres`): one round trip or one commit per batch.
+connection (`batch_sqlite`, `batch_postgres`): one commit and few round trips per batch.
 """
 
 from __future__ import annotations
