@@ -109,7 +109,7 @@ class IngestService:
         except BridgeError as exc:
             raise await self._reject(raw, "books", source_name, exc, verified, secrets) from exc
         stored = self._store(raw, "books", source_name, events, "; ".join(verified), secrets)
-        return _outcome_of(await stored)
+        return _ingest_outcome(await stored)
 
     async def crm(self, raw: RawRequest) -> IngestOutcome:
         verified: list[str] = []
@@ -145,7 +145,7 @@ class IngestService:
         stored = self._store(
             raw, "crm", channel.source, events, "; ".join(verified), [token] if token else []
         )
-        return _outcome_of(await stored)
+        return _ingest_outcome(await stored)
 
     def _store(
         self,
@@ -203,7 +203,7 @@ class IngestService:
         return Rejected(error, record.id)
 
 
-def _outcome_of(result: WriteResult) -> IngestOutcome:
+def _ingest_outcome(result: WriteResult) -> IngestOutcome:
     return IngestOutcome(
         status=result.status,
         request_id=result.request_id,

@@ -42,7 +42,7 @@ class FollowUp:
 
 
 # Given {dedup_key: (event id, seq)} of the events just inserted, the rows to add. Pure and
-# quick: on SQLite it runs on the writer thread, inside the open transaction.
+# quick: it runs between the inserts, inside the open transaction, on the event loop.
 FollowUpFn = Callable[[dict[str, tuple[str, int]]], FollowUp]
 
 

@@ -50,7 +50,6 @@ _CONVERT: dict[type, Callable[[Any], Any]] = {
     datetime: _datetime_text,
     dict: _json_text,
     list: _json_text,
-    bool: int,
 }
 
 
@@ -84,10 +83,6 @@ _EVENT_ROW = _by_column(
 _REQUEST_ROW = _by_column(REQUEST_COLUMNS, {"received_at": _datetime_text, "headers": _json_text})
 
 
-def _unavailable(exc: sqlite3.Error) -> StoreUnavailable:
-    return StoreUnavailable()  # the cause is chained for the log, not shown to senders
-
-
 class SqliteBatchBackend:
     def __init__(self, path: str, synchronous: str = "FULL") -> None:
         self._path = path
@@ -106,7 +101,7 @@ class SqliteBatchBackend:
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
                 self._reset()
-                raise _unavailable(exc) from exc
+                raise StoreUnavailable() from exc
             await loop.run_in_executor(self._thread, self._begin_waiting)
         try:
             more = batch.follow_up(self._insert_events(conn, batch.events))
@@ -118,7 +113,7 @@ class SqliteBatchBackend:
         except BaseException as exc:
             self._rollback()
             if isinstance(exc, sqlite3.OperationalError):
-                raise _unavailable(exc) from exc
+                raise StoreUnavailable() from exc
             raise
         await loop.run_in_executor(self._thread, self._commit)
 
@@ -132,7 +127,7 @@ class SqliteBatchBackend:
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA busy_timeout=0")
         except sqlite3.Error as exc:
-            raise _unavailable(exc) from exc
+            raise StoreUnavailable() from exc
         self._conn = conn
         return conn
 
@@ -147,15 +142,17 @@ class SqliteBatchBackend:
                 self._conn.execute("PRAGMA busy_timeout=0")
         except sqlite3.Error as exc:
             self._rollback()
-            raise _unavailable(exc) from exc
+            raise StoreUnavailable() from exc
 
     def _commit(self) -> None:
         assert self._conn is not None
         try:
             self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except BaseException as exc:
             self._rollback()
-            raise _unavailable(exc) from exc
+            if isinstance(exc, sqlite3.OperationalError):
+                raise StoreUnavailable() from exc
+            raise
 
     def _insert_events(
         self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]
