@@ -112,6 +112,26 @@ async def test_stored_requests_say_which_deliveries_were_duplicates(
     }
 
 
+async def test_reported_ids_and_seqs_are_the_stored_ones(
+    writer: EventWriter, engine: AsyncEngine
+) -> None:
+    # All new in one batch, then a batch that mixes new events with duplicates: the
+    # (id, seq) each delivery is told must be its row's, however the backend learns them.
+    first = await asyncio.gather(
+        *(writer.write(_request(), [_event(f"s{i}", str(i))]) for i in range(40))
+    )
+    async with engine.begin() as conn:  # a gap in seq, as retention leaves
+        await conn.execute(Event.__table__.delete().where(Event.dedup_key == "s39"))
+    second = await asyncio.gather(
+        *(writer.write(_request(), [_event(f"s{i}", str(i))]) for i in range(30, 60))
+    )
+    reported = {e.id: e.seq for r in first[:39] + second for e in r.inserted}
+    assert len(reported) == 39 + 21  # s39 was deleted, so it is new again
+    async with engine.connect() as conn:
+        stored = {r.id: r.seq for r in await conn.execute(select(Event.id, Event.seq))}
+    assert stored == reported
+
+
 async def test_one_bad_delivery_does_not_fail_its_batch(writer: EventWriter) -> None:
     shared_id = new_ulid(NOW)
     results = await asyncio.gather(

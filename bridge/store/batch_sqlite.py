@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -22,23 +23,17 @@ from bridge.errors import StoreUnavailable
 from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS, Batch
 
 # SQLite caps bound parameters per statement (32766 since 3.32); stay well under it.
-_MAX_ROWS_PER_INSERT = 500
+_MAX_PARAMETERS = 6000
+_CACHED_STATEMENTS = 1024  # one prepared INSERT per table and row count: batches vary
+_ID, _KEY = EVENT_COLUMNS.index("id"), EVENT_COLUMNS.index("dedup_key")
 _BUSY_WAIT_MS = 30_000  # how long a BEGIN waits for another process's write lock
 
 
+@functools.lru_cache(maxsize=4096)  # a delivery's received_at is in several rows
 def _datetime_text(value: datetime) -> str:
     # SQLAlchemy's SQLite DATETIME text: naive UTC, always with microseconds.
-    global _last_datetime
-    last, text = _last_datetime
-    if value is last:  # a delivery's received_at, in its request row and its events' rows
-        return text
     utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-    text = utc.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
-    _last_datetime = (value, text)
-    return text
-
-
-_last_datetime: tuple[datetime | None, str] = (None, "")
+    return utc.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 def _json_text(value: object) -> str:
@@ -104,7 +99,7 @@ class SqliteBatchBackend:
                 raise StoreUnavailable() from exc
             await loop.run_in_executor(self._thread, self._begin_waiting)
         try:
-            more = batch.follow_up(self._insert_events(conn, batch.events))
+            more = batch.follow_up(_insert_events(conn, batch.events))
             _insert(conn, "inbound_requests", REQUEST_COLUMNS, more.requests, _REQUEST_ROW)
             for rows in more.extra:
                 _insert(conn, rows.table, rows.columns, rows.rows, _by_type)
@@ -120,7 +115,11 @@ class SqliteBatchBackend:
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                self._path, isolation_level=None, timeout=0, check_same_thread=False
+                self._path,
+                isolation_level=None,
+                timeout=0,
+                check_same_thread=False,
+                cached_statements=_CACHED_STATEMENTS,
             )
             conn.execute(f"PRAGMA busy_timeout={_BUSY_WAIT_MS}")
             conn.execute("PRAGMA journal_mode=WAL")
@@ -154,25 +153,6 @@ class SqliteBatchBackend:
                 raise StoreUnavailable() from exc
             raise
 
-    def _insert_events(
-        self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]
-    ) -> dict[str, tuple[str, int]]:
-        inserted: dict[str, tuple[str, int]] = {}
-        if not rows:
-            return inserted
-        one = "(" + ",".join("?" * len(EVENT_COLUMNS)) + ")"
-        for start in range(0, len(rows), _MAX_ROWS_PER_INSERT):
-            chunk = rows[start : start + _MAX_ROWS_PER_INSERT]
-            sql = (
-                f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES "
-                f"{','.join([one] * len(chunk))} "
-                "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key, id, seq"
-            )
-            params = [value for row in chunk for value in _EVENT_ROW(row)]
-            for key, event_id, seq in conn.execute(sql, params).fetchall():
-                inserted[key] = (event_id, seq)
-        return inserted
-
     def _rollback(self) -> None:
         if self._conn is not None:
             try:
@@ -194,16 +174,60 @@ class SqliteBatchBackend:
         self._thread.shutdown(wait=True)
 
 
+def _insert_events(
+    conn: sqlite3.Connection, rows: list[tuple[Any, ...]]
+) -> dict[str, tuple[str, int]]:
+    """Insert new events (ON CONFLICT DO NOTHING); {dedup_key: (id, seq)} of those inserted.
+
+    No RETURNING: each returned row would cost a step and a tuple; `lastrowid` tells all.
+    """
+    inserted: dict[str, tuple[str, int]] = {}
+    step = _MAX_PARAMETERS // len(EVENT_COLUMNS)
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        cursor = conn.execute(
+            _values_sql("events", EVENT_COLUMNS, len(chunk), "ON CONFLICT (dedup_key) DO NOTHING"),
+            [value for row in chunk for value in _EVENT_ROW(row)],
+        )
+        if cursor.rowcount == len(chunk) and cursor.lastrowid:
+            # All new (the usual case). Under the write lock, AUTOINCREMENT numbers the rows
+            # of one INSERT one after another, in VALUES order, ending at lastrowid.
+            first = cursor.lastrowid - len(chunk) + 1
+            for offset, row in enumerate(chunk):
+                inserted[row[_KEY]] = (row[_ID], first + offset)
+        elif cursor.rowcount > 0:
+            # Some were duplicates: the ids chosen for this batch tell which rows are new.
+            ids = [row[_ID] for row in chunk]
+            found = conn.execute(
+                f"SELECT dedup_key, id, seq FROM events WHERE id IN ({','.join('?' * len(ids))})",
+                ids,
+            )
+            for key, event_id, seq in found:
+                inserted[key] = (event_id, seq)
+    return inserted
+
+
 def _insert(
     conn: sqlite3.Connection,
     table: str,
-    columns: Sequence[str],
+    columns: tuple[str, ...],
     rows: list[tuple[Any, ...]],
     convert: RowConverter,
 ) -> None:
-    if rows:
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})"
-        conn.executemany(sql, [convert(row) for row in rows])
+    step = _MAX_PARAMETERS // len(columns)
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        conn.execute(
+            _values_sql(table, columns, len(chunk)),
+            [value for row in chunk for value in convert(row)],
+        )
+
+
+@functools.lru_cache(maxsize=_CACHED_STATEMENTS)
+def _values_sql(table: str, columns: tuple[str, ...], count: int, suffix: str = "") -> str:
+    """`INSERT INTO table (columns) VALUES (?, …), … suffix` for `count` rows."""
+    one = "(" + ",".join("?" * len(columns)) + ")"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {','.join([one] * count)} {suffix}"
 
 
 def _prune(conn: sqlite3.Connection, keep: int) -> None:
