@@ -166,5 +166,9 @@ def test_ulids_are_crockford_base32_of_time_and_random_bits() -> None:
     for _ in range(2000):
         millis, rand = random.getrandbits(48), random.getrandbits(80)
         assert _encode_time(millis) + _encode_random(rand) == reference((millis << 80) | rand)
+    # Counting up within a millisecond (the encoded head is reused), across carries too.
+    start = random.getrandbits(80) | 1023
+    for rand in [*range(start - 1500, start + 1500), 2**80 - 2, 2**80 - 1, 0, 1]:
+        assert _encode_random(rand) == reference(rand)[-16:]
     assert _encode_time(0) + _encode_random(0) == "0" * 26
     assert _encode_time(2**48 - 1) + _encode_random(2**80 - 1) == "7" + "Z" * 25

@@ -26,8 +26,19 @@ def _encode_time(millis: int) -> str:
 
 def _encode_random(value: int) -> str:
     """The last 16 characters of a ULID: its 80 random bits."""
-    pairs = _PAIRS
-    return "".join([pairs[(value >> shift) & 1023] for shift in range(70, -1, -10)])
+    global _random_head
+    top = value >> 10
+    known, head = _random_head
+    if known != top:
+        pairs = _PAIRS
+        head = "".join([pairs[(value >> shift) & 1023] for shift in range(70, 9, -10)])
+        _random_head = (top, head)
+    return head + _PAIRS[value & 1023]
+
+
+# Ids made within one millisecond count up from one random number: they share all but the
+# last two characters of the random part, which are encoded once.
+_random_head = (-1, "")
 
 
 _time_text = (-1, "")  # the last time part encoded: ids made in one millisecond share it

@@ -55,6 +55,7 @@ def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return result
 
 
+@functools.lru_cache(maxsize=1024)  # a source's deliveries repeat one query string
 def redact_query(query: str) -> str:
     """The query string with secret parameter values replaced (the rest kept verbatim)."""
     if not query:

@@ -45,17 +45,24 @@ class RawRequest:
     path: str
     query_string: str
     query: tuple[tuple[str, str], ...]
-    headers: tuple[tuple[str, str], ...]
+    headers: Sequence[tuple[str, str]]  # names in lower case, as ASGI gives them
     body: bytes
     content_type: str | None
     remote_addr: str | None
     received_at: datetime
 
     def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k.lower() == name), None)
+        """The first value of the header `name` (lower case)."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
 
     def param(self, name: str) -> str | None:
-        return next((v for k, v in self.query if k == name), None)
+        for key, value in self.query:
+            if key == name:
+                return value
+        return None
 
 
 @dataclass(slots=True)  # not frozen: built per delivery
@@ -270,7 +277,10 @@ def _record(
     rejected: bool = False,
     keep_bytes: int | None = None,
 ) -> RequestRecord:
-    secret_values = [*secrets, *(v for k, v in raw.query if k == TOKEN_PARAMETER)]
+    secret_values = list(secrets)
+    for name, value in raw.query:
+        if name == TOKEN_PARAMETER:
+            secret_values.append(value)
     header_token = raw.header(TOKEN_HEADER)
     if header_token:
         secret_values.append(header_token)

@@ -15,10 +15,15 @@ async def read_body(receive: Receive, content_length: str | None, limit: int) ->
             raise MalformedRequest("Content-Length is not a number")
         if int(content_length) > limit:
             raise PayloadTooLarge(f"body is larger than {limit} bytes")
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")  # the usual case: the whole body at once
+        if len(body) > limit:
+            raise PayloadTooLarge(f"body is larger than {limit} bytes")
+        return body
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             raise MalformedRequest("the client went away before the body was read")
         chunk: bytes = message.get("body", b"")
@@ -28,6 +33,7 @@ async def read_body(receive: Receive, content_length: str | None, limit: int) ->
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+        message = await receive()
 
 
 async def read_limited(request: Request, limit: int) -> bytes:

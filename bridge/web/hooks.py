@@ -31,14 +31,16 @@ async def _raw(
     scope: Scope, receive: Receive, runtime: Runtime
 ) -> tuple[RawRequest, PayloadTooLarge | None]:
     received_at = runtime.clock()
-    headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+    content_length = content_type = None
+    for name, value in headers:  # ASGI header names are lower case; the first one counts
+        if name == "content-length" and content_length is None:
+            content_length = value
+        elif name == "content-type" and content_type is None:
+            content_type = value
     too_large = None
     try:
-        body = await read_body(
-            receive,
-            next((v for k, v in headers if k == "content-length"), None),
-            runtime.settings.max_body_bytes,
-        )
+        body = await read_body(receive, content_length, runtime.settings.max_body_bytes)
     except PayloadTooLarge as exc:
         body, too_large = b"", exc
     query_string = scope["query_string"].decode("latin-1")
@@ -50,7 +52,7 @@ async def _raw(
         query=query_pairs(query_string) if query_string else (),
         headers=headers,
         body=body,
-        content_type=next((v for k, v in headers if k == "content-type"), None),
+        content_type=content_type,
         remote_addr=client[0] if client else None,
         received_at=received_at,
     )
