@@ -116,6 +116,9 @@ def _secret_spans(lowered: bytes, needles: list[bytes]) -> list[tuple[int, int, 
             if member and member.start(1) <= at < member.end(1):
                 if is_secret_name(member.group(1).decode("ascii")):
                     spans[member.start(2)] = (*member.span(2), _REDACTED_BYTES)
+                    # The value is blanked whole: a needle inside it needs no look.
+                    at = lowered.find(needle, max(member.end(2), at + len(needle)))
+                    continue
             else:
                 field_at = lowered.rfind(b"&", 0, at) + 1
                 field = _FORM_FIELD.match(lowered, field_at)
