@@ -122,8 +122,8 @@ class PostgresBatchBackend:
 
     async def _write(self, conn: asyncpg.Connection, batch: Batch) -> None:
         expected = batch.expected_requests()
-        events = _columns(batch.events, len(EVENT_COLUMNS))
-        requests = _columns(expected, len(REQUEST_COLUMNS))
+        events = _columns(batch.events, EVENT_COLUMNS)
+        requests = _columns(expected, REQUEST_COLUMNS)
         rows: list[Any] = []
         if batch.events and expected:
             rows = await conn.fetch(_EVENTS_AND_REQUESTS_SQL, *events, *requests)
@@ -159,9 +159,13 @@ class PostgresBatchBackend:
             await conn.close(timeout=5)
 
 
-def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows → one array per column, as `unnest` takes them."""
-    return [[pg_value(row[i]) for row in rows] for i in range(width)]
+def _columns(rows: list[tuple[Any, ...]], columns: tuple[str, ...]) -> list[list[Any]]:
+    """Rows → one array per column, as `unnest` takes them (JSON columns as text)."""
+    arrays = [list(values) for values in zip(*rows, strict=True)] or [[] for _ in columns]
+    for i, name in enumerate(columns):
+        if name in _JSONB:
+            arrays[i] = [pg_value(value) for value in arrays[i]]
+    return arrays
 
 
 async def _insert(conn: asyncpg.Connection, rows: TableRows) -> None:
