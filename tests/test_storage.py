@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -130,6 +131,24 @@ async def test_reported_ids_and_seqs_are_the_stored_ones(
     async with engine.connect() as conn:
         stored = {r.id: r.seq for r in await conn.execute(select(Event.id, Event.seq))}
     assert stored == reported
+
+
+async def test_the_sqlite_disk_thread_hands_back_results_and_errors_in_order() -> None:
+    from bridge.store.batch_sqlite import _DiskThread
+
+    def fail() -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    disk = _DiskThread("test-disk")
+    try:
+        assert await disk.run(lambda: threading.current_thread().name) == "test-disk"
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+            await disk.run(fail)
+        order: list[int] = []
+        await asyncio.gather(*(disk.run(lambda i=i: order.append(i)) for i in range(50)))
+        assert order == list(range(50))  # one at a time, in the order asked
+    finally:
+        disk.stop()
 
 
 async def test_one_bad_delivery_does_not_fail_its_batch(writer: EventWriter) -> None:

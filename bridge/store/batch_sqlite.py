@@ -11,9 +11,11 @@ The connection is used by one batch at a time (the writer is the only caller).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import functools
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -78,26 +80,77 @@ _EVENT_ROW = _by_column(
 _REQUEST_ROW = _by_column(REQUEST_COLUMNS, {"received_at": _datetime_text, "headers": _json_text})
 
 
+_Call = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+
+class _DiskThread:
+    """One thread for the calls that wait on the disk, run one at a time.
+
+    Leaner than a ThreadPoolExecutor, and that matters here: whenever this thread runs
+    Python it holds the GIL, and the busy event loop waits. Per call the thread does one
+    call and one `call_soon_threadsafe`; the loop, one queue put.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def run(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
+            self._thread.start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._calls.put((fn, future, loop))
+        return future
+
+    def _serve(self) -> None:
+        while (call := self._calls.get()) is not None:
+            fn, future, loop = call
+            try:
+                outcome: tuple[Any, BaseException | None] = (fn(), None)
+            except BaseException as exc:  # handed to the awaiting coroutine
+                outcome = (None, exc)
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_settle, future, *outcome)
+
+    def stop(self) -> None:
+        """Finish the queued calls, then end the thread."""
+        if self._thread is not None:
+            self._calls.put(None)
+            self._thread.join()
+            self._thread = None
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
 class SqliteBatchBackend:
     def __init__(self, path: str, synchronous: str = "FULL") -> None:
         self._path = path
         self._synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
         # The thread that waits on the disk; it and the loop never use the connection at once.
-        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._thread = _DiskThread("sqlite-writer")
 
     async def write(self, batch: Batch) -> None:
-        loop = asyncio.get_running_loop()
         conn = self._conn
         if conn is None:
-            conn = await loop.run_in_executor(self._thread, self._connect)
+            conn = await self._thread.run(self._connect)
         try:
             conn.execute("BEGIN IMMEDIATE")  # busy_timeout 0: never blocks the loop
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
                 self._reset()
                 raise StoreUnavailable() from exc
-            await loop.run_in_executor(self._thread, self._begin_waiting)
+            await self._thread.run(self._begin_waiting)
         try:
             more = batch.follow_up(_insert_events(conn, batch.events))
             _insert(conn, "inbound_requests", REQUEST_COLUMNS, more.requests, _REQUEST_ROW)
@@ -110,7 +163,7 @@ class SqliteBatchBackend:
             if isinstance(exc, sqlite3.OperationalError):
                 raise StoreUnavailable() from exc
             raise
-        await loop.run_in_executor(self._thread, self._commit)
+        await self._thread.run(self._commit)
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -169,9 +222,8 @@ class SqliteBatchBackend:
                 self._conn = None
 
     async def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._reset)
-        self._thread.shutdown(wait=True)
+        await self._thread.run(self._reset)
+        self._thread.stop()
 
 
 def _insert_events(
