@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import ADMIN, crm_body, sample
 
@@ -156,3 +157,44 @@ async def test_rotation_keeps_the_old_token_during_the_grace_period(
     assert (old.status_code, fresh.status_code) == (200, 200)
     tokens = (await client.get(f"/admin/channels/{channel}", headers=ADMIN)).json()["tokens"]
     assert [t["valid_until"] is None for t in tokens] == [False, True]
+
+
+async def _samples(
+    client: httpx.AsyncClient,
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = (await client.get("/metrics")).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name.startswith(("bridge_webhook_requests", "bridge_events_stored", "bridge_ingest"))
+    }
+
+
+async def test_deliveries_are_counted_and_timed_in_metrics(
+    client: httpx.AsyncClient, channel: str
+) -> None:
+    before = await _samples(client)
+    await client.post("/hooks/crm", json=sample("crm-update-several-ids.json"))  # 3 events
+    await client.post("/hooks/crm", json=sample("crm-update-several-ids.json"))  # duplicate
+    await client.post("/hooks/crm", json=crm_body(token="wrong"))  # rejected
+    after = await _samples(client)
+
+    def delta(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    requests = "bridge_webhook_requests_total"
+    assert delta(requests, kind="crm", outcome="accepted") == 1
+    assert delta(requests, kind="crm", outcome="duplicate") == 1
+    assert delta(requests, kind="crm", outcome="rejected") == 1
+    assert delta("bridge_events_stored_total", product="crm", origin="webhook") == 3
+    assert delta("bridge_ingest_seconds_count", kind="crm") == 3
+    assert delta("bridge_ingest_seconds_bucket", kind="crm", le="+Inf") == 3
+    assert 0 < delta("bridge_ingest_seconds_sum", kind="crm") < 30
+    buckets = sorted(
+        (float(dict(labels)["le"]), value)
+        for (name, labels), value in after.items()
+        if name == "bridge_ingest_seconds_bucket" and dict(labels)["kind"] == "crm"
+    )
+    assert [v for _, v in buckets] == sorted(v for _, v in buckets)  # cumulative

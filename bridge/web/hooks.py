@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from bridge.domain import jsonx
 from bridge.errors import BridgeError, PayloadTooLarge
-from bridge.metrics import events_counter, ingest_timer, webhook_counter
+from bridge.metrics import WEBHOOKS
 from bridge.runtime import Runtime
 from bridge.services.ingest import IngestOutcome, RawRequest, Rejected
 from bridge.statuses import status_for
@@ -125,18 +125,17 @@ async def handle(
         else:
             outcome = await runtime.ingest.books(source, raw)
     except Rejected as rejected:
-        webhook_counter(kind, "rejected").inc()
+        WEBHOOKS.record(kind, "rejected", time.perf_counter() - started)
         await _send_error(send, rejected.cause)
         return
     except BridgeError as exc:
-        webhook_counter(kind, "failed").inc()
+        WEBHOOKS.record(kind, "failed", time.perf_counter() - started)
         await _send_error(send, exc)
         return
-    finally:
-        ingest_timer(kind).observe(time.perf_counter() - started)
-    webhook_counter(kind, outcome.status).inc()
-    if outcome.event_ids:
-        events_counter(kind, "webhook").inc(len(outcome.event_ids))
+    except BaseException:
+        WEBHOOKS.record(kind, "failed", time.perf_counter() - started)
+        raise
+    WEBHOOKS.record(kind, outcome.status, time.perf_counter() - started, len(outcome.event_ids))
     await _send_json(send, 200, _accepted(outcome))
 
 
