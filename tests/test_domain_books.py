@@ -56,6 +56,23 @@ def test_same_entity_same_key_changed_entity_new_key() -> None:
     assert _event(payload).dedup_key != first
 
 
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain"])
+def test_integers_beyond_64_bits_keep_every_digit(content_type: str) -> None:
+    # orjson would read them as floats: two different numbers could then look the same
+    # to deduplication, and the stored event would hold a rounded number.
+    def body(n: int) -> bytes:
+        return b'{"invoice": {"invoice_id": "1", "cf_big": %d, "id": "4372460000000650034"}}' % n
+
+    first, second = 123456789012345678901234567890, 123456789012345678901234567891
+    one = decode_body(content_type, body(first)).payload
+    assert one is not None and one["invoice"]["cf_big"] == first
+    other = decode_body(content_type, body(second)).payload
+    assert other is not None
+    assert _event(one).dedup_key != _event(other).dedup_key
+    within = decode_body(content_type, body(2**64 - 1)).payload  # still orjson's, exact
+    assert within is not None and within["invoice"]["cf_big"] == 2**64 - 1
+
+
 def test_json_string_form_field_is_the_payload() -> None:
     raw = (SAMPLES / "books-invoice-jsonstring.form").read_bytes().strip()
     decoded = decode_body("application/x-www-form-urlencoded; charset=UTF-8", raw)

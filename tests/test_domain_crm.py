@@ -98,3 +98,10 @@ def test_empty_ids_is_no_event() -> None:
 def test_malformed_callbacks_say_what_is_wrong(body: bytes, message: str) -> None:
     with pytest.raises(MalformedRequest, match=message):
         parse_callback(body)
+
+
+def test_affected_values_keep_integers_beyond_64_bits() -> None:
+    big = 2**70 + 1  # orjson alone would round it to a float
+    body = crm_body(affected_values=[{"record_id": "5725767000003000064", "values": {"N": big}}])
+    callback = parse_callback(json.dumps(body).encode())
+    assert callback.affected_values["5725767000003000064"] == {"N": big}

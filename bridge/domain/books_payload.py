@@ -52,7 +52,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 TEXT_TYPES = ("text/plain", "")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per delivery (see store/records.py)
 class BooksBody:
     """A decoded body: `payload` is None for an empty or ping delivery; `form` holds the
     URL-decoded form fields (they take part in the signature)."""
@@ -76,6 +76,10 @@ def _load_json(text: str) -> dict[str, Any] | None:
         doc = jsonx.loads(text)
     except json.JSONDecodeError as exc:
         raise MalformedRequest(f"body is not valid JSON: {exc}") from None
+    return _json_object(doc)
+
+
+def _json_object(doc: Any) -> dict[str, Any] | None:
     if not isinstance(doc, dict):
         raise MalformedRequest("body must be a JSON object")
     # Pipedream's Books sources drop `{"payload": ""}`: what Books sends as a test ping.
@@ -87,11 +91,19 @@ def _load_json(text: str) -> dict[str, Any] | None:
 def decode_body(content_type: str | None, body: bytes) -> BooksBody:
     """Decode by content type: JSON, form-urlencoded (incl. one `JSONString` field), raw text."""
     kind = media_type(content_type)
+    is_json = _is_json_type(kind) or kind in TEXT_TYPES
+    if is_json and body[:1] == b"{":
+        # The usual delivery: orjson reads the bytes and checks they are UTF-8 itself.
+        # Anything it refuses takes the path below, which says what is wrong.
+        try:
+            return BooksBody(_json_object(jsonx.loads_utf8(body)))
+        except json.JSONDecodeError:
+            pass
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedRequest("body is not UTF-8 text") from None
-    if _is_json_type(kind) or kind in TEXT_TYPES:
+    if is_json:
         return BooksBody(_load_json(text))
     if kind == FORM_TYPE:
         form = tuple(parse_qsl(text, keep_blank_values=True))
