@@ -65,22 +65,18 @@ class WebhookStats(Collector):
         self._events[key] = self._events.get(key, 0) + count
 
     def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
+        yield _counter(
             "bridge_webhook_requests",
             "Webhook deliveries received, by kind (books, crm) and outcome.",
-            labels=["kind", "outcome"],
+            ["kind", "outcome"],
+            self._requests,
         )
-        for (kind, outcome), count in sorted(self._requests.items()):
-            requests.add_metric([kind, outcome], count)
-        yield requests
-        events = CounterMetricFamily(
+        yield _counter(
             "bridge_events_stored",
             "New events stored, by product and origin.",
-            labels=["product", "origin"],
+            ["product", "origin"],
+            self._events,
         )
-        for (product, origin), count in sorted(self._events.items()):
-            events.add_metric([product, origin], count)
-        yield events
         seconds = HistogramMetricFamily(
             "bridge_ingest_seconds",
             "Time from reading a webhook to answering it, by kind.",
@@ -93,6 +89,15 @@ class WebhookStats(Collector):
                 sum_value=self._sums[kind],
             )  # fmt: skip
         yield seconds
+
+
+def _counter(
+    name: str, documentation: str, labels: list[str], counts: dict[tuple[str, str], int]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for values, count in sorted(counts.items()):
+        family.add_metric(list(values), count)
+    return family
 
 
 WEBHOOKS = WebhookStats()
