@@ -181,6 +181,24 @@ async def test_events_filters(with_events: httpx.AsyncClient) -> None:
     assert await ids(until="2000-01-01T00:00:00Z") == []
 
 
+async def test_the_events_of_one_delivery(client: httpx.AsyncClient) -> None:
+    await client.post(
+        "/admin/channels/import",
+        json={"channel_id": "1000000068001", "token": CRM_TOKEN},
+        headers=ADMIN,
+    )
+    several = (await client.post("/hooks/crm", json=sample("crm-update-several-ids.json"))).json()
+    one = (await client.post("/hooks/crm", json=crm_body(ids=["L9"]))).json()
+    r = await client.get("/admin/events", params={"request_id": several["request_id"]},
+                         headers=ADMIN)  # fmt: skip
+    assert sorted(e["id"] for e in r.json()["items"]) == sorted(several["event_ids"])
+    assert {e["request_id"] for e in r.json()["items"]} == {several["request_id"]}
+    r = await client.get("/admin/events", params={"request_id": one["request_id"]}, headers=ADMIN)
+    assert [e["record_id"] for e in r.json()["items"]] == ["L9"]
+    r = await client.get("/admin/events", params={"request_id": "01NOSUCHREQUEST"}, headers=ADMIN)
+    assert r.json()["items"] == []
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [

@@ -73,6 +73,9 @@ def test_sources_channels_and_events_end_to_end(database_url: str, served: str) 
     assert shown["id"] == events[-1]["id"]
     table = _run(database_url, "events", "list", "--module", "Leads").stdout
     assert table.count("webhook") == 4
+    several = next(e for e in events if e["record_id"].endswith("0301"))["request_id"]
+    of_one = _run(database_url, "events", "list", "--request-id", several, "--json").stdout
+    assert sorted(e["record_id"][-4:] for e in json.loads(of_one)) == ["0301", "0302", "0303"]
     assert token not in _run(database_url, "sources", "list").stdout
     r = httpx.get(f"{served}/admin/requests", headers=ADMIN)
     assert r.status_code == 200

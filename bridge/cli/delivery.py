@@ -101,18 +101,21 @@ async def status(ctx: click.Context, as_json: bool) -> None:
 @click.option("--module")
 @click.option("--record-id")
 @click.option("--operation", type=click.Choice(["created", "updated", "deleted", "changed"]))
+@click.option("--request-id", help="Only the events of this delivery (an inbound request id).")
 @click.option("--sink", help="One push sink (default: every configured push sink).")
 @click.pass_context
 @run_async
 async def replay(
     ctx: click.Context, since: datetime, until: datetime | None, source: str | None,
-    module: str | None, record_id: str | None, operation: str | None, sink: str | None,
+    module: str | None, record_id: str | None, operation: str | None, request_id: str | None,
+    sink: str | None,
 ) -> None:  # fmt: skip
     """Deliver every matching event again, with the same envelope ids."""
     settings = settings_of(ctx)
     where = event_queries.EventFilter(
         source=source, module=module, record_id=record_id, operation=operation,
         since=since.replace(tzinfo=UTC), until=until.replace(tzinfo=UTC) if until else None,
+        request_id=request_id,
     )  # fmt: skip
     columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn())
     async with runtime_for(settings) as rt:

@@ -25,6 +25,7 @@ def events() -> None:
 @click.option("--origin", type=click.Choice(["webhook", "reconciliation", "replay"]))
 @click.option("--since", type=click.DateTime(), help="Received at or after (UTC).")
 @click.option("--until", type=click.DateTime(), help="Received before (UTC).")
+@click.option("--request-id", help="Only the events of this delivery (an inbound request id).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
@@ -38,6 +39,7 @@ async def list_(
     origin: str | None,
     since: datetime | None,
     until: datetime | None,
+    request_id: str | None,
     limit: int,
     as_json: bool,
 ) -> None:
@@ -51,6 +53,7 @@ async def list_(
         origin=origin,
         since=since.replace(tzinfo=UTC) if since else None,
         until=until.replace(tzinfo=UTC) if until else None,
+        request_id=request_id,
     )
     async with runtime_for(settings_of(ctx)) as rt:
         items = await event_queries.list_events(rt.engine, where, limit=limit)

@@ -25,10 +25,13 @@ class EventFilter:
     product: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    request_id: str | None = None  # the events one delivery produced
 
     def clauses(self) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = []
-        for name in ("source", "module", "record_id", "operation", "origin", "product"):
+        for name in (
+            "source", "module", "record_id", "operation", "origin", "product", "request_id"
+        ):  # fmt: skip
             value = getattr(self, name)
             if value is not None:
                 clauses.append(getattr(Event, name) == value)

@@ -174,6 +174,7 @@ def event_filter(request: Request) -> event_queries.EventFilter:
         product=choice_param(request, "product", ("crm", "books")),
         since=time_param(request, "since"),
         until=time_param(request, "until"),
+        request_id=q.get("request_id") or None,
     )
 
 

@@ -51,6 +51,7 @@ class ReplayIn(BaseModel):
     product: Literal["crm", "books"] | None = None
     since: AwareDatetime | None = Field(None, description="Received at or after (ISO 8601, UTC).")
     until: AwareDatetime | None = Field(None, description="Received before.")
+    request_id: str | None = Field(None, description="Only the events of this delivery.")
     sink: str | None = Field(None, description="One push sink; all of them when omitted.")
 
     def event_filter(self) -> event_queries.EventFilter:

@@ -43,7 +43,7 @@ ADMIN_ERRORS = {"400": "invalid input", "401": "wrong admin token", "403": "admi
 
 SUBSCRIBER_ERRORS = {"400": "invalid input", "401": "unknown subscription or wrong token"}
 EVENT_FILTERS = ["source", "module", "record_id", "operation", "origin", "product", "since",
-                 "until", "cursor", "limit"]  # fmt: skip
+                 "until", "request_id", "cursor", "limit"]  # fmt: skip
 
 # path, method, summary, request model, query parameters, extra error statuses
 OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, list[str], dict[str, str]]] = [

@@ -158,6 +158,12 @@ async def test_replay_sends_the_same_envelope_again(
         assert sorted(recorder.ids()[3:]) == sorted(recorder.ids()[:2])
         replays = [d for d in await b.outbox() if d["replay"]]
         assert len(replays) == 3
+        await b.post_crm("3", server_time=1718117126999)  # another delivery
+        events = (await b.client.get("/admin/events", headers=ADMIN)).json()["items"]
+        first_delivery = next(e["request_id"] for e in events if e["record_id"] == "1")
+        r = await b.client.post("/admin/replay", headers=ADMIN, json={
+            "since": "2000-01-01T00:00:00Z", "request_id": first_delivery})  # fmt: skip
+        assert r.json() == {"events": 2, "sinks": ["webhook"]}  # not the third event
         bad = await b.client.post("/admin/replay", json={"sink": "pull"}, headers=ADMIN)
         assert bad.status_code == 400
         assert "rewind" in bad.json()["message"]
