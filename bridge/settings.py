@@ -17,7 +17,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from bridge.sinks.factory import SinkConfig
+from bridge.sinks.config import SinkConfig
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./bridge.db"
 ENV_PREFIX = "BRIDGE_"

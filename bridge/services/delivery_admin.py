@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import InvalidInput, NotFound
 from bridge.services import subscriptions as subscription_service
-from bridge.sinks.factory import PULL
+from bridge.sinks.config import PULL
 from bridge.store import event_queries, outbox_queries
 from bridge.store import subscriptions as subscription_store
 

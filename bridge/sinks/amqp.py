@@ -32,8 +32,9 @@ from bridge.domain.envelope import (
     subject_for,
 )
 from bridge.sinks.base import SinkNotStarted, SinkPermanentError, SinkTransientError
+from bridge.sinks.config import AMQP_DEFAULT_EXCHANGE
 
-DEFAULT_EXCHANGE = "zoho-bridge"
+DEFAULT_EXCHANGE = AMQP_DEFAULT_EXCHANGE
 
 
 class AmqpSink:

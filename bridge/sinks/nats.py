@@ -36,9 +36,10 @@ from bridge.sinks.base import (
     SinkTransientError,
     redact_url,
 )
+from bridge.sinks.config import NATS_DEFAULT_DUPLICATE_WINDOW, NATS_DEFAULT_STREAM
 
-DEFAULT_STREAM = "ZOHO_BRIDGE"
-DEFAULT_DUPLICATE_WINDOW = 120.0  # JetStream's own default, in seconds
+DEFAULT_STREAM = NATS_DEFAULT_STREAM
+DEFAULT_DUPLICATE_WINDOW = NATS_DEFAULT_DUPLICATE_WINDOW
 
 _log = logging.getLogger(__name__)
 

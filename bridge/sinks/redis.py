@@ -25,9 +25,10 @@ from redis.typing import EncodableT, FieldT
 
 from bridge.domain.envelope import StoredEvent, envelope_bytes, event_type
 from bridge.sinks.base import SinkError, SinkNotStarted, SinkPermanentError, SinkTransientError
+from bridge.sinks.config import REDIS_DEFAULT_MAXLEN, REDIS_DEFAULT_STREAM
 
-DEFAULT_STREAM = "zoho-bridge.events"
-DEFAULT_MAXLEN = 100_000
+DEFAULT_STREAM = REDIS_DEFAULT_STREAM
+DEFAULT_MAXLEN = REDIS_DEFAULT_MAXLEN
 
 # Server replies that describe a passing state (loading a dump, failover, out of memory
 # until eviction catches up) rather than a wrong command.

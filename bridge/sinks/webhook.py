@@ -25,8 +25,9 @@ from bridge.sinks.base import (
     SubscriberGone,
     redact_url,
 )
+from bridge.sinks.config import WEBHOOK_DEFAULT_TIMEOUT
 
-DEFAULT_TIMEOUT = 15.0  # the spec recommends giving receivers 15 to 30 seconds
+DEFAULT_TIMEOUT = WEBHOOK_DEFAULT_TIMEOUT
 USER_AGENT = "zoho-bridge"
 _TRANSIENT_4XX = frozenset({408, 429})
 
