@@ -46,8 +46,8 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bridge.domain.envelope import StoredEvent, envelope_bytes, subject_for  # noqa: E402
-from bridge.domain.events import ChangeEvent, Operation, Origin, Product  # noqa: E402
+from bridge.domain.envelope import envelope_bytes, subject_for  # noqa: E402
+from bridge.domain.events import Event, Operation, Origin, Product, StoredEvent  # noqa: E402
 from bridge.domain.ids import new_ulid  # noqa: E402
 from bridge.domain.standard_webhooks import SigningSecret  # noqa: E402
 from bridge.runtime import utc_now  # noqa: E402
@@ -58,7 +58,6 @@ from bridge.store import outbox_queries  # noqa: E402
 from bridge.store.database import create_engine  # noqa: E402
 from bridge.store.migrate import upgrade  # noqa: E402
 from bridge.store.outbox import OutboxHook  # noqa: E402
-from bridge.store.records import NewEvent  # noqa: E402
 from bridge.store.writer import EventWriter, backend_for  # noqa: E402
 from bridge.web.app import create_app  # noqa: E402
 
@@ -111,9 +110,10 @@ async def _store_events(engine: Any, sink: str, count: int, tag: str) -> None:
     await writer.start()
     now = datetime.now(UTC)
     events = [
-        NewEvent(new_ulid(now), now, ChangeEvent(
+        Event(
             Product.CRM, "bench", "Leads", Operation.UPDATED, f"{tag}-{i}", now,
-            Origin.WEBHOOK, f"bench:{tag}:{i}", {"Last_Name": "Müller", "n": i}), None)
+            Origin.WEBHOOK, f"bench:{tag}:{i}", {"Last_Name": "Müller", "n": i},
+            id=new_ulid(now), received_at=now)
         for i in range(count)
     ]  # fmt: skip
     await asyncio.gather(*(writer.write(None, events[i : i + 50]) for i in range(0, count, 50)))

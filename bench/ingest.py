@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import Result, run  # noqa: E402
 from bridge.store.database import create_engine  # noqa: E402
-from bridge.store.models import Event  # noqa: E402
+from bridge.store.models import EventRow  # noqa: E402
 
 ADMIN = "bench-admin-token-0123456789"
 CRM_TOKEN = "bench-channel-token-0123456789"
@@ -107,7 +107,7 @@ async def count_events(url: str) -> int:
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
-            return int(await conn.scalar(select(func.count()).select_from(Event)) or 0)
+            return int(await conn.scalar(select(func.count()).select_from(EventRow)) or 0)
     finally:
         await engine.dispose()
 

@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import select
 
 from bridge.store.database import create_engine
-from bridge.store.models import Event
+from bridge.store.models import EventRow
 from tests.support import ADMIN, BRIDGE_CMD, ROOT, bridge_env, crm_body, free_port
 
 TOKEN = "TOKEN_FOR_VERIFICATION_OF_1000000068001"
@@ -71,7 +71,7 @@ async def test_kill_9_loses_no_acknowledged_event(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
         async with engine.connect() as conn:
-            stored = set((await conn.execute(select(Event.id))).scalars())
+            stored = set((await conn.execute(select(EventRow.id))).scalars())
     finally:
         await engine.dispose()
     missing = set(acked) - stored

@@ -18,12 +18,12 @@ from alembic import command
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.domain.events import ChangeEvent, Operation, Origin, Product
+from bridge.domain.events import Event, Operation, Origin, Product
 from bridge.domain.ids import new_ulid
+from bridge.domain.requests import InboundRequest
 from bridge.store.database import create_engine
 from bridge.store.migrate import alembic_config, current_revision, head_revision, schema_is_current
-from bridge.store.models import Event, InboundRequest
-from bridge.store.records import NewEvent, RequestRecord
+from bridge.store.models import EventRow, RequestRow
 from bridge.store.writer import EventWriter, backend_for
 from tests.conftest import POSTGRES_URL, _admin_sql, _with_database, migrate
 
@@ -45,15 +45,15 @@ async def writer(database_url: str) -> AsyncIterator[EventWriter]:
     await writer.stop()
 
 
-def _event(key: str, record: str = "1") -> NewEvent:
-    change = ChangeEvent(
-        Product.CRM, "acme", "Leads", Operation.UPDATED, record, NOW, Origin.WEBHOOK, key, {"k": 1}
-    )
-    return NewEvent(new_ulid(NOW), NOW, change, None)
+def _event(key: str, record: str = "1") -> Event:
+    return Event(
+        Product.CRM, "acme", "Leads", Operation.UPDATED, record, NOW, Origin.WEBHOOK, key, {"k": 1},
+        id=new_ulid(NOW), received_at=NOW,
+    )  # fmt: skip
 
 
-def _request(request_id: str | None = None) -> RequestRecord:
-    return RequestRecord(
+def _request(request_id: str | None = None) -> InboundRequest:
+    return InboundRequest(
         id=request_id or new_ulid(NOW), received_at=NOW, kind="crm", source=None, method="POST",
         path="/hooks/crm", query="", headers={}, body=b"{}", body_size=2, body_truncated=False,
         remote_addr=None, http_status=200,
@@ -70,8 +70,8 @@ async def test_seq_follows_commit_order_across_batches(
     assert seqs == sorted(seqs)  # queued in order, committed in order
     assert len(set(seqs)) == 300
     async with engine.connect() as conn:
-        assert await conn.scalar(select(func.count()).select_from(Event)) == 300
-        assert await conn.scalar(select(func.count()).select_from(InboundRequest)) == 300
+        assert await conn.scalar(select(func.count()).select_from(EventRow)) == 300
+        assert await conn.scalar(select(func.count()).select_from(RequestRow)) == 300
 
 
 async def test_duplicates_within_and_across_batches(writer: EventWriter) -> None:
@@ -101,7 +101,7 @@ async def test_stored_requests_say_which_deliveries_were_duplicates(
         rows = dict(
             (r.id, (r.status, r.event_count))
             for r in await conn.execute(
-                select(InboundRequest.id, InboundRequest.status, InboundRequest.event_count)
+                select(RequestRow.id, RequestRow.status, RequestRow.event_count)
             )
         )
     assert rows == {
@@ -122,14 +122,14 @@ async def test_reported_ids_and_seqs_are_the_stored_ones(
         *(writer.write(_request(), [_event(f"s{i}", str(i))]) for i in range(40))
     )
     async with engine.begin() as conn:  # a gap in seq, as retention leaves
-        await conn.execute(Event.__table__.delete().where(Event.dedup_key == "s39"))
+        await conn.execute(EventRow.__table__.delete().where(EventRow.dedup_key == "s39"))
     second = await asyncio.gather(
         *(writer.write(_request(), [_event(f"s{i}", str(i))]) for i in range(30, 60))
     )
     reported = {e.id: e.seq for r in first[:39] + second for e in r.inserted}
     assert len(reported) == 39 + 21  # s39 was deleted, so it is new again
     async with engine.connect() as conn:
-        stored = {r.id: r.seq for r in await conn.execute(select(Event.id, Event.seq))}
+        stored = {r.id: r.seq for r in await conn.execute(select(EventRow.id, EventRow.seq))}
     assert stored == reported
 
 
@@ -186,10 +186,10 @@ async def test_write_before_start_is_an_error(database_url: str) -> None:
 async def test_event_data_round_trips(writer: EventWriter, engine: AsyncEngine) -> None:
     data = {"name": "Zoë", "nested": {"list": [1, 2.5, None, True]}, "emoji": "✓"}
     event = _event("rt")
-    event = replace(event, change=replace(event.change, data=data))
+    event = replace(event, data=data)
     await writer.write(_request(), [event])
     async with engine.connect() as conn:
-        row = (await conn.execute(select(Event.data, Event.occurred_at))).one()
+        row = (await conn.execute(select(EventRow.data, EventRow.occurred_at))).one()
     assert row.data == data
     assert row.occurred_at == NOW
 
@@ -200,10 +200,10 @@ async def test_offset_times_are_stored_as_the_same_instant(
     minus_four = timezone(timedelta(hours=-4))
     event = _event("tz")
     local = datetime(2026, 3, 5, 20, 30, 0, 7, tzinfo=minus_four)
-    event = replace(event, change=replace(event.change, occurred_at=local))
+    event = replace(event, occurred_at=local)
     await writer.write(_request(), [event])
     async with engine.connect() as conn:
-        stored = await conn.scalar(select(Event.occurred_at))
+        stored = await conn.scalar(select(EventRow.occurred_at))
     assert stored == local and stored.utcoffset() == timedelta(0)
 
 
@@ -269,9 +269,7 @@ def test_migrations_from_empty_down_and_up_with_no_drift(kind: str, tmp_path: ob
 
 
 def test_row_builders_follow_the_column_orders() -> None:
-    from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS
-    from bridge.store.records import event_row
-    from bridge.store.writer import _request_row
+    from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS, event_row, request_row
 
     event = _event("order-key", "R1")
     row = dict(zip(EVENT_COLUMNS, event_row(event), strict=True))
@@ -281,10 +279,10 @@ def test_row_builders_follow_the_column_orders() -> None:
         "origin": "webhook", "dedup_key": "order-key", "data": {"k": 1}, "request_id": None,
     }  # fmt: skip
     request = _request("01ORDERTEST0000000000000000"[:26])
-    row = dict(zip(REQUEST_COLUMNS, _request_row(request, "accepted", 0), strict=True))
+    row = dict(zip(REQUEST_COLUMNS, request_row(request), strict=True))
     assert row["id"] == request.id
     assert (row["status"], row["http_status"], row["event_count"]) == ("accepted", 200, 0)
     assert (row["path"], row["body"], row["body_truncated"]) == ("/hooks/crm", b"{}", False)
     # Every column of the tables is written (the primary key `seq` is the database's).
-    assert set(EVENT_COLUMNS) == set(Event.__table__.columns.keys()) - {"seq"}
-    assert set(REQUEST_COLUMNS) == set(InboundRequest.__table__.columns.keys())
+    assert set(EVENT_COLUMNS) == set(EventRow.__table__.columns.keys()) - {"seq"}
+    assert set(REQUEST_COLUMNS) == set(RequestRow.__table__.columns.keys())

@@ -63,7 +63,7 @@ async def list_(
     print_table(
         ["seq", "id", "received", "source", "module", "operation", "record", "origin"],
         [
-            [e.seq, e.id, e.received_at.strftime("%Y-%m-%d %H:%M:%S"), e.source, e.module,
+            [e.seq, e.id, e.received_at and e.received_at.strftime("%Y-%m-%d %H:%M:%S"), e.source, e.module,
              e.operation, e.record_id, e.origin]
             for e in items
         ],

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from bridge.domain import jsonx
-from bridge.domain.events import ChangeEvent, Operation, Origin, Product
+from bridge.domain.events import Event, Operation, Origin, Product
 from bridge.errors import InvalidInput, MalformedRequest, UnsupportedMediaType
 
 # Entity key → the field that holds its id, where it is not simply `<entity>_id`.
@@ -179,14 +179,14 @@ def to_event(
     operation: Operation,
     received_at: datetime,
     entity_hint: str | None = None,
-) -> ChangeEvent:
+) -> Event:
     """The event for one Books delivery. Dedup key: source, entity, record id, entity hash."""
     entity, record = _find_entity(payload, entity_hint)
     record_id = record.get(id_field(entity))
     if record_id is None or isinstance(record_id, (dict, list, bool)) or str(record_id) == "":
         raise MalformedRequest(f"the {entity} has no {id_field(entity)}")
     digest = hashlib.sha256(jsonx.canonical(record)).hexdigest()
-    return ChangeEvent(
+    return Event(
         product=Product.BOOKS,
         source=source,
         module=entity,
@@ -196,4 +196,5 @@ def to_event(
         origin=Origin.WEBHOOK,
         dedup_key=f"books:{source}:{entity}:{record_id}:{digest}",
         data=record,
+        received_at=received_at,
     )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.domain import jsonx
-from bridge.domain.events import ChangeEvent, Operation, Origin, Product
+from bridge.domain.events import Event, Operation, Origin, Product
 from bridge.errors import MalformedRequest
 
 # Zoho's callbacks say `insert`/`update` (CONFIRMED) and almost certainly `delete`
@@ -119,7 +119,7 @@ def channel_id_and_token(body: bytes) -> tuple[str, str | None]:
 
 def to_events(
     callback: CrmCallback, *, source: str, received_at: datetime, body: bytes
-) -> list[ChangeEvent]:
+) -> list[Event]:
     """One event per record id. Dedup key: channel, server_time, operation, record id."""
     operation = OPERATIONS.get(callback.operation.lower(), Operation.CHANGED)
     if callback.server_time is not None:
@@ -140,7 +140,7 @@ def to_events(
         if record_id in callback.affected_values:
             data["values"] = callback.affected_values[record_id]
         events.append(
-            ChangeEvent(
+            Event(
                 product=Product.CRM,
                 source=source,
                 module=callback.module,
@@ -150,6 +150,7 @@ def to_events(
                 origin=Origin.WEBHOOK,
                 dedup_key=f"crm:{callback.channel_id}:{moment}:{callback.operation.lower()}:{record_id}",
                 data=data,
+                received_at=received_at,
             )
         )
     return events

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.domain.events import Operation, Origin, Product
-from bridge.errors import ConfigurationError, InvalidInput
+from bridge.domain.events import Product, StoredEvent
+from bridge.errors import ConfigurationError
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/cloudevents+json"
@@ -23,30 +22,6 @@ DEFAULT_SUBJECT_PREFIX = "zoho"
 # hold `.`, `*` or `#`. One conservative alphabet serves both brokers.
 _UNSAFE_TOKEN_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """A change event as stored: its ULID `id` and per-database sequence number `seq`.
-
-    `id` is the subscribers' dedup key: it stays the same across retries and replays.
-    """
-
-    id: str
-    seq: int
-    product: Product
-    source: str
-    module: str
-    operation: Operation
-    record_id: str
-    occurred_at: datetime
-    origin: Origin
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        # A naive time would be silently read as local time when serialised.
-        if self.occurred_at.tzinfo is None or self.occurred_at.utcoffset() is None:
-            raise InvalidInput(f"event {self.id}: occurred_at must be timezone-aware")
 
 
 def event_type(event: StoredEvent) -> str:

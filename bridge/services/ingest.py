@@ -15,9 +15,10 @@ import structlog
 
 from bridge.domain import books_payload, books_signature, crm_callback
 from bridge.domain.credentials import matches_any, valid_digests
-from bridge.domain.events import ChangeEvent
+from bridge.domain.events import Event
 from bridge.domain.ids import new_ulid
 from bridge.domain.redaction import redact_headers, redact_query, scrub_body
+from bridge.domain.requests import InboundRequest, RequestStatus
 from bridge.errors import (
     BridgeError,
     MalformedRequest,
@@ -27,8 +28,7 @@ from bridge.errors import (
 )
 from bridge.services.lookup import Lookup
 from bridge.statuses import status_for
-from bridge.store.records import NewEvent, RequestRecord, WriteResult
-from bridge.store.writer import EventWriter
+from bridge.store.writer import EventWriter, WriteResult
 
 log = structlog.get_logger(__name__)
 
@@ -102,7 +102,7 @@ class IngestService:
                 source.info.token_hashes, source.secrets, source.info.signature_mode, raw, decoded
             )
             operation = books_payload.operation_from_parameter(raw.param("event"))
-            events: list[ChangeEvent] = []
+            events: list[Event] = []
             if decoded.payload is not None:
                 event = books_payload.to_event(
                     decoded.payload,
@@ -159,15 +159,17 @@ class IngestService:
         raw: RawRequest,
         kind: str,
         source: str,
-        events: list[ChangeEvent],
+        events: list[Event],
         verification: str,
         secrets: Sequence[str],
     ) -> asyncio.Future[WriteResult]:
         """Queue the delivery for the writer (the caller awaits the commit: no coroutine
         of its own here, so a committed delivery resumes through fewer frames)."""
         record = _record(raw, kind, source, secrets, http_status=200, verification=verification)
-        new = [NewEvent(new_ulid(raw.received_at), raw.received_at, e, record.id) for e in events]
-        return self.writer.write(record, new)
+        for event in events:
+            event.id = new_ulid(raw.received_at)
+            event.request_id = record.id
+        return self.writer.write(record, events)
 
     async def _reject(
         self,
@@ -198,7 +200,7 @@ class IngestService:
         """Record a delivery refused before it reached verification (e.g. too large)."""
         return await self._reject(raw, kind, source, error, [], [])
 
-    async def record_rejection(self, record: RequestRecord, error: BridgeError) -> Rejected:
+    async def record_rejection(self, record: InboundRequest, error: BridgeError) -> Rejected:
         if isinstance(error, StoreUnavailable):
             return Rejected(error, None)
         try:
@@ -259,7 +261,7 @@ def _verify_books(
     return outcome
 
 
-def _check_lengths(events: list[ChangeEvent]) -> None:
+def _check_lengths(events: list[Event]) -> None:
     for event in events:
         if len(event.module) > MAX_FIELD or len(event.record_id) > MAX_FIELD:
             raise MalformedRequest(f"module and record id must be at most {MAX_FIELD} characters")
@@ -276,7 +278,7 @@ def _record(
     reason: str | None = None,
     rejected: bool = False,
     keep_bytes: int | None = None,
-) -> RequestRecord:
+) -> InboundRequest:
     secret_values = list(secrets)
     for name, value in raw.query:
         if name == TOKEN_PARAMETER:
@@ -285,7 +287,7 @@ def _record(
     if header_token:
         secret_values.append(header_token)
     body = raw.body if keep_bytes is None else raw.body[:keep_bytes]
-    return RequestRecord(
+    return InboundRequest(
         id=new_ulid(raw.received_at),
         received_at=raw.received_at,
         kind=kind,
@@ -302,4 +304,5 @@ def _record(
         reason=reason,
         verification=verification,
         rejected=rejected,
+        status=RequestStatus.REJECTED if rejected else RequestStatus.ACCEPTED,
     )

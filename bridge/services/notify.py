@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
-from bridge.store.records import InsertedEvent
+from bridge.domain.events import Event
 
 
 class NewEvents:
@@ -20,7 +20,7 @@ class NewEvents:
         self._changed = asyncio.Event()
         self.latest_seq = 0
 
-    def __call__(self, inserted: Sequence[InsertedEvent]) -> None:
+    def __call__(self, inserted: Sequence[Event]) -> None:
         if inserted:
             self.latest_seq = max(self.latest_seq, inserted[-1].seq)
         # Swap in a fresh Event so waiters woken now do not see this one as set forever.

@@ -99,7 +99,7 @@ async def read(
         if found or left <= 0:
             break
         await notifier.wait(min(left, RECHECK_SECONDS), signal)
-    envelopes = [build_envelope(event_queries.stored_event(e)) for e in found]
+    envelopes = [build_envelope(e) for e in found]
     return envelopes, (found[-1].seq if found else cursor)
 
 

@@ -25,12 +25,12 @@ from aio_pika.exceptions import (
 from bridge.domain.envelope import (
     CONTENT_TYPE,
     DEFAULT_SUBJECT_PREFIX,
-    StoredEvent,
     check_subject_prefix,
     envelope_bytes,
     event_type,
     subject_for,
 )
+from bridge.domain.events import StoredEvent
 from bridge.sinks.base import SinkNotStarted, SinkPermanentError, SinkTransientError
 from bridge.sinks.config import AMQP_DEFAULT_EXCHANGE
 

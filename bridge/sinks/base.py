@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
-from bridge.domain.envelope import StoredEvent
+from bridge.domain.events import StoredEvent
 from bridge.errors import BridgeError
 
 

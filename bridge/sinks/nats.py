@@ -24,11 +24,11 @@ from nats.js.errors import BadRequestError, NotFoundError
 from bridge.domain.envelope import (
     CONTENT_TYPE,
     DEFAULT_SUBJECT_PREFIX,
-    StoredEvent,
     check_subject_prefix,
     envelope_bytes,
     subject_for,
 )
+from bridge.domain.events import StoredEvent
 from bridge.sinks.base import (
     SinkError,
     SinkNotStarted,

@@ -23,7 +23,8 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
-from bridge.domain.envelope import StoredEvent, envelope_bytes, event_type
+from bridge.domain.envelope import envelope_bytes, event_type
+from bridge.domain.events import StoredEvent
 from bridge.sinks.base import SinkError, SinkNotStarted, SinkPermanentError, SinkTransientError
 from bridge.sinks.config import REDIS_DEFAULT_MAXLEN, REDIS_DEFAULT_STREAM
 

@@ -15,7 +15,8 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from bridge.domain.envelope import CONTENT_TYPE, StoredEvent, envelope_bytes
+from bridge.domain.envelope import CONTENT_TYPE, envelope_bytes
+from bridge.domain.events import StoredEvent
 from bridge.domain.standard_webhooks import SigningSecret, signature_headers
 from bridge.errors import ConfigurationError
 from bridge.sinks.base import (

@@ -1,26 +1,44 @@
-"""What a batch writer backend does, independent of the database driver.
+"""What a batch writer backend implements, independent of the database driver.
 
 The ingest path writes through a dedicated driver connection rather than SQLAlchemy: one
 round trip (PostgreSQL) or one fsync on a thread (SQLite) per batch, and no ORM work on the
 event-loop thread. Reads and everything else still go through SQLAlchemy.
+
+The writer (`store.writer`) drives each batch's transaction through `BatchTransaction`:
+begin, insert the events, write the request and outbox rows that depend on which events
+were new, commit. Column lists (and their types) come from `store.models`, so a new column
+is declared once; row builders read the attributes of the same names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Protocol
 
-EVENT_COLUMNS = (
-    "id", "product", "source", "module", "operation", "record_id", "occurred_at",
-    "received_at", "origin", "dedup_key", "data", "request_id",
-)  # fmt: skip
-# Row builders (records.event_row, writer._request_row) follow these orders; a test checks.
-REQUEST_COLUMNS = (
-    "id", "received_at", "kind", "source", "method", "path", "query", "headers", "body",
-    "body_size", "body_truncated", "remote_addr", "status", "http_status", "reason",
-    "verification", "event_count",
-)  # fmt: skip
+from sqlalchemy import JSON
+
+from bridge.store.models import EventRow, RequestRow
+
+# Every column but the sequence number, which the database assigns.
+EVENT_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in EventRow.__table__.columns if c.name != "seq"
+)
+REQUEST_COLUMNS: tuple[str, ...] = tuple(c.name for c in RequestRow.__table__.columns)
+JSON_COLUMNS: frozenset[str] = frozenset(
+    c.name
+    for table in (EventRow.__table__, RequestRow.__table__)
+    for c in table.columns
+    if isinstance(c.type, JSON)
+)
+
+# `Event` and `InboundRequest` name their attributes like the columns: a row is one C-level
+# attribute fetch, in column order.
+event_row: attrgetter[tuple[Any, ...]] = attrgetter(*EVENT_COLUMNS)
+request_row: attrgetter[tuple[Any, ...]] = attrgetter(*REQUEST_COLUMNS)
+
+
+MODELS = {"events": EventRow, "inbound_requests": RequestRow}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,37 +51,47 @@ class TableRows:
     rows: list[tuple[Any, ...]]
 
 
-@dataclass(frozen=True, slots=True)
-class FollowUp:
-    """Rows that depend on which events were new, written in the same transaction."""
-
-    requests: list[tuple[Any, ...]]  # in REQUEST_COLUMNS order
-    extra: list[TableRows]
+# {dedup_key: (event id, seq)} of the events a transaction inserted.
+Inserted = dict[str, tuple[str, int]]
 
 
-# Given {dedup_key: (event id, seq)} of the events just inserted, the rows to add. Pure and
-# quick: it runs between the inserts, inside the open transaction, on the event loop.
-FollowUpFn = Callable[[dict[str, tuple[str, int]]], FollowUp]
+class BatchTransaction(Protocol):
+    """One open transaction of a batch, driven by the writer in this order."""
 
+    async def insert_events(
+        self, events: list[tuple[Any, ...]], requests: list[tuple[Any, ...]] | None
+    ) -> Inserted:
+        """Insert event rows (ON CONFLICT (dedup_key) DO NOTHING) and report the new ones.
 
-@dataclass(slots=True)
-class Batch:
-    """One transaction's worth of deliveries, as a backend writes it."""
+        `requests`, when the backend asked for them (`BatchBackend.requests_with_events`),
+        are the request rows as they will be if every event is new: a backend may insert
+        them in the same round trip and correct the few that differ in `finish`.
+        """
+        ...
 
-    events: list[tuple[Any, ...]]  # in EVENT_COLUMNS order, first of each dedup key
-    follow_up: FollowUpFn
-    # The request rows as they will be if every event is new (the usual case), for a
-    # backend that inserts them with the events and corrects the few that differ.
-    expected_requests: Callable[[], list[tuple[Any, ...]]]
-    prune_rejected_keep: int | None = None
-    # Asked just before the commit: is another batch already queued? A backend may then
-    # begin the next transaction in the same round trip.
-    more_waiting: Callable[[], bool] = lambda: False
+    async def finish(
+        self, requests: list[tuple[Any, ...]], extra: list[TableRows], prune_keep: int | None
+    ) -> None:
+        """Write the request rows as settled, the rows that depend on the new events (the
+        outbox), and prune the oldest rejected requests beyond `prune_keep`."""
+        ...
+
+    async def commit(self, *, more_waiting: bool) -> None:
+        """Commit. `more_waiting`: another batch is queued, so a backend may begin its
+        transaction in the same round trip."""
+        ...
+
+    async def rollback(self) -> None:
+        """Give up the transaction (after any error before `commit` returned)."""
+        ...
 
 
 class BatchBackend(Protocol):
-    """Writes one batch atomically: events (ON CONFLICT DO NOTHING), then the follow-up."""
+    """Opens batch transactions on a dedicated connection, one at a time."""
 
-    async def write(self, batch: Batch) -> None: ...
+    # Whether `insert_events` wants the expected request rows (PostgreSQL: one statement).
+    requests_with_events: bool
+
+    async def begin(self) -> BatchTransaction: ...
 
     async def close(self) -> None: ...

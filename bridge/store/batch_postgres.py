@@ -10,10 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, LargeBinary, String
 
 from bridge.domain import jsonx
 from bridge.errors import StoreUnavailable
-from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS, Batch, TableRows
+from bridge.store.batch import (
+    EVENT_COLUMNS,
+    JSON_COLUMNS,
+    MODELS,
+    REQUEST_COLUMNS,
+    Inserted,
+    TableRows,
+)
+from bridge.store.errors import translate
+from bridge.store.types import UTCDateTime
 
 # One constant key for pg_advisory_xact_lock: event inserts from every replica take turns,
 # so `seq` order is commit order and a consumer reading "after seq N" never skips a row
@@ -21,22 +31,33 @@ from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS, Batch, TableRows
 SEQ_LOCK_KEY = 0x7A6F686F
 
 _BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({SEQ_LOCK_KEY})"
-_EVENT_TYPES = (
-    "text", "text", "text", "text", "text", "text", "timestamptz", "timestamptz", "text",
-    "text", "text", "text",
-)  # fmt: skip
-_REQUEST_TYPES = (
-    "text", "timestamptz", "text", "text", "text", "text", "text", "text", "bytea", "int",
-    "bool", "text", "text", "int", "text", "text", "int",
-)  # fmt: skip
-_JSONB = {"data", "headers"}
 
 
-def _insert_unnest(table: str, columns: tuple[str, ...], types: tuple[str, ...], first: int) -> str:
+def _array_type(table: str, name: str) -> str:
+    """The PostgreSQL type of `unnest`'s array for a column, from the model's column type.
+    Strings go as `text` (a cast to `varchar(n)` would silently truncate), JSON as text
+    cast to jsonb in the SELECT."""
+    column_type = MODELS[table].__table__.columns[name].type
+    if isinstance(column_type, (String, JSON)):
+        return "text"
+    if isinstance(column_type, UTCDateTime):
+        return "timestamptz"
+    if isinstance(column_type, LargeBinary):
+        return "bytea"
+    if isinstance(column_type, Boolean):
+        return "bool"
+    if isinstance(column_type, BigInteger):
+        return "bigint"
+    if isinstance(column_type, Integer):
+        return "int"
+    raise TypeError(f"no array type for {table}.{name} ({column_type!r})")
+
+
+def _insert_unnest(table: str, columns: tuple[str, ...], first: int) -> str:
     """INSERT of the rows whose columns are parameters $first, $first+1, … (one array each),
     in array order."""
-    arrays = ", ".join(f"${first + i}::{t}[]" for i, t in enumerate(types))
-    values = ", ".join(f"{c}::jsonb" if c in _JSONB else c for c in columns)
+    arrays = ", ".join(f"${first + i}::{_array_type(table, c)}[]" for i, c in enumerate(columns))
+    values = ", ".join(f"{c}::jsonb" if c in JSON_COLUMNS else c for c in columns)
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} "
         f"FROM unnest({arrays}) WITH ORDINALITY AS t({', '.join(columns)}, n) ORDER BY n"
@@ -44,13 +65,13 @@ def _insert_unnest(table: str, columns: tuple[str, ...], types: tuple[str, ...],
 
 
 _EVENTS = (
-    _insert_unnest("events", EVENT_COLUMNS, _EVENT_TYPES, 1)
+    _insert_unnest("events", EVENT_COLUMNS, 1)
     + " ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key, id, seq"
 )
-_REQUEST_SQL = _insert_unnest("inbound_requests", REQUEST_COLUMNS, _REQUEST_TYPES, 1)
+_REQUEST_SQL = _insert_unnest("inbound_requests", REQUEST_COLUMNS, 1)
 _EVENTS_AND_REQUESTS_SQL = (
     f"WITH ev AS ({_EVENTS}), "
-    f"rq AS ({_insert_unnest('inbound_requests', REQUEST_COLUMNS, _REQUEST_TYPES, 13)}) "
+    f"rq AS ({_insert_unnest('inbound_requests', REQUEST_COLUMNS, len(EVENT_COLUMNS) + 1)}) "
     "SELECT dedup_key, id, seq FROM ev"
 )
 _CORRECT_SQL = (
@@ -63,14 +84,6 @@ _PRUNE_SQL = (
     "DELETE FROM inbound_requests WHERE status = 'rejected' AND id <= ("
     "SELECT id FROM inbound_requests WHERE status = 'rejected' "
     "ORDER BY id DESC LIMIT 1 OFFSET $1)"
-)
-_UNAVAILABLE = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
 )
 
 
@@ -87,62 +100,32 @@ class PostgresBatchBackend:
     transaction open (round trips, not CPU, bound a batch here).
     """
 
+    requests_with_events = True  # events and request rows in one statement
+
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._conn: asyncpg.Connection | None = None
         self._begun = False  # a transaction holding the lock is open for the next batch
 
-    async def _connect(self) -> asyncpg.Connection:
-        if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncpg.connect(self._dsn, timeout=5, command_timeout=30)
-            self._begun = False
-        return self._conn
-
-    async def write(self, batch: Batch) -> None:
+    async def begin(self) -> _PostgresTransaction:
         try:
-            conn = await self._connect()
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await asyncpg.connect(self._dsn, timeout=5, command_timeout=30)
+                self._begun = False
             if not self._begun:
-                await conn.execute(_BEGIN_LOCKED)
+                await self._conn.execute(_BEGIN_LOCKED)
             self._begun = False
-            try:
-                await self._write(conn, batch)
-            except BaseException:
-                if not conn.is_closed() and conn.is_in_transaction():
-                    await conn.execute("ROLLBACK")
-                raise
-            if batch.more_waiting():
-                # If the COMMIT fails, the BEGIN after it does not run: nothing is left open.
-                await conn.execute(f"COMMIT; {_BEGIN_LOCKED}")
-                self._begun = True
-            else:
-                await conn.execute("COMMIT")
-        except _UNAVAILABLE as exc:
-            await self._reset()
-            raise StoreUnavailable() from exc
+        except Exception as exc:
+            raise await self._translated(exc) from exc
+        return _PostgresTransaction(self, self._conn)
 
-    async def _write(self, conn: asyncpg.Connection, batch: Batch) -> None:
-        expected = batch.expected_requests()
-        events = _columns(batch.events, EVENT_COLUMNS)
-        requests = _columns(expected, REQUEST_COLUMNS)
-        rows: list[Any] = []
-        if batch.events and expected:
-            rows = await conn.fetch(_EVENTS_AND_REQUESTS_SQL, *events, *requests)
-        elif batch.events:
-            rows = await conn.fetch(_EVENTS, *events)
-        elif expected:
-            await conn.execute(_REQUEST_SQL, *requests)
-        more = batch.follow_up({key: (event_id, seq) for key, event_id, seq in rows})
-        corrections = [
-            (row[_ID], row[_STATUS], row[_COUNT])
-            for row, guess in zip(more.requests, expected, strict=True)
-            if (row[_STATUS], row[_COUNT]) != (guess[_STATUS], guess[_COUNT])
-        ]
-        if corrections:  # deliveries that were duplicates after all
-            await conn.execute(_CORRECT_SQL, *(list(c) for c in zip(*corrections, strict=True)))
-        for table_rows in more.extra:
-            await _insert(conn, table_rows)
-        if batch.prune_rejected_keep is not None:
-            await conn.execute(_PRUNE_SQL, batch.prune_rejected_keep)
+    async def _translated(self, exc: BaseException) -> BaseException:
+        """What to raise for a driver error (`store.errors` decides); an unavailable
+        database also drops the connection, so the next batch connects afresh."""
+        replacement = translate(exc)
+        if isinstance(replacement, StoreUnavailable):
+            await self._reset()
+        return replacement or exc
 
     async def _reset(self) -> None:
         if self._conn is not None:
@@ -159,11 +142,85 @@ class PostgresBatchBackend:
             await conn.close(timeout=5)
 
 
+class _PostgresTransaction:
+    """A batch's transaction: events and expected request rows in one statement, then
+    corrections, outbox rows and the commit."""
+
+    def __init__(self, backend: PostgresBatchBackend, conn: asyncpg.Connection) -> None:
+        self._backend = backend
+        self._conn = conn
+        self._expected: list[tuple[Any, ...]] = []
+
+    async def insert_events(
+        self, events: list[tuple[Any, ...]], requests: list[tuple[Any, ...]] | None
+    ) -> Inserted:
+        self._expected = requests or []
+        rows: list[Any] = []
+        try:
+            event_arrays = _columns(events, EVENT_COLUMNS)
+            request_arrays = _columns(self._expected, REQUEST_COLUMNS)
+            if events and self._expected:
+                rows = await self._conn.fetch(
+                    _EVENTS_AND_REQUESTS_SQL, *event_arrays, *request_arrays
+                )
+            elif events:
+                rows = await self._conn.fetch(_EVENTS, *event_arrays)
+            elif self._expected:
+                await self._conn.execute(_REQUEST_SQL, *request_arrays)
+        except Exception as exc:
+            raise await self._backend._translated(exc) from exc
+        return {key: (event_id, seq) for key, event_id, seq in rows}
+
+    async def finish(
+        self, requests: list[tuple[Any, ...]], extra: list[TableRows], prune_keep: int | None
+    ) -> None:
+        try:
+            missing = requests[len(self._expected) :]
+            if missing:
+                await self._conn.execute(_REQUEST_SQL, *_columns(missing, REQUEST_COLUMNS))
+            corrections = [
+                (row[_ID], row[_STATUS], row[_COUNT])
+                for row, guess in zip(requests, self._expected, strict=False)
+                if (row[_STATUS], row[_COUNT]) != (guess[_STATUS], guess[_COUNT])
+            ]
+            if corrections:  # deliveries that were duplicates after all
+                await self._conn.execute(
+                    _CORRECT_SQL, *(list(c) for c in zip(*corrections, strict=True))
+                )
+            for table_rows in extra:
+                await _insert(self._conn, table_rows)
+            if prune_keep is not None:
+                await self._conn.execute(_PRUNE_SQL, prune_keep)
+        except Exception as exc:
+            raise await self._backend._translated(exc) from exc
+
+    async def commit(self, *, more_waiting: bool) -> None:
+        try:
+            if more_waiting:
+                # If the COMMIT fails, the BEGIN after it does not run: nothing is left open.
+                await self._conn.execute(f"COMMIT; {_BEGIN_LOCKED}")
+                self._backend._begun = True
+            else:
+                await self._conn.execute("COMMIT")
+        except Exception as exc:
+            raise await self._backend._translated(exc) from exc
+
+    async def rollback(self) -> None:
+        conn = self._conn
+        try:
+            if not conn.is_closed() and conn.is_in_transaction():
+                await conn.execute("ROLLBACK")
+        except Exception:
+            # A connection that cannot roll back is not used again; the error that led
+            # here is the one the writer reports.
+            await self._backend._reset()
+
+
 def _columns(rows: list[tuple[Any, ...]], columns: tuple[str, ...]) -> list[list[Any]]:
     """Rows → one array per column, as `unnest` takes them (JSON columns as text)."""
     arrays = [list(values) for values in zip(*rows, strict=True)] or [[] for _ in columns]
     for i, name in enumerate(columns):
-        if name in _JSONB:
+        if name in JSON_COLUMNS:
             arrays[i] = [pg_value(value) for value in arrays[i]]
     return arrays
 

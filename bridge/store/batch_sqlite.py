@@ -21,14 +21,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.domain import jsonx
-from bridge.errors import StoreUnavailable
-from bridge.store.batch import EVENT_COLUMNS, REQUEST_COLUMNS, Batch
+from bridge.store.batch import (
+    EVENT_COLUMNS,
+    JSON_COLUMNS,
+    MODELS,
+    REQUEST_COLUMNS,
+    Inserted,
+    TableRows,
+)
+from bridge.store.errors import translate
+from bridge.store.sqlite import BUSY_TIMEOUT_MS, Synchronous, pragmas
+from bridge.store.types import UTCDateTime
 
 # SQLite caps bound parameters per statement (32766 since 3.32); stay well under it.
 _MAX_PARAMETERS = 6000
 _CACHED_STATEMENTS = 1024  # one prepared INSERT per table and row count: batches vary
 _ID, _KEY = EVENT_COLUMNS.index("id"), EVENT_COLUMNS.index("dedup_key")
-_BUSY_WAIT_MS = 30_000  # how long a BEGIN waits for another process's write lock
 
 
 @functools.lru_cache(maxsize=4096)  # a delivery's received_at is in several rows
@@ -72,12 +80,26 @@ def _by_type(row: tuple[Any, ...]) -> list[Any]:
     return [v if (c := get(type(v))) is None else c(v) for v in row]
 
 
-# The ingest rows have fixed types (records.event_row, writer._request_row).
-_EVENT_ROW = _by_column(
-    EVENT_COLUMNS,
-    {"occurred_at": _datetime_text, "received_at": _datetime_text, "data": _json_text},
-)
-_REQUEST_ROW = _by_column(REQUEST_COLUMNS, {"received_at": _datetime_text, "headers": _json_text})
+def _column_converters(table: str, columns: Sequence[str]) -> dict[str, Callable[[Any], Any]]:
+    """By the model's column types: datetimes and JSON documents become SQLite text."""
+    model_columns = MODELS[table].__table__.columns
+    converters: dict[str, Callable[[Any], Any]] = {}
+    for name in columns:
+        column = model_columns[name]
+        if isinstance(column.type, UTCDateTime):
+            converters[name] = _optional(_datetime_text) if column.nullable else _datetime_text
+        elif name in JSON_COLUMNS:
+            converters[name] = _json_text
+    return converters
+
+
+def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else convert(value)
+
+
+# The ingest rows have fixed types (`store.batch.event_row`, `request_row`).
+_EVENT_ROW = _by_column(EVENT_COLUMNS, _column_converters("events", EVENT_COLUMNS))
+_REQUEST_ROW = _by_column(REQUEST_COLUMNS, _column_converters("inbound_requests", REQUEST_COLUMNS))
 
 
 _Call = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
@@ -133,14 +155,19 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 
 class SqliteBatchBackend:
-    def __init__(self, path: str, synchronous: str = "FULL") -> None:
+    """One connection, set up like the engine's (`store.sqlite.pragmas`), but with its busy
+    timeout at 0 while on the loop: a BEGIN that would wait is retried on the thread."""
+
+    requests_with_events = False  # one statement per table is as cheap here
+
+    def __init__(self, path: str, synchronous: Synchronous = "FULL") -> None:
         self._path = path
         self._synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
         # The thread that waits on the disk; it and the loop never use the connection at once.
         self._thread = _DiskThread("sqlite-writer")
 
-    async def write(self, batch: Batch) -> None:
+    async def begin(self) -> _SqliteTransaction:
         conn = self._conn
         if conn is None:
             conn = await self._thread.run(self._connect)
@@ -149,21 +176,9 @@ class SqliteBatchBackend:
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
                 self._reset()
-                raise StoreUnavailable() from exc
+                raise _translated(exc) from exc
             await self._thread.run(self._begin_waiting)
-        try:
-            more = batch.follow_up(_insert_events(conn, batch.events))
-            _insert(conn, "inbound_requests", REQUEST_COLUMNS, more.requests, _REQUEST_ROW)
-            for rows in more.extra:
-                _insert(conn, rows.table, rows.columns, rows.rows, _by_type)
-            if batch.prune_rejected_keep is not None:
-                _prune(conn, batch.prune_rejected_keep)
-        except BaseException as exc:
-            self._rollback()
-            if isinstance(exc, sqlite3.OperationalError):
-                raise StoreUnavailable() from exc
-            raise
-        await self._thread.run(self._commit)
+        return _SqliteTransaction(self, conn)
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -174,12 +189,11 @@ class SqliteBatchBackend:
                 check_same_thread=False,
                 cached_statements=_CACHED_STATEMENTS,
             )
-            conn.execute(f"PRAGMA busy_timeout={_BUSY_WAIT_MS}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            for statement in pragmas(self._synchronous):
+                conn.execute(statement)
             conn.execute("PRAGMA busy_timeout=0")
         except sqlite3.Error as exc:
-            raise StoreUnavailable() from exc
+            raise _translated(exc) from exc
         self._conn = conn
         return conn
 
@@ -187,14 +201,14 @@ class SqliteBatchBackend:
         """BEGIN IMMEDIATE, waiting for another connection's write lock (on the thread)."""
         assert self._conn is not None
         try:
-            self._conn.execute(f"PRAGMA busy_timeout={_BUSY_WAIT_MS}")
+            self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             finally:
                 self._conn.execute("PRAGMA busy_timeout=0")
         except sqlite3.Error as exc:
             self._rollback()
-            raise StoreUnavailable() from exc
+            raise _translated(exc) from exc
 
     def _commit(self) -> None:
         assert self._conn is not None
@@ -202,9 +216,7 @@ class SqliteBatchBackend:
             self._conn.execute("COMMIT")
         except BaseException as exc:
             self._rollback()
-            if isinstance(exc, sqlite3.OperationalError):
-                raise StoreUnavailable() from exc
-            raise
+            raise _translated(exc) from exc
 
     def _rollback(self) -> None:
         if self._conn is not None:
@@ -226,14 +238,51 @@ class SqliteBatchBackend:
         self._thread.stop()
 
 
-def _insert_events(
-    conn: sqlite3.Connection, rows: list[tuple[Any, ...]]
-) -> dict[str, tuple[str, int]]:
+class _SqliteTransaction:
+    """A batch's transaction: statements on the loop, COMMIT on the disk thread."""
+
+    def __init__(self, backend: SqliteBatchBackend, conn: sqlite3.Connection) -> None:
+        self._backend = backend
+        self._conn = conn
+
+    async def insert_events(
+        self, events: list[tuple[Any, ...]], requests: list[tuple[Any, ...]] | None
+    ) -> Inserted:
+        try:
+            return _insert_events(self._conn, events)
+        except sqlite3.Error as exc:
+            raise _translated(exc) from exc
+
+    async def finish(
+        self, requests: list[tuple[Any, ...]], extra: list[TableRows], prune_keep: int | None
+    ) -> None:
+        try:
+            _insert(self._conn, "inbound_requests", REQUEST_COLUMNS, requests, _REQUEST_ROW)
+            for rows in extra:
+                _insert(self._conn, rows.table, rows.columns, rows.rows, _by_type)
+            if prune_keep is not None:
+                _prune(self._conn, prune_keep)
+        except sqlite3.Error as exc:
+            raise _translated(exc) from exc
+
+    async def commit(self, *, more_waiting: bool) -> None:
+        await self._backend._thread.run(self._backend._commit)
+
+    async def rollback(self) -> None:
+        self._backend._rollback()
+
+
+def _translated(exc: BaseException) -> BaseException:
+    """What to raise for a driver error (`store.errors` decides): itself, if a bug."""
+    return translate(exc) or exc
+
+
+def _insert_events(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> Inserted:
     """Insert new events (ON CONFLICT DO NOTHING); {dedup_key: (id, seq)} of those inserted.
 
     No RETURNING: each returned row would cost a step and a tuple; `lastrowid` tells all.
     """
-    inserted: dict[str, tuple[str, int]] = {}
+    inserted: Inserted = {}
     step = _MAX_PARAMETERS // len(EVENT_COLUMNS)
     for start in range(0, len(rows), step):
         chunk = rows[start : start + step]

@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bridge.store.database import begin, connect
-from bridge.store.models import BudgetKey, BudgetSlot, BudgetSpend
+from bridge.store.models import BudgetKeyRow, BudgetSlotRow, BudgetSpendRow
 from bridge.store.upsert import upsert
 from bridge.zoho.ports import Reservation
 
@@ -38,9 +38,9 @@ class DbBudgetStore:
     async def _locked(self, key: str) -> AsyncIterator[AsyncConnection]:
         async with self._locks[key], begin(self._engine) as conn:
             if self._postgres:
-                await upsert(conn, BudgetKey, {"key": key}, ["key"], update=False)
+                await upsert(conn, BudgetKeyRow, {"key": key}, ["key"], update=False)
                 await conn.execute(
-                    select(BudgetKey.key).where(BudgetKey.key == key).with_for_update()
+                    select(BudgetKeyRow.key).where(BudgetKeyRow.key == key).with_for_update()
                 )
             yield conn
 
@@ -50,26 +50,28 @@ class DbBudgetStore:
         async with self._locked(key) as conn:
             # Spending older than the window never counts again for this key.
             await conn.execute(
-                delete(BudgetSpend).where(BudgetSpend.key == key, BudgetSpend.at <= now - window)
+                delete(BudgetSpendRow).where(
+                    BudgetSpendRow.key == key, BudgetSpendRow.at <= now - window
+                )
             )
             rows = (
                 await conn.execute(
-                    select(BudgetSpend.at, BudgetSpend.cost)
-                    .where(BudgetSpend.key == key, BudgetSpend.at > now - window)
-                    .order_by(BudgetSpend.at)
+                    select(BudgetSpendRow.at, BudgetSpendRow.cost)
+                    .where(BudgetSpendRow.key == key, BudgetSpendRow.at > now - window)
+                    .order_by(BudgetSpendRow.at)
                 )
             ).all()
             used = sum(int(r.cost) for r in rows)
             if used + cost > limit:
                 return Reservation(False, _free_in(rows, used + cost - limit, window, now), used)
-            await conn.execute(insert(BudgetSpend), {"key": key, "at": now, "cost": cost})
+            await conn.execute(insert(BudgetSpendRow), {"key": key, "at": now, "cost": cost})
             return Reservation(True, 0.0, used + cost)
 
     async def used(self, key: str, window: float, now: float) -> int:
         async with connect(self._engine) as conn:
             total = await conn.scalar(
-                select(func.coalesce(func.sum(BudgetSpend.cost), 0)).where(
-                    BudgetSpend.key == key, BudgetSpend.at > now - window
+                select(func.coalesce(func.sum(BudgetSpendRow.cost), 0)).where(
+                    BudgetSpendRow.key == key, BudgetSpendRow.at > now - window
                 )
             )
         return int(total or 0)
@@ -77,22 +79,24 @@ class DbBudgetStore:
     async def acquire(self, key: str, limit: int, lease: float, now: float) -> str | None:
         async with self._locked(key) as conn:
             await conn.execute(
-                delete(BudgetSlot).where(BudgetSlot.key == key, BudgetSlot.lease_until <= now)
+                delete(BudgetSlotRow).where(
+                    BudgetSlotRow.key == key, BudgetSlotRow.lease_until <= now
+                )
             )
             taken = await conn.scalar(
-                select(func.count()).select_from(BudgetSlot).where(BudgetSlot.key == key)
+                select(func.count()).select_from(BudgetSlotRow).where(BudgetSlotRow.key == key)
             )
             if int(taken or 0) >= limit:
                 return None
             slot = uuid.uuid4().hex
             await conn.execute(
-                insert(BudgetSlot), {"slot": slot, "key": key, "lease_until": now + lease}
+                insert(BudgetSlotRow), {"slot": slot, "key": key, "lease_until": now + lease}
             )
             return slot
 
     async def release(self, key: str, slot: str) -> None:
         async with begin(self._engine) as conn:
-            await conn.execute(delete(BudgetSlot).where(BudgetSlot.slot == slot))
+            await conn.execute(delete(BudgetSlotRow).where(BudgetSlotRow.slot == slot))
 
 
 def _free_in(rows: Sequence[Any], excess: int, window: float, now: float) -> float:

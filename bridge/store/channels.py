@@ -7,13 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.credentials import ChannelToken
-from bridge.errors import Conflict, NotFound
+from bridge.errors import NotFound
 from bridge.store.database import begin, connect
-from bridge.store.models import CrmChannel
+from bridge.store.models import ChannelRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +88,8 @@ async def import_channel(
         "created_at": now,
         "updated_at": now,
     }
-    try:
-        async with begin(engine) as conn:
-            await conn.execute(insert(CrmChannel), values)
-    except IntegrityError:
-        raise Conflict(f"channel {channel_id} is already known") from None
+    async with begin(engine, conflict=f"channel {channel_id} is already known") as conn:
+        await conn.execute(insert(ChannelRow), values)
     found = await get_channel(engine, channel_id)
     assert found is not None
     return found
@@ -104,8 +100,8 @@ async def replace_tokens(
 ) -> ChannelInfo:
     async with begin(engine) as conn:
         result = await conn.execute(
-            update(CrmChannel)
-            .where(CrmChannel.channel_id == channel_id)
+            update(ChannelRow)
+            .where(ChannelRow.channel_id == channel_id)
             .values(tokens=tokens_to_json(tokens), updated_at=now)
         )
         if result.rowcount == 0:
@@ -118,12 +114,12 @@ async def replace_tokens(
 async def get_channel(engine: AsyncEngine, channel_id: str) -> ChannelInfo | None:
     async with connect(engine) as conn:
         row = (
-            await conn.execute(select(CrmChannel).where(CrmChannel.channel_id == channel_id))
+            await conn.execute(select(ChannelRow).where(ChannelRow.channel_id == channel_id))
         ).first()
     return _info(row) if row is not None else None
 
 
 async def list_channels(engine: AsyncEngine) -> list[ChannelInfo]:
     async with connect(engine) as conn:
-        rows = (await conn.execute(select(CrmChannel).order_by(CrmChannel.id))).all()
+        rows = (await conn.execute(select(ChannelRow).order_by(ChannelRow.id))).all()
     return [_info(row) for row in rows]

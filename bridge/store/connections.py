@@ -7,12 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, exists, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import Conflict, NotFound
 from bridge.store.database import begin, connect
-from bridge.store.models import BooksSource, CrmChannel, ZohoConnection, ZohoToken
+from bridge.store.models import ChannelRow, ConnectionRow, SourceRow, TokenRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +52,9 @@ def _info(row: Any) -> ConnectionInfo:
 
 
 async def create_connection(engine: AsyncEngine, values: dict[str, Any]) -> ConnectionInfo:
-    try:
-        async with begin(engine) as conn:
-            await conn.execute(insert(ZohoConnection), values)
-    except IntegrityError:
-        raise Conflict(f"a connection named {values['name']!r} already exists") from None
+    taken = f"a connection named {values['name']!r} already exists"
+    async with begin(engine, conflict=taken) as conn:
+        await conn.execute(insert(ConnectionRow), values)
     found = await get_connection(engine, values["name"])
     assert found is not None
     return found
@@ -65,15 +62,13 @@ async def create_connection(engine: AsyncEngine, values: dict[str, Any]) -> Conn
 
 async def get_connection(engine: AsyncEngine, name: str) -> ConnectionInfo | None:
     async with connect(engine) as conn:
-        row = (
-            await conn.execute(select(ZohoConnection).where(ZohoConnection.name == name))
-        ).first()
+        row = (await conn.execute(select(ConnectionRow).where(ConnectionRow.name == name))).first()
     return _info(row) if row is not None else None
 
 
 async def list_connections(engine: AsyncEngine) -> list[ConnectionInfo]:
     async with connect(engine) as conn:
-        rows = (await conn.execute(select(ZohoConnection).order_by(ZohoConnection.name))).all()
+        rows = (await conn.execute(select(ConnectionRow).order_by(ConnectionRow.name))).all()
     return [_info(row) for row in rows]
 
 
@@ -82,8 +77,8 @@ async def update_connection(
 ) -> ConnectionInfo:
     async with begin(engine) as conn:
         result = await conn.execute(
-            update(ZohoConnection)
-            .where(ZohoConnection.name == name)
+            update(ConnectionRow)
+            .where(ConnectionRow.name == name)
             .values(**changes, updated_at=now)
         )
         if result.rowcount == 0:
@@ -96,28 +91,28 @@ async def update_connection(
 async def delete_connection(engine: AsyncEngine, name: str) -> None:
     async with begin(engine) as conn:
         in_use = await conn.scalar(
-            select(exists().where(CrmChannel.connection == name, CrmChannel.status != "disabled"))
+            select(exists().where(ChannelRow.connection == name, ChannelRow.status != "disabled"))
         )
         if in_use:
             raise Conflict(f"connection {name!r} still has live channels; disable them first")
-        result = await conn.execute(delete(ZohoConnection).where(ZohoConnection.name == name))
+        result = await conn.execute(delete(ConnectionRow).where(ConnectionRow.name == name))
         if result.rowcount == 0:
             raise NotFound(f"no connection named {name!r}")
-        await conn.execute(delete(ZohoToken).where(ZohoToken.connection == name))
+        await conn.execute(delete(TokenRow).where(TokenRow.connection == name))
 
 
 async def any_encrypted_secret(engine: AsyncEngine) -> str | None:
     """One stored ciphertext, if any: enough to prove BRIDGE_SECRET_KEY opens them."""
     async with connect(engine) as conn:
-        found = await conn.scalar(select(ZohoConnection.client_secret_encrypted).limit(1))
+        found = await conn.scalar(select(ConnectionRow.client_secret_encrypted).limit(1))
         if found is None:
             found = await conn.scalar(
-                select(CrmChannel.token_encrypted)
-                .where(CrmChannel.token_encrypted.is_not(None))
+                select(ChannelRow.token_encrypted)
+                .where(ChannelRow.token_encrypted.is_not(None))
                 .limit(1)
             )
         if found is None:
-            for secrets in (await conn.scalars(select(BooksSource.secrets_encrypted))).all():
+            for secrets in (await conn.scalars(select(SourceRow.secrets_encrypted))).all():
                 if secrets:
                     return str(secrets[0])
     return str(found) if found is not None else None

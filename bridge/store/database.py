@@ -1,4 +1,5 @@
-"""The engine, its SQLite pragmas, and the translation of driver errors at the boundary."""
+"""The engine, and transactions and connections whose driver errors are translated at the
+boundary (`store.errors` decides what each means)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from bridge.errors import StoreUnavailable
-
-# Errors that mean "the database cannot be reached or is not answering", as opposed to a
-# bug in a query: these become StoreUnavailable, and webhooks answer 503 so Zoho retries.
-_UNAVAILABLE = (OperationalError, InterfaceError, ConnectionError, OSError, TimeoutError)
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, _UNAVAILABLE):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+from bridge.store.errors import translated
+from bridge.store.sqlite import Synchronous, pragmas
 
 
 def create_engine(
-    url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10
+    url: str, *, sqlite_synchronous: Synchronous = "FULL", pool_size: int = 10
 ) -> AsyncEngine:
     """An async engine for `url`, with SQLite set up for concurrent readers and one writer."""
     if url.startswith("sqlite"):
@@ -41,45 +32,31 @@ def create_engine(
     )
 
 
-def _setup_sqlite(engine: AsyncEngine, synchronous: str) -> None:
-    assert synchronous in {"FULL", "NORMAL"}
+def _setup_sqlite(engine: AsyncEngine, synchronous: Synchronous) -> None:
+    statements = pragmas(synchronous)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        # WAL lets readers run while the writer commits; FULL fsyncs every commit, so a
-        # 2xx survives power loss, not only a crash of the process.
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        for statement in statements:
+            cursor.execute(statement)
         cursor.close()
 
 
 @asynccontextmanager
-async def translate_errors() -> AsyncIterator[None]:
-    """Turn "database unreachable" driver errors into StoreUnavailable."""
-    try:
-        yield
-    except StoreUnavailable:
-        raise
-    except Exception as exc:
-        if is_unavailable(exc):
-            raise StoreUnavailable() from exc
-        raise
-
-
-@asynccontextmanager
-async def begin(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A transaction, committed on success, with driver errors translated."""
-    async with translate_errors(), engine.begin() as conn:
+async def begin(
+    engine: AsyncEngine, *, conflict: str | None = None
+) -> AsyncIterator[AsyncConnection]:
+    """A transaction, committed on success, with driver errors translated (a unique
+    constraint refusing a row becomes `Conflict(conflict)` when a message is given)."""
+    async with translated(conflict=conflict), engine.begin() as conn:
         yield conn
 
 
 @asynccontextmanager
 async def connect(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection for reads, with driver errors translated."""
-    async with translate_errors(), engine.connect() as conn:
+    async with translated(), engine.connect() as conn:
         yield conn
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.domain.credentials import ChannelToken
 from bridge.store.channels import tokens_from_json, tokens_to_json
 from bridge.store.database import begin, connect
-from bridge.store.models import ChannelGap, CrmChannel
+from bridge.store.models import ChannelRow, GapRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,20 +78,20 @@ def _managed(row: Any) -> ManagedChannel:
 
 async def insert_managed(engine: AsyncEngine, values: dict[str, Any]) -> None:
     async with begin(engine) as conn:
-        await conn.execute(insert(CrmChannel), {"managed": True, **values})
+        await conn.execute(insert(ChannelRow), {"managed": True, **values})
 
 
 async def remove(engine: AsyncEngine, channel_id: str) -> None:
     async with begin(engine) as conn:
-        await conn.execute(delete(CrmChannel).where(CrmChannel.channel_id == channel_id))
+        await conn.execute(delete(ChannelRow).where(ChannelRow.channel_id == channel_id))
 
 
 async def get_managed(engine: AsyncEngine, channel_id: str) -> ManagedChannel | None:
     async with connect(engine) as conn:
         row = (
             await conn.execute(
-                select(CrmChannel).where(
-                    CrmChannel.channel_id == channel_id, CrmChannel.managed.is_(True)
+                select(ChannelRow).where(
+                    ChannelRow.channel_id == channel_id, ChannelRow.managed.is_(True)
                 )
             )
         ).first()
@@ -99,9 +99,9 @@ async def get_managed(engine: AsyncEngine, channel_id: str) -> ManagedChannel | 
 
 
 async def list_managed(engine: AsyncEngine, *, live_only: bool = True) -> list[ManagedChannel]:
-    query = select(CrmChannel).where(CrmChannel.managed.is_(True)).order_by(CrmChannel.id)
+    query = select(ChannelRow).where(ChannelRow.managed.is_(True)).order_by(ChannelRow.id)
     if live_only:
-        query = query.where(CrmChannel.status != "disabled")
+        query = query.where(ChannelRow.status != "disabled")
     async with connect(engine) as conn:
         rows = (await conn.execute(query)).all()
     return [_managed(row) for row in rows]
@@ -120,21 +120,21 @@ async def claim(
     """Take the channel's lease if it is free (or expired). `due`: only if its renewal is
     still due; `confirmed_before`: only if nobody confirmed it live since that time."""
     conditions = [
-        CrmChannel.channel_id == channel_id,
-        CrmChannel.status != "disabled",
-        or_(CrmChannel.lease_until.is_(None), CrmChannel.lease_until < now),
+        ChannelRow.channel_id == channel_id,
+        ChannelRow.status != "disabled",
+        or_(ChannelRow.lease_until.is_(None), ChannelRow.lease_until < now),
     ]
     if due:
         conditions.append(
-            or_(CrmChannel.next_renewal_at.is_(None), CrmChannel.next_renewal_at <= now)
+            or_(ChannelRow.next_renewal_at.is_(None), ChannelRow.next_renewal_at <= now)
         )
     if confirmed_before is not None:
         conditions.append(
-            or_(CrmChannel.verified_at.is_(None), CrmChannel.verified_at < confirmed_before)
+            or_(ChannelRow.verified_at.is_(None), ChannelRow.verified_at < confirmed_before)
         )
     async with begin(engine) as conn:
         result = await conn.execute(
-            update(CrmChannel).where(and_(*conditions)).values(lease_owner=owner, lease_until=until)
+            update(ChannelRow).where(and_(*conditions)).values(lease_owner=owner, lease_until=until)
         )
     return bool(result.rowcount == 1)
 
@@ -145,8 +145,8 @@ async def finish(engine: AsyncEngine, channel_id: str, owner: str, **values: Any
         values["tokens"] = tokens_to_json(list(values["tokens"]))
     async with begin(engine) as conn:
         await conn.execute(
-            update(CrmChannel)
-            .where(CrmChannel.channel_id == channel_id, CrmChannel.lease_owner == owner)
+            update(ChannelRow)
+            .where(ChannelRow.channel_id == channel_id, ChannelRow.lease_owner == owner)
             .values(**values, lease_owner=None, lease_until=None)
         )
 
@@ -156,7 +156,7 @@ async def update_channel(engine: AsyncEngine, channel_id: str, **values: Any) ->
         values["tokens"] = tokens_to_json(list(values["tokens"]))
     async with begin(engine) as conn:
         await conn.execute(
-            update(CrmChannel).where(CrmChannel.channel_id == channel_id).values(**values)
+            update(ChannelRow).where(ChannelRow.channel_id == channel_id).values(**values)
         )
 
 
@@ -164,10 +164,10 @@ async def confirm(engine: AsyncEngine, channel_id: str, at: datetime) -> None:
     """Zoho listed the channel as configured at `at`: move `verified_at` forward only."""
     async with begin(engine) as conn:
         await conn.execute(
-            update(CrmChannel)
+            update(ChannelRow)
             .where(
-                CrmChannel.channel_id == channel_id,
-                or_(CrmChannel.verified_at.is_(None), CrmChannel.verified_at < at),
+                ChannelRow.channel_id == channel_id,
+                or_(ChannelRow.verified_at.is_(None), ChannelRow.verified_at < at),
             )
             .values(verified_at=at)
         )
@@ -176,7 +176,7 @@ async def confirm(engine: AsyncEngine, channel_id: str, at: datetime) -> None:
 async def record_gap(engine: AsyncEngine, gap: Gap) -> None:
     async with begin(engine) as conn:
         await conn.execute(
-            insert(ChannelGap),
+            insert(GapRow),
             {
                 "channel_id": gap.channel_id,
                 "connection": gap.connection,
@@ -190,9 +190,9 @@ async def record_gap(engine: AsyncEngine, gap: Gap) -> None:
 
 
 async def list_gaps(engine: AsyncEngine, channel_id: str | None = None) -> list[Gap]:
-    query = select(ChannelGap).order_by(ChannelGap.id)
+    query = select(GapRow).order_by(GapRow.id)
     if channel_id is not None:
-        query = query.where(ChannelGap.channel_id == channel_id)
+        query = query.where(GapRow.channel_id == channel_id)
     async with connect(engine) as conn:
         rows = (await conn.execute(query)).all()
     return [

@@ -38,7 +38,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDoc}
 
 
-class BooksSource(Base):
+class SourceRow(Base):
     """An inbound URL for Zoho Books workflow webhooks: /hooks/books/{name}."""
 
     __tablename__ = "books_sources"
@@ -55,7 +55,7 @@ class BooksSource(Base):
     updated_at: Mapped[datetime]
 
 
-class CrmChannel(Base):
+class ChannelRow(Base):
     """A Zoho CRM notification channel whose callbacks arrive at /hooks/crm."""
 
     __tablename__ = "crm_channels"
@@ -91,7 +91,7 @@ class CrmChannel(Base):
     lease_until: Mapped[datetime | None]
 
 
-class InboundRequest(Base):
+class RequestRow(Base):
     """A delivery exactly as received (secrets redacted), accepted or not."""
 
     __tablename__ = "inbound_requests"
@@ -120,7 +120,7 @@ class InboundRequest(Base):
     event_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class Event(Base):
+class EventRow(Base):
     """One change to one Zoho record. `seq` is the consumers' cursor."""
 
     __tablename__ = "events"
@@ -148,7 +148,7 @@ class Event(Base):
     request_id: Mapped[str | None] = mapped_column(String(26))
 
 
-class ZohoConnection(Base):
+class ConnectionRow(Base):
     """One Zoho OAuth identity for one organisation in one data centre (secrets encrypted)."""
 
     __tablename__ = "connections"
@@ -169,7 +169,7 @@ class ZohoConnection(Base):
     updated_at: Mapped[datetime]
 
 
-class ZohoToken(Base):
+class TokenRow(Base):
     """A connection's cached access token (encrypted) and its recent token-request times,
     shared by replicas so Zoho's ten-per-ten-minutes count holds across them (zoho.md §5)."""
 
@@ -182,7 +182,7 @@ class ZohoToken(Base):
     requested_at: Mapped[list[float]] = mapped_column(JSONDoc, default=list)
 
 
-class BudgetKey(Base):
+class BudgetKeyRow(Base):
     """One row per budget key: the row replicas lock before counting its window."""
 
     __tablename__ = "budget_keys"
@@ -190,7 +190,7 @@ class BudgetKey(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
 
 
-class BudgetSpend(Base):
+class BudgetSpendRow(Base):
     """Spending on a budget key at a time (epoch seconds); windows sum these rows."""
 
     __tablename__ = "budget_spend"
@@ -202,7 +202,7 @@ class BudgetSpend(Base):
     cost: Mapped[int] = mapped_column(Integer)
 
 
-class BudgetSlot(Base):
+class BudgetSlotRow(Base):
     """A leased concurrency slot on a budget key (CRM concurrency caps, zoho.md §6)."""
 
     __tablename__ = "budget_slots"
@@ -213,7 +213,7 @@ class BudgetSlot(Base):
     lease_until: Mapped[float] = mapped_column(Float)
 
 
-class ChannelGap(Base):
+class GapRow(Base):
     """A time span in which a managed channel was not live at Zoho, so callbacks may be
     missing; reconciliation covers these spans."""
 
@@ -230,7 +230,7 @@ class ChannelGap(Base):
     recorded_at: Mapped[datetime]
 
 
-class Delivery(Base):
+class DeliveryRow(Base):
     """The transactional outbox: one row per event per push sink (and per replay)."""
 
     __tablename__ = "deliveries"
@@ -259,7 +259,7 @@ class Delivery(Base):
     replay: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class SinkState(Base):
+class SinkStateRow(Base):
     """A push sink switched off because its subscriber answered 410 Gone."""
 
     __tablename__ = "sink_states"
@@ -270,7 +270,7 @@ class SinkState(Base):
     changed_at: Mapped[datetime]
 
 
-class Subscription(Base):
+class SubscriptionRow(Base):
     """A named pull consumer: its token digest, its filters, and how far it has acked."""
 
     __tablename__ = "subscriptions"

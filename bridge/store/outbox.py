@@ -17,12 +17,11 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.delivery import DeadLetter, DeliveryStatus, Retry, record_key
-from bridge.domain.envelope import StoredEvent
+from bridge.domain.events import Event, StoredEvent
 from bridge.store.batch import TableRows
 from bridge.store.database import begin, connect
-from bridge.store.event_queries import event_record, stored_event
-from bridge.store.models import Delivery, Event
-from bridge.store.records import InsertedEvent
+from bridge.store.event_queries import stored_event
+from bridge.store.models import DeliveryRow, EventRow
 
 PENDING = DeliveryStatus.PENDING.value
 MAX_ERROR = 1000  # characters of an error message kept on the row
@@ -34,17 +33,21 @@ class OutboxHook:
 
     sinks: tuple[str, ...]
 
-    def __call__(self, inserted: Sequence[InsertedEvent]) -> list[TableRows]:
+    def __call__(self, inserted: Sequence[Event]) -> list[TableRows]:
         if not self.sinks or not inserted:
             return []
         rows = [
-            delivery_row(e.seq, record_key(e.change.source, e.change.module, e.change.record_id),
-                         sink, e.received_at)
+            delivery_row(e.seq, record_key(e.source, e.module, e.record_id), sink, _when(e))
             for e in inserted  # sorted by seq: row ids follow seq, which ordering relies on
             for sink in self.sinks
         ]  # fmt: skip
         columns = tuple(rows[0])
         return [TableRows("deliveries", columns, [tuple(r[c] for c in columns) for r in rows])]
+
+
+def _when(event: Event) -> datetime:
+    assert event.received_at is not None  # set when the event was queued
+    return event.received_at
 
 
 def delivery_row(
@@ -80,20 +83,20 @@ async def claim(
     (waiting to retry, or leased by any relay): that keeps each record's events in order,
     while a failing record holds back only its own later events.
     """
-    free = or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now)
+    free = or_(DeliveryRow.lease_until.is_(None), DeliveryRow.lease_until <= now)
     # Each record's lane head is its oldest pending row (waiting to retry, or leased, count).
     # One window pass over the pending rows, with no join: a join here was planned as a
     # nested loop on stale statistics and went quadratic in the backlog.
     lanes = (
         select(
-            Delivery.id,
-            Delivery.next_attempt_at,
-            Delivery.lease_until,
+            DeliveryRow.id,
+            DeliveryRow.next_attempt_at,
+            DeliveryRow.lease_until,
             func.row_number()
-            .over(partition_by=Delivery.record_key, order_by=Delivery.id)
+            .over(partition_by=DeliveryRow.record_key, order_by=DeliveryRow.id)
             .label("place"),
         )
-        .where(Delivery.sink == sink, Delivery.status == PENDING)
+        .where(DeliveryRow.sink == sink, DeliveryRow.status == PENDING)
         .subquery()
     )
     heads = (
@@ -114,18 +117,18 @@ async def claim(
     # still pending and free. SKIP LOCKED (PostgreSQL) passes over rows another relay is
     # leasing this instant; SQLite ignores it, its single writer lock serialises the UPDATE.
     still_free = (
-        select(Delivery.id)
-        .where(Delivery.id.in_(candidates), Delivery.status == PENDING, free)
+        select(DeliveryRow.id)
+        .where(DeliveryRow.id.in_(candidates), DeliveryRow.status == PENDING, free)
         .with_for_update(skip_locked=True)
     )
     async with begin(engine) as conn:
         ids = (
             (
                 await conn.execute(
-                    update(Delivery)
-                    .where(Delivery.id.in_(still_free))
+                    update(DeliveryRow)
+                    .where(DeliveryRow.id.in_(still_free))
                     .values(lease_owner=owner, lease_until=now + lease)
-                    .returning(Delivery.id)
+                    .returning(DeliveryRow.id)
                 )
             )
             .scalars()
@@ -135,13 +138,15 @@ async def claim(
             return []
         rows = (
             await conn.execute(
-                select(Delivery.id.label("delivery_id"), Delivery.attempts, *Event.__table__.c)
-                .join(Event, Event.seq == Delivery.event_seq)
-                .where(Delivery.id.in_(ids))
-                .order_by(Delivery.id)
+                select(
+                    DeliveryRow.id.label("delivery_id"), DeliveryRow.attempts, *EventRow.__table__.c
+                )
+                .join(EventRow, EventRow.seq == DeliveryRow.event_seq)
+                .where(DeliveryRow.id.in_(ids))
+                .order_by(DeliveryRow.id)
             )
         ).all()
-    return [Claimed(r.delivery_id, r.attempts, stored_event(event_record(r))) for r in rows]
+    return [Claimed(r.delivery_id, r.attempts, stored_event(r)) for r in rows]
 
 
 async def mark_delivered(engine: AsyncEngine, ids: Sequence[int], now: datetime) -> None:
@@ -149,12 +154,12 @@ async def mark_delivered(engine: AsyncEngine, ids: Sequence[int], now: datetime)
         return
     async with begin(engine) as conn:
         await conn.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(ids), Delivery.status == PENDING)
+            update(DeliveryRow)
+            .where(DeliveryRow.id.in_(ids), DeliveryRow.status == PENDING)
             .values(
                 status=DeliveryStatus.DELIVERED.value,
                 delivered_at=now,
-                attempts=Delivery.attempts + 1,
+                attempts=DeliveryRow.attempts + 1,
                 # lease_owner stays: it tells which replica delivered the row.
                 lease_until=None,
             )
@@ -185,7 +190,7 @@ async def mark_failed(engine: AsyncEngine, failures: Sequence[Failure]) -> None:
             else:
                 values["status"] = DeliveryStatus.DEAD.value
             await conn.execute(
-                update(Delivery)
-                .where(Delivery.id == failure.delivery_id, Delivery.status == PENDING)
+                update(DeliveryRow)
+                .where(DeliveryRow.id == failure.delivery_id, DeliveryRow.status == PENDING)
                 .values(**values)
             )

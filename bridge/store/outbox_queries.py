@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.domain.delivery import DeliveryStatus, record_key
 from bridge.store.database import begin, connect
 from bridge.store.event_queries import EventFilter
-from bridge.store.models import Delivery, Event, SinkState
+from bridge.store.models import DeliveryRow, EventRow, SinkStateRow
 from bridge.store.outbox import delivery_row
 
 
@@ -42,17 +42,17 @@ async def list_deliveries(
     limit: int = 100,
 ) -> list[DeliveryInfo]:
     """Newest first; `before_id` is the cursor."""
-    query = select(*Delivery.__table__.c, Event.id.label("event_id")).join(
-        Event, Event.seq == Delivery.event_seq
+    query = select(*DeliveryRow.__table__.c, EventRow.id.label("event_id")).join(
+        EventRow, EventRow.seq == DeliveryRow.event_seq
     )
     if status is not None:
-        query = query.where(Delivery.status == status)
+        query = query.where(DeliveryRow.status == status)
     if sink is not None:
-        query = query.where(Delivery.sink == sink)
+        query = query.where(DeliveryRow.sink == sink)
     if before_id is not None:
-        query = query.where(Delivery.id < before_id)
+        query = query.where(DeliveryRow.id < before_id)
     async with connect(engine) as conn:
-        rows = (await conn.execute(query.order_by(Delivery.id.desc()).limit(limit))).all()
+        rows = (await conn.execute(query.order_by(DeliveryRow.id.desc()).limit(limit))).all()
     return [DeliveryInfo(**{n: getattr(r, n) for n in DeliveryInfo.__slots__}) for r in rows]
 
 
@@ -60,11 +60,11 @@ async def retry_dead(
     engine: AsyncEngine, *, now: datetime, sink: str | None = None, ids: Sequence[int] = ()
 ) -> int:
     """Dead rows (of `sink`, or with these `ids`) back to pending with a fresh budget."""
-    query = update(Delivery).where(Delivery.status == DeliveryStatus.DEAD.value)
+    query = update(DeliveryRow).where(DeliveryRow.status == DeliveryStatus.DEAD.value)
     if sink is not None:
-        query = query.where(Delivery.sink == sink)
+        query = query.where(DeliveryRow.sink == sink)
     if ids:
-        query = query.where(Delivery.id.in_(ids))
+        query = query.where(DeliveryRow.id.in_(ids))
     async with begin(engine) as conn:
         result = await conn.execute(
             query.values(status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now)
@@ -86,16 +86,16 @@ async def enqueue_replay(
 
     Returns (events queued, last seq) so a bulk replay runs as short transactions.
     """
-    query = select(Event.seq, Event.source, Event.module, Event.record_id).where(
-        *where.clauses(), Event.seq > after_seq
+    query = select(EventRow.seq, EventRow.source, EventRow.module, EventRow.record_id).where(
+        *where.clauses(), EventRow.seq > after_seq
     )
     if event_id is not None:
-        query = query.where(Event.id == event_id)
+        query = query.where(EventRow.id == event_id)
     async with begin(engine) as conn:
-        rows = (await conn.execute(query.order_by(Event.seq).limit(limit))).all()
+        rows = (await conn.execute(query.order_by(EventRow.seq).limit(limit))).all()
         if rows and sinks:
             await conn.execute(
-                insert(Delivery),
+                insert(DeliveryRow),
                 [
                     delivery_row(r.seq, record_key(r.source, r.module, r.record_id), sink, now,
                                  replay=True)
@@ -108,7 +108,9 @@ async def enqueue_replay(
 
 async def count_events(engine: AsyncEngine, where: EventFilter) -> int:
     async with connect(engine) as conn:
-        count = await conn.scalar(select(func.count()).select_from(Event).where(*where.clauses()))
+        count = await conn.scalar(
+            select(func.count()).select_from(EventRow).where(*where.clauses())
+        )
     return int(count or 0)
 
 
@@ -122,10 +124,10 @@ class SinkCounts:
 
 async def sink_counts(engine: AsyncEngine) -> dict[str, SinkCounts]:
     query = (
-        select(Delivery.sink, Delivery.status, Delivery.replay, func.count(),
-               func.min(Delivery.created_at))
-        .where(Delivery.status != DeliveryStatus.DELIVERED.value)
-        .group_by(Delivery.sink, Delivery.status, Delivery.replay)
+        select(DeliveryRow.sink, DeliveryRow.status, DeliveryRow.replay, func.count(),
+               func.min(DeliveryRow.created_at))
+        .where(DeliveryRow.status != DeliveryStatus.DELIVERED.value)
+        .group_by(DeliveryRow.sink, DeliveryRow.status, DeliveryRow.replay)
     )  # fmt: skip
     found: dict[str, SinkCounts] = {}
     async with connect(engine) as conn:
@@ -149,7 +151,7 @@ async def event_stats(engine: AsyncEngine) -> tuple[int, datetime | None, int | 
     async with connect(engine) as conn:
         row = (
             await conn.execute(
-                select(func.count(), func.max(Event.received_at), func.max(Event.seq))
+                select(func.count(), func.max(EventRow.received_at), func.max(EventRow.seq))
             )
         ).one()
     return int(row[0]), row[1], row[2]
@@ -160,13 +162,13 @@ async def set_sink_state(
 ) -> None:
     async with begin(engine) as conn:
         changed = await conn.execute(
-            update(SinkState)
-            .where(SinkState.sink == sink)
+            update(SinkStateRow)
+            .where(SinkStateRow.sink == sink)
             .values(disabled=disabled, reason=reason, changed_at=now)
         )
         if changed.rowcount == 0:
             await conn.execute(
-                insert(SinkState).values(
+                insert(SinkStateRow).values(
                     sink=sink, disabled=disabled, reason=reason, changed_at=now
                 )
             )
@@ -176,6 +178,8 @@ async def disabled_sinks(engine: AsyncEngine) -> dict[str, str]:
     """Disabled sink name -> why."""
     async with connect(engine) as conn:
         rows = (
-            await conn.execute(select(SinkState.sink, SinkState.reason).where(SinkState.disabled))
+            await conn.execute(
+                select(SinkStateRow.sink, SinkStateRow.reason).where(SinkStateRow.disabled)
+            )
         ).all()
     return {sink: reason or "" for sink, reason in rows}

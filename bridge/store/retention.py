@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.delivery import DeliveryStatus
 from bridge.store.database import begin
-from bridge.store.models import Delivery, Event
+from bridge.store.models import DeliveryRow, EventRow
 
 
 async def purge_batch(
@@ -21,15 +21,15 @@ async def purge_batch(
     Each batch is its own short transaction, so ingest and the relay never wait long.
     """
     undelivered = exists().where(
-        Delivery.event_seq == Event.seq, Delivery.status == DeliveryStatus.PENDING.value
+        DeliveryRow.event_seq == EventRow.seq, DeliveryRow.status == DeliveryStatus.PENDING.value
     )
-    query = select(Event.seq).where(Event.received_at < cutoff, ~undelivered)
+    query = select(EventRow.seq).where(EventRow.received_at < cutoff, ~undelivered)
     if ceiling is not None:
-        query = query.where(Event.seq <= ceiling)
+        query = query.where(EventRow.seq <= ceiling)
     async with begin(engine) as conn:
-        seqs = (await conn.execute(query.order_by(Event.seq).limit(limit))).scalars().all()
+        seqs = (await conn.execute(query.order_by(EventRow.seq).limit(limit))).scalars().all()
         if seqs:
             # Delivered and dead rows go with their event (the foreign key requires it).
-            await conn.execute(delete(Delivery).where(Delivery.event_seq.in_(seqs)))
-            await conn.execute(delete(Event).where(Event.seq.in_(seqs)))
+            await conn.execute(delete(DeliveryRow).where(DeliveryRow.event_seq.in_(seqs)))
+            await conn.execute(delete(EventRow).where(EventRow.seq.in_(seqs)))
     return len(seqs)

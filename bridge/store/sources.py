@@ -7,12 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.errors import Conflict, NotFound
+from bridge.errors import NotFound
 from bridge.store.database import begin, connect
-from bridge.store.models import BooksSource
+from bridge.store.models import SourceRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +55,8 @@ async def create_source(
         "created_at": now,
         "updated_at": now,
     }
-    try:
-        async with begin(engine) as conn:
-            await conn.execute(insert(BooksSource), values)
-    except IntegrityError:
-        raise Conflict(f"a source named {name!r} already exists") from None
+    async with begin(engine, conflict=f"a source named {name!r} already exists") as conn:
+        await conn.execute(insert(SourceRow), values)
     found = await get_source(engine, name)
     assert found is not None
     return found
@@ -71,7 +67,7 @@ async def update_source(
 ) -> SourceInfo:
     async with begin(engine) as conn:
         result = await conn.execute(
-            update(BooksSource).where(BooksSource.name == name).values(updated_at=now, **changes)
+            update(SourceRow).where(SourceRow.name == name).values(updated_at=now, **changes)
         )
         if result.rowcount == 0:
             raise NotFound(f"no source named {name!r}")
@@ -82,11 +78,11 @@ async def update_source(
 
 async def get_source(engine: AsyncEngine, name: str) -> SourceInfo | None:
     async with connect(engine) as conn:
-        row = (await conn.execute(select(BooksSource).where(BooksSource.name == name))).first()
+        row = (await conn.execute(select(SourceRow).where(SourceRow.name == name))).first()
     return _info(row) if row is not None else None
 
 
 async def list_sources(engine: AsyncEngine) -> list[SourceInfo]:
     async with connect(engine) as conn:
-        rows = (await conn.execute(select(BooksSource).order_by(BooksSource.name))).all()
+        rows = (await conn.execute(select(SourceRow).order_by(SourceRow.name))).all()
     return [_info(row) for row in rows]

@@ -7,12 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.errors import Conflict, NotFound
+from bridge.errors import NotFound
 from bridge.store.database import begin, connect
-from bridge.store.models import Event, Subscription
+from bridge.store.models import EventRow, SubscriptionRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,29 +45,28 @@ async def create(
         "name": name, "token_hash": token_hash, "source": source, "module": module,
         "operation": operation, "acked_seq": acked_seq, "created_at": now, "updated_at": now,
     }  # fmt: skip
-    try:
-        async with begin(engine) as conn:
-            await conn.execute(insert(Subscription).values(**values))
-    except IntegrityError:
-        raise Conflict(f"a subscription named {name!r} already exists") from None
+    async with begin(engine, conflict=f"a subscription named {name!r} already exists") as conn:
+        await conn.execute(insert(SubscriptionRow).values(**values))
     return SubscriptionInfo(**values)  # type: ignore[arg-type]
 
 
 async def get(engine: AsyncEngine, name: str) -> SubscriptionInfo | None:
     async with connect(engine) as conn:
-        row = (await conn.execute(select(Subscription).where(Subscription.name == name))).first()
+        row = (
+            await conn.execute(select(SubscriptionRow).where(SubscriptionRow.name == name))
+        ).first()
     return _info(row) if row is not None else None
 
 
 async def list_all(engine: AsyncEngine) -> list[SubscriptionInfo]:
     async with connect(engine) as conn:
-        rows = (await conn.execute(select(Subscription).order_by(Subscription.name))).all()
+        rows = (await conn.execute(select(SubscriptionRow).order_by(SubscriptionRow.name))).all()
     return [_info(r) for r in rows]
 
 
 async def remove(engine: AsyncEngine, name: str) -> None:
     async with begin(engine) as conn:
-        result = await conn.execute(delete(Subscription).where(Subscription.name == name))
+        result = await conn.execute(delete(SubscriptionRow).where(SubscriptionRow.name == name))
     if result.rowcount == 0:
         raise NotFound(f"no subscription named {name!r}")
 
@@ -81,12 +79,14 @@ async def set_cursor(
     Acks only move forward (a late ack from a slow consumer must not rewind it); a rewind
     by the operator may move it anywhere.
     """
-    query = update(Subscription).where(Subscription.name == name)
+    query = update(SubscriptionRow).where(SubscriptionRow.name == name)
     if forward_only:
-        query = query.where(Subscription.acked_seq < seq)
+        query = query.where(SubscriptionRow.acked_seq < seq)
     async with begin(engine) as conn:
         await conn.execute(query.values(acked_seq=seq, updated_at=now))
-        stored = await conn.scalar(select(Subscription.acked_seq).where(Subscription.name == name))
+        stored = await conn.scalar(
+            select(SubscriptionRow.acked_seq).where(SubscriptionRow.name == name)
+        )
     if stored is None:
         raise NotFound(f"no subscription named {name!r}")
     return int(stored)
@@ -95,7 +95,7 @@ async def set_cursor(
 async def lowest_acked(engine: AsyncEngine) -> list[int]:
     """The lowest acked seq as a one-item list, or [] when there is no subscription."""
     async with connect(engine) as conn:
-        low = await conn.scalar(select(func.min(Subscription.acked_seq)))
+        low = await conn.scalar(select(func.min(SubscriptionRow.acked_seq)))
     return [] if low is None else [int(low)]
 
 
@@ -103,4 +103,4 @@ async def latest_seq(engine: AsyncEngine) -> int:
     """The newest event's seq (0 with none): where a new subscription starts, and the
     furthest a cursor may be set (beyond it, events yet to come would be skipped)."""
     async with connect(engine) as conn:
-        return int(await conn.scalar(select(func.max(Event.seq))) or 0)
+        return int(await conn.scalar(select(func.max(EventRow.seq))) or 0)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.secretbox import SecretBox
 from bridge.store.database import begin, connect
-from bridge.store.models import ZohoToken
+from bridge.store.models import TokenRow
 from bridge.store.upsert import upsert
 from bridge.zoho.tokens import StoredToken
 
@@ -45,7 +45,7 @@ class DbTokenStore:
     async def load(self, connection: str) -> StoredToken | None:
         async with connect(self._engine) as conn:
             row = (
-                await conn.execute(select(ZohoToken).where(ZohoToken.connection == connection))
+                await conn.execute(select(TokenRow).where(TokenRow.connection == connection))
             ).first()
         if row is None:
             return None
@@ -68,7 +68,7 @@ class DbTokenStore:
             "requested_at": list(token.requested_at),
         }
         async with begin(self._engine) as conn:
-            await upsert(conn, ZohoToken, values, ["connection"])
+            await upsert(conn, TokenRow, values, ["connection"])
 
     @asynccontextmanager
     async def lock(self, connection: str) -> AsyncIterator[None]:

@@ -4,8 +4,9 @@ Every webhook handler hands its request row and events to `EventWriter.write` an
 the commit. A single task drains whatever is queued into one transaction, so under load
 hundreds of deliveries share one fsync, and nothing is acknowledged before it is durable.
 Duplicates are decided by the `events.dedup_key` unique constraint (ON CONFLICT DO NOTHING),
-within a batch and across replicas alike. The transaction itself runs on a dedicated driver
-connection (`batch_sqlite`, `batch_postgres`): one commit and few round trips per batch.
+within a batch and across replicas alike. The writer drives each batch's transaction
+(`store.batch.BatchTransaction`) on a dedicated driver connection (`batch_sqlite`,
+`batch_postgres`): one commit and few round trips per batch.
 """
 
 from __future__ import annotations
@@ -21,21 +22,23 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge.domain.events import Event
+from bridge.domain.requests import InboundRequest, RequestStatus
 from bridge.errors import ConfigurationError, StoreUnavailable
 from bridge.metrics import WRITE_BATCH_SIZE
-from bridge.store.batch import Batch, BatchBackend, FollowUp, TableRows
-from bridge.store.models import InboundRequest
-from bridge.store.records import InsertedEvent, NewEvent, RequestRecord, WriteResult, event_row
+from bridge.store.batch import BatchBackend, Inserted, TableRows, event_row, request_row
+from bridge.store.models import RequestRow
+from bridge.store.sqlite import Synchronous
 
 log = structlog.get_logger(__name__)
 
 # Hooks: rows to write in the same transaction as new events (the outbox), and callbacks
 # after the commit (wake-ups). Row hooks are pure: they return rows, the backend writes them.
-RowsHook = Callable[[Sequence[InsertedEvent]], Sequence[TableRows]]
-CommittedHook = Callable[[Sequence[InsertedEvent]], None]
+RowsHook = Callable[[Sequence[Event]], Sequence[TableRows]]
+CommittedHook = Callable[[Sequence[Event]], None]
 
 
-def backend_for(database_url: str, *, sqlite_synchronous: str = "FULL") -> BatchBackend:
+def backend_for(database_url: str, *, sqlite_synchronous: Synchronous = "FULL") -> BatchBackend:
     """The batch backend for a SQLAlchemy database URL."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
@@ -54,9 +57,25 @@ def backend_for(database_url: str, *, sqlite_synchronous: str = "FULL") -> Batch
 
 
 @dataclass(slots=True)
+class WriteResult:
+    """What one submitted delivery became once committed: its new events (with `seq`) and
+    how many of its events were duplicates."""
+
+    request_id: str | None
+    inserted: list[Event] = field(default_factory=list)
+    duplicates: int = 0
+
+    @property
+    def status(self) -> RequestStatus:
+        if self.duplicates and not self.inserted:
+            return RequestStatus.DUPLICATE
+        return RequestStatus.ACCEPTED
+
+
+@dataclass(slots=True)
 class _Job:
-    request: RequestRecord | None
-    events: list[NewEvent]
+    request: InboundRequest | None
+    events: list[Event]
     future: asyncio.Future[WriteResult]
 
 
@@ -92,9 +111,10 @@ class EventWriter:
         await self.backend.close()
 
     def write(
-        self, request: RequestRecord | None, events: Sequence[NewEvent] = ()
+        self, request: InboundRequest | None, events: Sequence[Event] = ()
     ) -> asyncio.Future[WriteResult]:
-        """Queue a request and its events; await the result to wait for the commit.
+        """Queue a request and its events (ids and times already set); await the result to
+        wait for the commit.
 
         A plain function returning the future rather than a coroutine: one frame less for
         every delivery to pass through when its batch commits.
@@ -142,63 +162,61 @@ class EventWriter:
             for hook in self.committed:
                 hook(inserted)
 
-    async def _write(self, jobs: list[_Job]) -> tuple[list[WriteResult], list[InsertedEvent]]:
+    async def _write(self, jobs: list[_Job]) -> tuple[list[WriteResult], list[Event]]:
+        """One transaction: events, then the request rows and the rows that depend on which
+        events were new (the outbox), then commit."""
+        prune = self._prune_due(jobs)
+        requests = [job.request for job in jobs if job.request is not None]
+        expected = None
+        if self.backend.requests_with_events:
+            for job in jobs:
+                if job.request is not None:
+                    _settle(job.request, RequestStatus.ACCEPTED, len(job.events))
+            expected = [request_row(r) for r in requests]
+        tx = await self.backend.begin()
+        try:
+            new = await tx.insert_events(_first_of_each_key(jobs), expected)
+            results, inserted = _results(jobs, new)
+            for job, result in zip(jobs, results, strict=True):
+                if job.request is not None:
+                    _settle(job.request, result.status, len(result.inserted))
+            extra = [rows for hook in self.in_transaction for rows in hook(inserted)]
+            await tx.finish([request_row(r) for r in requests], extra if inserted else [], prune)
+            await tx.commit(more_waiting=not self._queue.empty())
+        except BaseException:
+            await tx.rollback()
+            raise
+        return results, inserted
+
+    def _prune_due(self, jobs: list[_Job]) -> int | None:
+        """Every 100 rejected requests, how many to keep: they come from anyone, so only the
+        newest `rejected_keep` are kept."""
         self._rejected_since_prune += sum(
             1 for job in jobs if job.request is not None and job.request.rejected
         )
-        prune = None
-        if self._rejected_since_prune >= 100:
-            # Rejected requests come from anyone; keep only the newest `rejected_keep`.
-            self._rejected_since_prune = 0
-            prune = self.rejected_keep
-        outcome: list[tuple[list[WriteResult], list[InsertedEvent]]] = []
-
-        def follow_up(inserted_by_key: dict[str, tuple[str, int]]) -> FollowUp:
-            results, inserted = _results(jobs, inserted_by_key)
-            outcome.append((results, inserted))
-            requests = [
-                _request_row(job.request, result.status, len(result.inserted))
-                for job, result in zip(jobs, results, strict=True)
-                if job.request is not None
-            ]
-            extra = (
-                [rows for hook in self.in_transaction for rows in hook(inserted)]
-                if (inserted)
-                else []
-            )
-            return FollowUp(requests, extra)
-
-        def expected_requests() -> list[tuple[Any, ...]]:
-            return [
-                _request_row(job.request, "accepted", len(job.events))
-                for job in jobs
-                if job.request is not None
-            ]
-
-        await self.backend.write(
-            Batch(
-                _first_of_each_key(jobs),
-                follow_up,
-                expected_requests,
-                prune,
-                lambda: not self._queue.empty(),
-            )
-        )
-        return outcome[-1]
+        if self._rejected_since_prune < 100:
+            return None
+        self._rejected_since_prune = 0
+        return self.rejected_keep
 
 
 async def prune_rejected(conn: AsyncConnection, keep: int) -> None:
     """Delete all but the newest `keep` rejected requests (ids are ULIDs: time-ordered)."""
-    rejected = InboundRequest.status == "rejected"
+    rejected = RequestRow.status == RequestStatus.REJECTED.value
     boundary = (
-        select(InboundRequest.id)
+        select(RequestRow.id)
         .where(rejected)
-        .order_by(InboundRequest.id.desc())
+        .order_by(RequestRow.id.desc())
         .offset(keep)
         .limit(1)
         .scalar_subquery()
     )
-    await conn.execute(delete(InboundRequest).where(rejected, InboundRequest.id <= boundary))
+    await conn.execute(delete(RequestRow).where(rejected, RequestRow.id <= boundary))
+
+
+def _settle(request: InboundRequest, status: RequestStatus, event_count: int) -> None:
+    request.status = RequestStatus.REJECTED if request.rejected else status
+    request.event_count = event_count
 
 
 def _first_of_each_key(jobs: list[_Job]) -> list[tuple[Any, ...]]:
@@ -206,29 +224,28 @@ def _first_of_each_key(jobs: list[_Job]) -> list[tuple[Any, ...]]:
     rows = []
     for job in jobs:
         for event in job.events:
-            if event.change.dedup_key not in seen:
-                seen.add(event.change.dedup_key)
+            if event.dedup_key not in seen:
+                seen.add(event.dedup_key)
                 rows.append(event_row(event))
     return rows
 
 
-def _results(
-    jobs: list[_Job], inserted_by_key: dict[str, tuple[str, int]]
-) -> tuple[list[WriteResult], list[InsertedEvent]]:
+def _results(jobs: list[_Job], new: Inserted) -> tuple[list[WriteResult], list[Event]]:
     claimed: set[str] = set()
     results: list[WriteResult] = []
-    all_inserted: list[InsertedEvent] = []
+    all_inserted: list[Event] = []
     for job in jobs:
-        inserted: list[InsertedEvent] = []
+        inserted: list[Event] = []
         duplicates = 0
         for event in job.events:
-            key = event.change.dedup_key
-            hit = inserted_by_key.get(key)
+            key = event.dedup_key
+            hit = new.get(key)
             # The first delivery in the batch that carried a key owns the new row; any
             # other (a concurrent duplicate) is a duplicate, like one from an earlier batch.
             if hit is not None and hit[0] == event.id and key not in claimed:
                 claimed.add(key)
-                inserted.append(InsertedEvent(event.id, hit[1], event.change, event.received_at))
+                event.seq = hit[1]
+                inserted.append(event)
             else:
                 duplicates += 1
         all_inserted.extend(inserted)
@@ -236,26 +253,3 @@ def _results(
         results.append(WriteResult(request_id, inserted, duplicates))
     all_inserted.sort(key=lambda e: e.seq)
     return results, all_inserted
-
-
-def _request_row(request: RequestRecord, status: str, event_count: int) -> tuple[Any, ...]:
-    """The row in `batch.REQUEST_COLUMNS` order."""
-    return (
-        request.id,
-        request.received_at,
-        request.kind,
-        request.source,
-        request.method,
-        request.path,
-        request.query,
-        request.headers,
-        request.body,
-        request.body_size,
-        request.body_truncated,
-        request.remote_addr,
-        "rejected" if request.rejected else status,
-        request.http_status,
-        request.reason,
-        request.verification,
-        event_count,
-    )

@@ -6,8 +6,9 @@ import base64
 from datetime import datetime
 from typing import Any
 
+from bridge.domain.events import StoredEvent
+from bridge.domain.requests import InboundRequest
 from bridge.store.channels import ChannelInfo
-from bridge.store.event_queries import EventRecord, RequestSummary
 from bridge.store.sources import SourceInfo
 
 
@@ -43,7 +44,7 @@ def channel_view(info: ChannelInfo) -> dict[str, Any]:
     }
 
 
-def event_view(event: EventRecord) -> dict[str, Any]:
+def event_view(event: StoredEvent) -> dict[str, Any]:
     return {
         "seq": event.seq,
         "id": event.id,
@@ -69,7 +70,7 @@ def _body(body: bytes, limit: int | None) -> dict[str, Any]:
         return {"body": base64.b64encode(shown).decode("ascii"), "body_encoding": "base64"}
 
 
-def request_view(request: RequestSummary, *, body_limit: int | None = 2048) -> dict[str, Any]:
+def request_view(request: InboundRequest, *, body_limit: int | None = 2048) -> dict[str, Any]:
     return {
         "id": request.id,
         "received_at": iso(request.received_at),

@@ -6,7 +6,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from bridge.sinks.factory import SinkConfig
-from bridge.store.models import Delivery, Event
+from bridge.store.models import DeliveryRow, EventRow
 from tests.sinks.support import closed_port_socket
 from tests.support import ADMIN
 
@@ -55,8 +55,8 @@ async def test_outbox_rows_are_written_with_the_event(
     async with bridge(webhook_config(recorder.url)) as b:
         await b.post_crm("1", "2", "3")
         async with b.runtime.engine.connect() as conn:
-            events = await conn.scalar(select(func.count()).select_from(Event))
-            rows = await conn.scalar(select(func.count()).select_from(Delivery))
+            events = await conn.scalar(select(func.count()).select_from(EventRow))
+            rows = await conn.scalar(select(func.count()).select_from(DeliveryRow))
         # The relay may already have delivered them; the rows exist either way.
         assert (events, rows) == (3, 3)
         await eventually(lambda: len(recorder.envelopes) == 3)

@@ -16,7 +16,7 @@ from bridge.services.retention import purge
 from bridge.store import outbox
 from bridge.store import subscriptions as subscription_store
 from bridge.store.database import create_engine
-from bridge.store.models import Delivery, Event
+from bridge.store.models import DeliveryRow, EventRow
 from bridge.store.outbox import Failure, OutboxHook
 from bridge.store.writer import EventWriter, backend_for
 from tests.test_storage import NOW, _event, _request
@@ -35,9 +35,9 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 async def _seqs(engine: AsyncEngine) -> tuple[list[int], list[int]]:
     async with engine.connect() as conn:
-        events = (await conn.execute(select(Event.seq).order_by(Event.seq))).scalars().all()
+        events = (await conn.execute(select(EventRow.seq).order_by(EventRow.seq))).scalars().all()
         rows = (
-            (await conn.execute(select(Delivery.event_seq).order_by(Delivery.event_seq)))
+            (await conn.execute(select(DeliveryRow.event_seq).order_by(DeliveryRow.event_seq)))
             .scalars()
             .all()
         )

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bridge.domain.envelope import StoredEvent
+from bridge.domain.events import StoredEvent
 
 from .support import AMQP_URL, NATS_URL, REDIS_URL, closed_port_socket, sample_event
 

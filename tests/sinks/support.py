@@ -7,8 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.domain.envelope import StoredEvent
-from bridge.domain.events import Operation, Origin, Product
+from bridge.domain.events import Operation, Origin, Product, StoredEvent
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 NATS_URL = "nats://127.0.0.1:4222"

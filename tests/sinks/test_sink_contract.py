@@ -18,7 +18,8 @@ from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
 from redis.asyncio import Redis
 
-from bridge.domain.envelope import StoredEvent, envelope_bytes
+from bridge.domain.envelope import envelope_bytes
+from bridge.domain.events import StoredEvent
 from bridge.domain.standard_webhooks import SigningSecret
 from bridge.sinks import Sink, SinkNotStarted, SinkTransientError
 from bridge.sinks.amqp import AmqpSink
