@@ -1,4 +1,5 @@
-"""The composition root: decides which adapters run, and owns their lifetimes."""
+"""The composition root: decides which adapters run, builds the services once, and owns
+their lifetimes. The web layer and the CLI reach everything through a `Runtime`."""
 
 from __future__ import annotations
 
@@ -11,23 +12,30 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.backoff import BackoffPolicy
 from bridge.domain.channel_rules import RenewalPolicy
-from bridge.errors import SecretKeyError, StoreUnavailable
+from bridge.errors import BridgeError
 from bridge.secretbox import SecretBox
 from bridge.services.channel_keeper import ChannelKeeper
+from bridge.services.channels import ChannelService
+from bridge.services.connections import ConnectionService
+from bridge.services.deliveries import DeliveryService
 from bridge.services.ingest import IngestService
 from bridge.services.lookup import Lookup
-from bridge.services.notify import NewEvents
+from bridge.services.managed_channels import ManagedChannelService
+from bridge.services.notify import CommitSignal
+from bridge.services.queries import EventQueries, RequestQueries
 from bridge.services.relay import Relay, RelayOptions
 from bridge.services.retention import PurgeLoop
+from bridge.services.schema import check_secret_key
+from bridge.services.sources import SourceService
+from bridge.services.status import StatusService
+from bridge.services.subscriptions import SubscriptionService
 from bridge.settings import Settings
 from bridge.sinks.factory import build_sinks
 from bridge.store.budget_store import DbBudgetStore
-from bridge.store.connections import any_encrypted_secret
 from bridge.store.database import create_engine
 from bridge.store.outbox import OutboxHook
 from bridge.store.token_store import DbTokenStore
@@ -41,22 +49,33 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Runtime:
     """Everything a running bridge holds open. Built by `open_runtime`, closed by `close`."""
 
     settings: Settings
     engine: AsyncEngine
     box: SecretBox
-    writer: EventWriter
-    lookup: Lookup
-    ingest: IngestService
     clock: Callable[[], datetime]
     http: httpx.AsyncClient
     zoho: ZohoClient
     replica: str
+    # The ingest path.
+    writer: EventWriter
+    lookup: Lookup
+    ingest: IngestService
+    commit_signal: CommitSignal
+    # Operator services: what the admin API and the CLI call.
+    sources: SourceService
+    channels: ChannelService
+    managed_channels: ManagedChannelService
+    connections: ConnectionService
+    deliveries: DeliveryService
+    subscriptions: SubscriptionService
+    events: EventQueries
+    requests: RequestQueries
+    status: StatusService
     keeper: ChannelKeeper
-    new_events: NewEvents
     # Why BRIDGE_SECRET_KEY cannot open the stored secrets, if it cannot.
     secret_problem: str | None = None
     # The scheduler, when this runtime runs scheduled work (`serve`, not CLI commands).
@@ -70,7 +89,7 @@ class Runtime:
         """Run scheduled work (channel renewal and repair) in this process: `serve` only."""
         from bridge.services.scheduler import start_scheduler
 
-        self.scheduler = start_scheduler(self.keeper, self.settings)
+        self.scheduler = start_scheduler(self.keeper, self.managed_channels, self.settings)
 
     async def close(self) -> None:
         if self.scheduler is not None:
@@ -85,23 +104,6 @@ class Runtime:
             await self.sink_http.aclose()
         await self.http.aclose()
         await self.engine.dispose()
-
-
-async def check_secret_key(engine: AsyncEngine, box: SecretBox) -> str | None:
-    """None when the stored secrets (if any) open with the configured key; otherwise why
-    not. A database without the tables yet has nothing to open."""
-    try:
-        sample = await any_encrypted_secret(engine)
-    except (DBAPIError, StoreUnavailable):
-        # No tables yet, or no database: readiness reports that on its own.
-        return None
-    if sample is None:
-        return None
-    try:
-        box.decrypt(sample)
-    except SecretKeyError as exc:
-        return exc.message
-    return None
 
 
 def relay_owner() -> str:
@@ -122,14 +124,39 @@ def relay_options(settings: Settings) -> RelayOptions:
     )
 
 
+def _keeper(
+    settings: Settings,
+    engine: AsyncEngine,
+    box: SecretBox,
+    zoho: ZohoClient,
+    lookup: Lookup,
+    clock: Callable[[], datetime],
+    replica: str,
+) -> ChannelKeeper:
+    return ChannelKeeper(
+        engine, box, zoho, lookup, clock, replica,
+        policy=RenewalPolicy(
+            lifetime=timedelta(hours=settings.channel_lifetime_hours),
+            renew_after=timedelta(hours=settings.channel_renew_after_hours),
+            alert_within=timedelta(hours=settings.channel_alert_hours),
+        ),
+        lease=timedelta(seconds=settings.channel_lease_seconds),
+        grace=timedelta(hours=settings.channel_token_grace_hours),
+        rotate_every=settings.channel_rotate_every,
+    )  # fmt: skip
+
+
 async def open_runtime(
     settings: Settings,
     *,
     clock: Callable[[], datetime] = utc_now,
     transport: httpx.AsyncBaseTransport | None = None,
     background: bool = True,
+    status_of: Callable[[BridgeError], int] | None = None,
 ) -> Runtime:
-    """Open everything; `background=False` (one-shot CLI commands) runs no relay or purge."""
+    """Open everything; `background=False` (one-shot CLI commands) runs no relay or purge.
+    `status_of` is the web layer's error → HTTP status mapping, recorded with rejected
+    webhook requests."""
     box = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None)
     engine = create_engine(
         settings.database_url,
@@ -143,10 +170,12 @@ async def open_runtime(
     )
     # Outbox rows are written by whichever process stores the event, relay or not.
     writer.in_transaction.append(OutboxHook(settings.push_sinks))
-    new_events = NewEvents()
-    writer.committed.append(new_events)
+    commit_signal = CommitSignal()
+    writer.committed.append(commit_signal)
     lookup = Lookup(engine, box, settings.lookup_cache_seconds)
     ingest = IngestService(writer, lookup, clock, settings.rejected_body_bytes)
+    if status_of is not None:
+        ingest.status_of = status_of
     http = httpx.AsyncClient(timeout=settings.zoho_timeout, transport=transport)
 
     def seconds() -> float:
@@ -155,29 +184,47 @@ async def open_runtime(
     tokens = TokenManager(http, DbTokenStore(engine, box), clock=seconds)
     budget = Budget(DbBudgetStore(engine), clock=seconds)
     zoho = ZohoClient(http, tokens, budget)
-    replica = settings.replica_id or f"{socket.gethostname()}:{os.getpid()}:{id(engine):x}"
-    keeper = ChannelKeeper(
-        engine, box, zoho, lookup, clock, replica[:64],
-        policy=RenewalPolicy(
-            lifetime=timedelta(hours=settings.channel_lifetime_hours),
-            renew_after=timedelta(hours=settings.channel_renew_after_hours),
-            alert_within=timedelta(hours=settings.channel_alert_hours),
-        ),
-        lease=timedelta(seconds=settings.channel_lease_seconds),
-        grace=timedelta(hours=settings.channel_token_grace_hours),
-        rotate_every=settings.channel_rotate_every,
-    )  # fmt: skip
+    replica = (settings.replica_id or f"{socket.gethostname()}:{os.getpid()}:{id(engine):x}")[
+        :64
+    ]
+    keeper = _keeper(settings, engine, box, zoho, lookup, clock, replica)
+    managed_channels = ManagedChannelService(keeper, settings.public_url)
+    deliveries = DeliveryService(engine, settings.push_sinks, clock, settings.retention_days)
     secret_problem = await check_secret_key(engine, box)
     runtime = Runtime(
-        settings, engine, box, writer, lookup, ingest, clock, http, zoho, replica[:64],
-        keeper, new_events, secret_problem,
-    )  # fmt: skip
+        settings=settings,
+        engine=engine,
+        box=box,
+        clock=clock,
+        http=http,
+        zoho=zoho,
+        replica=replica,
+        writer=writer,
+        lookup=lookup,
+        ingest=ingest,
+        commit_signal=commit_signal,
+        sources=SourceService(engine, box, lookup, clock),
+        channels=ChannelService(engine, lookup, managed_channels, clock),
+        managed_channels=managed_channels,
+        connections=ConnectionService(engine, box, zoho, clock),
+        deliveries=deliveries,
+        subscriptions=SubscriptionService(engine, commit_signal, clock),
+        events=EventQueries(engine),
+        requests=RequestQueries(engine),
+        status=StatusService(
+            engine, settings.database_url, deliveries, managed_channels, secret_problem
+        ),
+        keeper=keeper,
+        secret_problem=secret_problem,
+    )
     if background:
         if "webhook" in settings.push_sinks:
             runtime.sink_http = httpx.AsyncClient()
         sinks = build_sinks(settings.sink_config, http_client=runtime.sink_http)
         runtime.relay = Relay(engine, sinks, relay_options(settings), clock)
         writer.committed.append(runtime.relay.wake)
+        deliveries.wake = runtime.relay.wake
+        runtime.status.relay_problems = runtime.relay.problems
         runtime.purge_loop = PurgeLoop(
             engine, settings.retention_days, settings.purge_interval_seconds, clock
         )

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from bridge.runtime import Runtime, open_runtime
-from bridge.services import channels as service
 from bridge.services import connections
+from bridge.services.managed_channels import ChannelRequest
 from bridge.settings import Settings
 from bridge.store import managed_channels as store
 from bridge.zoho.errors import ZohoPartialFailure
@@ -72,9 +72,7 @@ async def test_item_error_on_create_is_shown_verbatim_and_nothing_is_kept(
     runtime, zoho, _ = rig
     zoho.fail_with = "LIMIT_REACHED"
     with pytest.raises(ZohoPartialFailure, match="LIMIT_REACHED the channel limit is reached"):
-        await service.create_channel(
-            runtime.keeper, "https://bridge.example", service.ChannelRequest("acme", ["Leads.all"])
-        )
+        await runtime.managed_channels.create(ChannelRequest("acme", ["Leads.all"]))
     assert await store.list_managed(runtime.engine) == []
     sent = zoho.posts[0]
     assert sent["notify_url"] == "https://bridge.example/hooks/crm"
@@ -86,9 +84,7 @@ async def test_failed_renewal_backs_off_then_succeeds(
     rig: tuple[Runtime, FakeZoho, Clock],
 ) -> None:
     runtime, zoho, clock = rig
-    created = await service.create_channel(
-        runtime.keeper, "https://bridge.example", service.ChannelRequest("acme", ["Leads.all"])
-    )
+    created = await runtime.managed_channels.create(ChannelRequest("acme", ["Leads.all"]))
     clock.now += timedelta(hours=24)
     zoho.fail_with = "INTERNAL_SERVER_ERROR"
     assert await runtime.keeper.renew_due() == {"failed": 1}
@@ -118,7 +114,7 @@ async def test_serve_lifespan_starts_and_stops_the_scheduled_jobs(database_url: 
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         scheduler = app.state.runtime.scheduler
-        assert {job.id for job in scheduler.get_jobs()} == {"renew-channels", "reconcile-channels"}
+        assert {job.id for job in scheduler.get_jobs()} == {"renew-channels", "compare-channels"}
     assert app.state.runtime.scheduler is None
 
 
@@ -132,9 +128,7 @@ async def test_token_rotates_every_n_renewals(database_url: str) -> None:
     try:
         new = connections.NewConnection("acme", "eu", "1000.ID", "secret", "1000.refresh")
         await connections.add_connection(runtime.engine, runtime.box, new, clock())
-        created = await service.create_channel(
-            runtime.keeper, "https://bridge.example", service.ChannelRequest("acme", ["Leads.all"])
-        )
+        created = await runtime.managed_channels.create(ChannelRequest("acme", ["Leads.all"]))
         for _ in range(2):
             clock.now += timedelta(hours=24)
             assert await runtime.keeper.renew_due() == {"renewed": 1}
@@ -155,19 +149,17 @@ async def test_every_cycle_warns_while_a_channel_is_at_risk(
     from bridge.services.scheduler import renewal_cycle
 
     runtime, zoho, clock = rig
-    created = await service.create_channel(
-        runtime.keeper, "https://bridge.example", service.ChannelRequest("acme", ["Leads.all"])
-    )
+    created = await runtime.managed_channels.create(ChannelRequest("acme", ["Leads.all"]))
     zoho.fail_with = "INTERNAL_SERVER_ERROR"  # renewals keep failing for days
     clock.now += timedelta(days=6, hours=1)
     for _ in range(2):
         with capture_logs() as logs:
-            await renewal_cycle(runtime.keeper)
+            await renewal_cycle(runtime.keeper, runtime.managed_channels)
         warned = [e for e in logs if e["event"] == "channel at risk"]
         assert [e["channel"] for e in warned] == [created.channel_id]
         clock.now += timedelta(minutes=5)
     zoho.fail_with = None
     clock.now += timedelta(hours=1)
     with capture_logs() as logs:
-        await renewal_cycle(runtime.keeper)
+        await renewal_cycle(runtime.keeper, runtime.managed_channels)
     assert not [e for e in logs if e["event"] == "channel at risk"]

@@ -12,8 +12,8 @@ import pytest
 
 from bridge.runtime import Runtime, open_runtime
 from bridge.sandbox import RunningSandbox
-from bridge.services import channels as service
 from bridge.services import connections
+from bridge.services.managed_channels import ChannelRequest
 from bridge.settings import Settings
 from bridge.store import managed_channels as store
 from bridge.store.managed_channels import list_gaps
@@ -57,15 +57,13 @@ async def test_a_week_of_renewals_by_two_workers_each_renewal_once(
 ) -> None:
     state = sandbox.state
     a, b = workers
-    created = await service.create_channel(
-        a.keeper, a.settings.public_url, service.ChannelRequest("acme", ["Leads.all"])
-    )
+    created = await a.managed_channels.create(ChannelRequest("acme", ["Leads.all"]))
     channel_id = created.channel_id
     for hour in range(1, 7 * 24 + 1):
         state.clock.advance(3600)
         await asyncio.gather(a.keeper.renew_due(), b.keeper.renew_due())
         if hour % 6 == 0:
-            await asyncio.gather(a.keeper.reconcile(), b.keeper.reconcile())
+            await asyncio.gather(a.keeper.compare_with_zoho(), b.keeper.compare_with_zoho())
         at_zoho = state.orgs["acme"].channels[channel_id]
         assert at_zoho.expiry - sandbox_now(state) > timedelta(days=5), hour  # never close
     # One enable at creation, then one renewal per day: never two for the same day.
@@ -78,9 +76,7 @@ async def test_a_crashed_workers_lease_expires_and_the_other_takes_over(
     workers: list[Runtime], sandbox: RunningSandbox
 ) -> None:
     a, b = workers
-    created = await service.create_channel(
-        a.keeper, a.settings.public_url, service.ChannelRequest("acme", ["Deals.all"])
-    )
+    created = await a.managed_channels.create(ChannelRequest("acme", ["Deals.all"]))
     sandbox.state.clock.advance(24 * 3600)
     now = a.clock()
     # Worker A claims the channel and dies before renewing it.
@@ -97,9 +93,7 @@ async def test_work_decided_on_a_stale_read_is_refused(
     workers: list[Runtime], sandbox: RunningSandbox
 ) -> None:
     a, b = workers
-    created = await service.create_channel(
-        a.keeper, a.settings.public_url, service.ChannelRequest("acme", ["Deals.all"])
-    )
+    created = await a.managed_channels.create(ChannelRequest("acme", ["Deals.all"]))
     sandbox.state.clock.advance(24 * 3600)
     listed_at = b.clock()  # B read the channel as due (or as missing) here ...
     sandbox.state.clock.advance(1)

@@ -99,11 +99,11 @@ async def test_deleted_behind_our_back_is_recreated_and_the_gap_recorded(rig: Ri
     channel_id = await rig.create()
     created_at = sandbox_now(rig.state)
     rig.hours(2)
-    assert await rig.runtime.keeper.reconcile() == {"ok": 1}  # confirmed live at +2 h
+    assert await rig.runtime.keeper.compare_with_zoho() == {"ok": 1}  # confirmed live at +2 h
     confirmed = sandbox_now(rig.state)
     del rig.state.orgs["acme"].channels[channel_id]
     rig.hours(3)
-    assert await rig.runtime.keeper.reconcile() == {"renewed": 1}
+    assert await rig.runtime.keeper.compare_with_zoho() == {"renewed": 1}
     assert channel_id in rig.state.orgs["acme"].channels
     (gap,) = await list_gaps(rig.runtime.engine, channel_id)
     assert gap.reason == "missing at Zoho"
@@ -122,13 +122,13 @@ async def test_wrong_token_and_url_at_zoho_are_corrected(rig: Rig) -> None:
     good = (at_zoho.token, at_zoho.notify_url)
     at_zoho.token = "someone-else-s-token-0123456789"
     rig.hours(1)
-    assert await rig.runtime.keeper.reconcile() == {"renewed": 1}
+    assert await rig.runtime.keeper.compare_with_zoho() == {"renewed": 1}
     at_zoho = rig.state.orgs["acme"].channels[channel_id]
     assert (at_zoho.token, at_zoho.notify_url) == good
     at_zoho.notify_url = "http://127.0.0.1:9/elsewhere"
     at_zoho.events = ["Deals.all"]
     rig.hours(1)
-    assert await rig.runtime.keeper.reconcile() == {"renewed": 1}
+    assert await rig.runtime.keeper.compare_with_zoho() == {"renewed": 1}
     at_zoho = rig.state.orgs["acme"].channels[channel_id]
     assert (at_zoho.token, at_zoho.notify_url, at_zoho.events) == (*good, ["Leads.all"])
     reasons = [g.reason for g in await list_gaps(rig.runtime.engine, channel_id)]
@@ -170,7 +170,7 @@ async def test_needs_reauth_pauses_channels_and_a_new_consent_resumes_them(rig: 
     calls = len(rig.state.hits)
     rig.hours(24)
     assert await keeper.renew_due() == {}
-    assert await keeper.reconcile() == {}
+    assert await keeper.compare_with_zoho() == {}
     assert len(rig.state.hits) == calls  # paused: no calls at all
 
     rig.hours(24 * 5)  # past the expiry: the alert is up, readiness is not failed by it
@@ -218,7 +218,6 @@ async def test_token_rotated_by_another_replica_is_accepted_despite_the_cache(
     database_url: str, sandbox: RunningSandbox
 ) -> None:
     from bridge.runtime import open_runtime
-    from bridge.services import channels as service
 
     async with bridge_rig(database_url, sandbox, lookup_cache_seconds=600) as rig:
         channel_id = await rig.create()
@@ -226,7 +225,7 @@ async def test_token_rotated_by_another_replica_is_accepted_despite_the_cache(
         await rig.state.flush()  # the channel is now in this replica's lookup cache
         other = await open_runtime(rig.runtime.settings, clock=rig.runtime.clock)
         try:
-            await service.renew_now(other.keeper, channel_id, rotate=True)
+            await other.managed_channels.renew_now(channel_id, rotate=True)
         finally:
             await other.close()
         rig.state.crm_create("Leads", {})

@@ -39,12 +39,12 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 
 def _register() -> None:
     from bridge.cli import (
-        channel_ops,
         channels,
         connections,
         db,
         delivery,
         events,
+        managed_channels,
         samples,
         sandbox,
         serve,
@@ -58,7 +58,7 @@ def _register() -> None:
     main.add_command(db.db)
     main.add_command(sources.sources)
     main.add_command(channels.channels)
-    del channel_ops  # its commands join the `channels` group on import
+    del managed_channels  # its commands join the `channels` group on import
     main.add_command(connections.connections)
     main.add_command(sandbox.sandbox)
     main.add_command(events.events)

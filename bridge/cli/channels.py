@@ -1,5 +1,5 @@
-"""`zoho-bridge channels import|list|add-token`: CRM notification channels (the managed
-ones' commands are in `channel_ops`)."""
+"""`zoho-bridge channels import|list|add-token`: CRM notification channels of every kind
+(the commands for managed channels are in `cli.managed_channels`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,6 @@ from datetime import timedelta
 import click
 
 from bridge.cli.common import print_json, print_table, run_async, runtime_for, settings_of
-from bridge.services import admin as actions
-from bridge.services import channels as managed
-from bridge.store import channels as channel_store
-from bridge.web.views import channel_view
 
 
 @click.group()
@@ -32,13 +28,11 @@ async def import_(
     """Import channel CHANNEL_ID created outside the bridge: its callbacks are verified and
     stored, but the bridge does not renew it."""
     async with runtime_for(settings_of(ctx)) as rt:
-        info = await actions.import_channel(
-            rt.engine,
-            channel_id=channel_id,
+        info = await rt.channels.import_(
+            channel_id,
             token=token,
             events=[e.strip() for e in events.split(",") if e.strip()],
             source=source,
-            now=rt.clock(),
         )
     click.echo(f"channel {info.channel_id} imported (source {info.source})")
 
@@ -59,14 +53,12 @@ async def add_token(
 ) -> None:
     """Accept another token for CHANNEL_ID (rotation)."""
     async with runtime_for(settings_of(ctx)) as rt:
-        await actions.add_channel_token(
-            rt.engine,
-            channel_id=channel_id,
-            token=token,
+        await rt.channels.add_token(
+            channel_id,
+            token,
             retire_others_after=timedelta(seconds=retire_others_after)
             if retire_others_after is not None
             else None,
-            now=rt.clock(),
         )
     click.echo(f"channel {channel_id} now accepts the new token")
 
@@ -78,10 +70,7 @@ async def add_token(
 async def list_(ctx: click.Context, as_json: bool) -> None:
     """List CRM channels: managed ones with state, expiry countdown, last renewal, error."""
     async with runtime_for(settings_of(ctx)) as rt:
-        items = [channel_view(c) for c in await channel_store.list_channels(rt.engine)]
-        renewal = {v["channel_id"]: v for v in await managed.list_views(rt.keeper)}
-    for item in items:
-        item["renewal"] = renewal.get(item["channel_id"])
+        items = await rt.channels.views()
     if as_json:
         print_json(items)
         return

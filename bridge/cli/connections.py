@@ -7,8 +7,9 @@ import json
 import click
 
 from bridge.cli.common import print_json, print_table, run_async, runtime_for, settings_of
-from bridge.services import connections as service
-from bridge.store import connections as store
+from bridge.domain.states import ConnectionStatus
+from bridge.services.connections import NewConnection
+from bridge.services.views import connection_view
 from bridge.zoho.errors import ZohoAuthError
 
 
@@ -41,11 +42,11 @@ async def add(
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--limits") from None
     async with runtime_for(settings_of(ctx)) as rt:
-        new = service.NewConnection(
+        new = NewConnection(
             name, dc, client_id, client_secret, refresh_token, organization_id, accounts_url,
             api_domain, limits,
         )  # fmt: skip
-        await service.add_connection(rt.engine, rt.box, new, rt.clock())
+        await rt.connections.add(new)
     click.echo(f"connection {name} added; try `zoho-bridge connections check {name}`")
 
 
@@ -53,7 +54,7 @@ async def add(
 @click.argument("name")
 @click.option("--refresh-token", help="A new refresh token (after re-consent): reactivates.")
 @click.option("--client-secret", help="A new client secret.")
-@click.option("--status", type=click.Choice(service.STATUSES))
+@click.option("--status", type=click.Choice(list(ConnectionStatus)))
 @click.pass_context
 @run_async
 async def update(
@@ -65,10 +66,9 @@ async def update(
 ) -> None:
     """Change connection NAME; a new refresh token resumes its paused channels."""
     async with runtime_for(settings_of(ctx)) as rt:
-        info = await service.reauthorise(
-            rt.engine, rt.box, name, rt.clock(), refresh_token=refresh_token,
-            client_secret=client_secret, status=status,
-        )  # fmt: skip
+        info = await rt.connections.change(
+            name, refresh_token=refresh_token, client_secret=client_secret, status=status
+        )
     click.echo(f"connection {name} is {info.status}")
 
 
@@ -79,7 +79,7 @@ async def update(
 async def list_(ctx: click.Context, as_json: bool) -> None:
     """List connections (never their secrets)."""
     async with runtime_for(settings_of(ctx)) as rt:
-        items = [service.connection_view(c) for c in await store.list_connections(rt.engine)]
+        items = [connection_view(c) for c in await rt.connections.all()]
     if as_json:
         print_json(items)
         return
@@ -100,7 +100,7 @@ async def list_(ctx: click.Context, as_json: bool) -> None:
 async def remove(ctx: click.Context, name: str) -> None:
     """Remove connection NAME (refused while it has live channels)."""
     async with runtime_for(settings_of(ctx)) as rt:
-        await store.delete_connection(rt.engine, name)
+        await rt.connections.remove(name)
     click.echo(f"connection {name} removed")
 
 
@@ -113,9 +113,7 @@ async def check(ctx: click.Context, name: str, no_crm: bool) -> None:
     """Make one cheap authenticated call and say which org and data centre answered."""
     async with runtime_for(settings_of(ctx)) as rt:
         try:
-            report = await service.check(
-                rt.engine, rt.box, rt.zoho, name, rt.clock(), crm=not no_crm
-            )
+            report = await rt.connections.check(name, crm=not no_crm)
         except ZohoAuthError as exc:
             raise click.ClickException(
                 f"Zoho refused the refresh token of {name!r}: {exc.message}. The connection "

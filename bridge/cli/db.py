@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from bridge.cli.common import run_async, settings_of
-from bridge.store.database import create_engine
-from bridge.store.migrate import current_revision, head_revision, upgrade
+from bridge.services import schema
 
 
 @click.group()
@@ -21,7 +20,7 @@ def db() -> None:
 async def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Apply migrations up to REVISION (head by default)."""
     settings = settings_of(ctx)
-    await upgrade(settings.database_url, revision)
+    await schema.upgrade(settings.database_url, revision)
     click.echo(f"database at {revision}")
 
 
@@ -31,11 +30,6 @@ async def db_upgrade(ctx: click.Context, revision: str) -> None:
 async def db_current(ctx: click.Context) -> None:
     """Show the database's revision and the newest one this version knows."""
     settings = settings_of(ctx)
-    engine = create_engine(settings.database_url)
-    try:
-        current = await current_revision(engine)
-    finally:
-        await engine.dispose()
-    head = head_revision(settings.database_url)
+    current, head = await schema.revisions(settings.database_url)
     state = "up to date" if current == head else "needs `zoho-bridge db upgrade`"
     click.echo(f"current: {current or '(empty)'}\nhead:    {head}\n{state}")

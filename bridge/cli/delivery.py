@@ -15,10 +15,8 @@ from bridge.cli.common import (
     runtime_for,
     settings_of,
 )
-from bridge.services import delivery_admin as actions
-from bridge.services.retention import purge as run_purge
-from bridge.store import event_queries, outbox_queries
-from bridge.web.delivery_views import delivery_view, status_view
+from bridge.domain.events import EventFilter
+from bridge.services.views import delivery_view
 
 
 @click.group()
@@ -38,8 +36,7 @@ async def list_(
 ) -> None:
     """List outbox rows, newest first."""
     async with runtime_for(settings_of(ctx)) as rt:
-        items = await outbox_queries.list_deliveries(rt.engine, status=status, sink=sink,
-                                                     limit=limit)  # fmt: skip
+        items = await rt.deliveries.find(status=status, sink=sink, limit=limit)
     if as_json:
         print_json([delivery_view(d) for d in items])
         return
@@ -59,7 +56,7 @@ async def list_(
 async def retry(ctx: click.Context, sink: str | None, ids: tuple[int, ...]) -> None:
     """Put dead deliveries back to pending; a running relay picks them up within a second."""
     async with runtime_for(settings_of(ctx)) as rt:
-        count = await actions.retry(rt.engine, sink=sink, ids=ids, now=rt.clock())
+        count = await rt.deliveries.retry(sink=sink, ids=ids)
     click.echo(f"{count} dead deliveries back to pending")
 
 
@@ -69,10 +66,8 @@ async def retry(ctx: click.Context, sink: str | None, ids: tuple[int, ...]) -> N
 @run_async
 async def status(ctx: click.Context, as_json: bool) -> None:
     """Per-sink backlog and dead letters, event count, subscriptions, problems."""
-    settings = settings_of(ctx)
-    async with runtime_for(settings) as rt:
-        found = await actions.status(rt.engine, settings.push_sinks, rt.clock())
-    view = status_view(found)
+    async with runtime_for(settings_of(ctx)) as rt:
+        view = await rt.status.overview()
     if as_json:
         print_json(view)
         return
@@ -111,21 +106,20 @@ async def replay(
     sink: str | None,
 ) -> None:  # fmt: skip
     """Deliver every matching event again, with the same envelope ids."""
-    settings = settings_of(ctx)
-    where = event_queries.EventFilter(
+    where = EventFilter(
         source=source, module=module, record_id=record_id, operation=operation,
         since=since.replace(tzinfo=UTC), until=until.replace(tzinfo=UTC) if until else None,
         request_id=request_id,
     )  # fmt: skip
     columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn())
-    async with runtime_for(settings) as rt:
+    async with runtime_for(settings_of(ctx)) as rt:
         with Progress(*columns, console=console, transient=False) as bar:
             task = bar.add_task("replay", total=None)
-            count = await actions.replay_matching(
-                rt.engine, settings.push_sinks, where, sink, rt.clock(),
+            count = await rt.deliveries.replay_matching(
+                where, sink,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )  # fmt: skip
-    sinks = ", ".join(actions.target_sinks(settings.push_sinks, sink)) or "no push sink"
+        sinks = ", ".join(rt.deliveries.target_sinks(sink)) or "no push sink"
     click.echo(f"{count} events queued again for {sinks}")
 
 
@@ -136,10 +130,8 @@ async def replay(
 @run_async
 async def replay_event(ctx: click.Context, event_id: str, sink: str | None) -> None:
     """Deliver one event (by id or seq) again, with the same envelope id."""
-    settings = settings_of(ctx)
-    async with runtime_for(settings) as rt:
-        sinks = await actions.replay_event(rt.engine, settings.push_sinks, event_id, sink,
-                                           rt.clock())  # fmt: skip
+    async with runtime_for(settings_of(ctx)) as rt:
+        sinks = await rt.deliveries.replay_event(event_id, sink)
     click.echo(f"event {event_id} queued again for {', '.join(sinks) or 'no push sink'}")
 
 
@@ -149,7 +141,6 @@ async def replay_event(ctx: click.Context, event_id: str, sink: str | None) -> N
 @run_async
 async def purge(ctx: click.Context, days: int | None) -> None:
     """Delete events older than the retention period that every sink and subscription has had."""
-    settings = settings_of(ctx)
-    async with runtime_for(settings) as rt:
-        deleted = await run_purge(rt.engine, days=days or settings.retention_days, now=rt.clock())
+    async with runtime_for(settings_of(ctx)) as rt:
+        deleted = await rt.deliveries.purge(days)
     click.echo(f"{deleted} events purged")

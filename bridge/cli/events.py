@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 import click
 
 from bridge.cli.common import print_json, print_table, run_async, runtime_for, settings_of
-from bridge.errors import NotFound
-from bridge.store import event_queries
-from bridge.web.views import event_view
+from bridge.domain.events import EventFilter
+from bridge.services.views import event_view
 
 
 @click.group()
@@ -45,7 +44,7 @@ async def list_(
 ) -> None:
     """List events, newest first."""
 
-    where = event_queries.EventFilter(
+    where = EventFilter(
         source=source,
         module=module,
         record_id=record_id,
@@ -56,15 +55,15 @@ async def list_(
         request_id=request_id,
     )
     async with runtime_for(settings_of(ctx)) as rt:
-        items = await event_queries.list_events(rt.engine, where, limit=limit)
+        items = await rt.events.find(where, limit=limit)
     if as_json:
         print_json([event_view(e) for e in items])
         return
     print_table(
         ["seq", "id", "received", "source", "module", "operation", "record", "origin"],
         [
-            [e.seq, e.id, e.received_at and e.received_at.strftime("%Y-%m-%d %H:%M:%S"), e.source, e.module,
-             e.operation, e.record_id, e.origin]
+            [e.seq, e.id, e.received_at and e.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+             e.source, e.module, e.operation, e.record_id, e.origin]
             for e in items
         ],
     )  # fmt: skip
@@ -77,7 +76,5 @@ async def list_(
 async def show(ctx: click.Context, event_id: str) -> None:
     """Show one event (by id or seq) as JSON."""
     async with runtime_for(settings_of(ctx)) as rt:
-        found = await event_queries.get_event(rt.engine, event_id)
-    if found is None:
-        raise NotFound(f"no event {event_id}")
+        found = await rt.events.get(event_id)
     print_json(event_view(found))

@@ -12,11 +12,8 @@ import uvicorn
 from bridge.cli.common import ENV_HELP, settings_of
 from bridge.errors import BridgeError
 from bridge.process import tune_gc
-from bridge.runtime import check_secret_key
-from bridge.secretbox import SecretBox, generate_key
-from bridge.settings import Settings
-from bridge.store.database import create_engine
-from bridge.store.migrate import upgrade
+from bridge.secretbox import generate_key
+from bridge.services import schema
 from bridge.web.app import create_app
 
 
@@ -47,7 +44,7 @@ def serve(
     port = port or settings.port
     if not no_migrate:
         try:
-            asyncio.run(upgrade(settings.database_url))
+            asyncio.run(schema.upgrade(settings.database_url))
         except BridgeError as exc:
             raise click.ClickException(exc.message) from None
         except Exception as exc:
@@ -55,7 +52,7 @@ def serve(
                 f"cannot migrate the database ({type(exc).__name__}); "
                 "check BRIDGE_DATABASE_URL and that the database is reachable"
             ) from None
-    problem = asyncio.run(_secret_problem(settings))
+    problem = asyncio.run(schema.secret_problem(settings))
     if problem is not None:
         raise click.ClickException(
             f"{problem}. Stored connection secrets and channel tokens cannot be read; "
@@ -82,15 +79,6 @@ def serve(
         proxy_headers=True,
         lifespan="on",
     )
-
-
-async def _secret_problem(settings: Settings) -> str | None:
-    box = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None)
-    engine = create_engine(settings.database_url)
-    try:
-        return await check_secret_key(engine, box)
-    finally:
-        await engine.dispose()
 
 
 @click.command()

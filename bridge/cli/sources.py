@@ -5,9 +5,7 @@ from __future__ import annotations
 import click
 
 from bridge.cli.common import print_json, print_table, run_async, runtime_for, settings_of
-from bridge.services import admin as actions
-from bridge.store import sources as source_store
-from bridge.web.views import source_view
+from bridge.services.views import source_view
 
 
 def _base_url(ctx: click.Context) -> str:
@@ -45,14 +43,8 @@ async def add(
     """Create source NAME. With no --token and no --secret, a token is generated and shown
     once: put the printed URL (with its ?token=) into the Zoho Books webhook."""
     async with runtime_for(settings_of(ctx)) as rt:
-        created = await actions.add_source(
-            rt.engine,
-            rt.box,
-            name=name,
-            tokens=list(tokens) or None,
-            secrets=list(secrets),
-            signature_mode=signature_mode,
-            now=rt.clock(),
+        created = await rt.sources.add(
+            name, tokens=list(tokens) or None, secrets=list(secrets), signature_mode=signature_mode
         )
     view = source_view(created.info, _base_url(ctx))
     if created.generated_token:
@@ -74,7 +66,7 @@ async def add(
 async def list_(ctx: click.Context, as_json: bool) -> None:
     """List Books sources."""
     async with runtime_for(settings_of(ctx)) as rt:
-        items = [source_view(s, _base_url(ctx)) for s in await source_store.list_sources(rt.engine)]
+        items = [source_view(s, _base_url(ctx)) for s in await rt.sources.all()]
     if as_json:
         print_json(items)
         return
@@ -105,11 +97,8 @@ async def set_(
 ) -> None:
     """Change source NAME: rotate tokens or secrets (give old and new), switch it on or off."""
     async with runtime_for(settings_of(ctx)) as rt:
-        await actions.change_source(
-            rt.engine,
-            rt.box,
+        await rt.sources.change(
             name,
-            now=rt.clock(),
             tokens=list(tokens) or None,
             secrets=list(secrets) or None,
             signature_mode=signature_mode,

@@ -5,10 +5,7 @@ from __future__ import annotations
 import click
 
 from bridge.cli.common import print_json, print_table, run_async, runtime_for, settings_of
-from bridge.services import delivery_admin
-from bridge.services import subscriptions as service
-from bridge.store import subscriptions as store
-from bridge.web.delivery_views import subscription_view
+from bridge.services.views import subscription_view
 
 OPERATIONS = click.Choice(["created", "updated", "deleted", "changed"])
 
@@ -38,10 +35,9 @@ async def add(
 ) -> None:
     """Create subscription NAME and print its token (shown once, only a digest is kept)."""
     async with runtime_for(settings_of(ctx)) as rt:
-        created = await service.add(
-            rt.engine, name=name, source=source, module=module, operation=operation,
-            from_start=from_start, now=rt.clock(),
-        )  # fmt: skip
+        created = await rt.subscriptions.add(
+            name, source=source, module=module, operation=operation, from_start=from_start
+        )
     if as_json:
         print_json(subscription_view(created.info) | {"token": created.token})
         return
@@ -56,7 +52,7 @@ async def add(
 async def list_(ctx: click.Context, as_json: bool) -> None:
     """List subscriptions with their filters and acknowledged position."""
     async with runtime_for(settings_of(ctx)) as rt:
-        items = await store.list_all(rt.engine)
+        items = await rt.subscriptions.all()
     if as_json:
         print_json([subscription_view(s) for s in items])
         return
@@ -74,7 +70,7 @@ async def list_(ctx: click.Context, as_json: bool) -> None:
 async def remove(ctx: click.Context, name: str) -> None:
     """Delete subscription NAME (its token stops working at once)."""
     async with runtime_for(settings_of(ctx)) as rt:
-        await store.remove(rt.engine, name)
+        await rt.subscriptions.remove(name)
     click.echo(f"subscription {name} removed")
 
 
@@ -86,5 +82,5 @@ async def remove(ctx: click.Context, name: str) -> None:
 async def rewind(ctx: click.Context, name: str, seq: int) -> None:
     """Replay for a pull subscriber: its next read starts after SEQ (0: from the start)."""
     async with runtime_for(settings_of(ctx)) as rt:
-        stored = await delivery_admin.rewind(rt.engine, name, seq, rt.clock())
+        stored = await rt.subscriptions.rewind(name, seq)
     click.echo(f"subscription {name} now reads after seq {stored}")

@@ -86,3 +86,18 @@ class StoredEvent:
         # A naive time would be silently read as local time when serialised.
         if self.occurred_at.tzinfo is None or self.occurred_at.utcoffset() is None:
             raise InvalidInput(f"event {self.id}: occurred_at must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which stored events a query, a replay or a subscription wants (None: any)."""
+
+    source: str | None = None
+    module: str | None = None
+    record_id: str | None = None
+    operation: str | None = None
+    origin: str | None = None
+    product: str | None = None
+    since: datetime | None = None  # received at or after
+    until: datetime | None = None  # received before
+    request_id: str | None = None  # the events one inbound request produced

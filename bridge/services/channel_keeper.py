@@ -28,6 +28,7 @@ from bridge.domain.channel_rules import (
     retry_after_failure,
 )
 from bridge.domain.credentials import ChannelToken, new_token, token_digest
+from bridge.domain.states import ConnectionStatus
 from bridge.metrics import CHANNEL_GAPS, CHANNEL_RENEWALS
 from bridge.secretbox import SecretBox
 from bridge.services import connections
@@ -108,7 +109,7 @@ class ChannelKeeper:
         channel = await store.get_managed(self.engine, channel_id)
         assert channel is not None
         info = await connections.load(self.engine, channel.connection)
-        if info.status != "active":
+        if info.status is not ConnectionStatus.ACTIVE:
             # Calls with a refused refresh token only fail again; wait for the operator.
             await store.finish(
                 self.engine, channel_id, self.owner,
@@ -184,7 +185,11 @@ class ChannelKeeper:
     async def renew_due(self) -> dict[str, int]:
         """Renew every channel whose renewal is due, on active connections only."""
         now = self.clock()
-        active = {c.name for c in await list_connections(self.engine) if c.status == "active"}
+        active = {
+            c.name
+            for c in await list_connections(self.engine)
+            if c.status is ConnectionStatus.ACTIVE
+        }
         outcomes: dict[str, int] = {}
         for channel in await store.list_managed(self.engine):
             if channel.connection not in active:
@@ -195,14 +200,14 @@ class ChannelKeeper:
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
         return outcomes
 
-    async def reconcile(self) -> dict[str, int]:
+    async def compare_with_zoho(self) -> dict[str, int]:
         """Compare managed channels with Zoho's list (`GET …/actions/watch`) and re-enable
         each one Zoho lost, let expire, or holds with other events, URL or token."""
         outcomes: dict[str, int] = {}
         channels = await store.list_managed(self.engine)
         for info in await list_connections(self.engine):
             mine = [c for c in channels if c.connection == info.name]
-            if not mine or info.status != "active":
+            if not mine or info.status is not ConnectionStatus.ACTIVE:
                 continue
             listed_at = self.clock()
             try:
@@ -216,11 +221,11 @@ class ChannelKeeper:
                 continue
             theirs = merge_listing(listed)
             for channel in mine:
-                outcome = await self._reconcile_one(channel, theirs, listed_at)
+                outcome = await self._compare_one(channel, theirs, listed_at)
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
         return outcomes
 
-    async def _reconcile_one(
+    async def _compare_one(
         self, channel: ManagedChannel, theirs: dict[str, Any], listed_at: datetime
     ) -> str:
         wanted = Wanted(

@@ -6,15 +6,17 @@ build the `bridge.zoho.Connection` the client needs; views never show them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.domain.states import ConnectionStatus
 from bridge.errors import ConfigurationError, InvalidInput, NotFound, SecretKeyError
 from bridge.secretbox import SecretBox
-from bridge.services.admin import NAME_PATTERN
+from bridge.services.sources import check_name
 from bridge.store import connections as store
 from bridge.store.connections import ConnectionInfo
 from bridge.zoho.client import ZohoClient
@@ -22,7 +24,7 @@ from bridge.zoho.connection import Connection, Limits
 from bridge.zoho.datacentres import data_centre
 from bridge.zoho.errors import ZohoAuthError
 
-STATUSES = ("active", "needs_reauth", "disabled")
+STATUSES = tuple(ConnectionStatus)
 LIMIT_FIELDS = tuple(f.name for f in fields(Limits))
 
 
@@ -72,8 +74,7 @@ def _encrypt(box: SecretBox, secret: str) -> str:
 async def add_connection(
     engine: AsyncEngine, box: SecretBox, new: NewConnection, now: datetime
 ) -> ConnectionInfo:
-    if not NAME_PATTERN.match(new.name):
-        raise InvalidInput("name must be 1-64 characters: letters, digits, '_', '.', '-'")
+    check_name(new.name)
     try:
         data_centre(new.dc)
     except ConfigurationError as exc:
@@ -97,7 +98,7 @@ async def add_connection(
             "accounts_url": new.accounts_url.rstrip("/") if new.accounts_url else None,
             "api_domain": new.api_domain.rstrip("/") if new.api_domain else None,
             "limits": asdict(_limits(new.limits)),
-            "status": "active",
+            "status": ConnectionStatus.ACTIVE,
             "last_error": None,
             "created_at": now,
             "updated_at": now,
@@ -119,14 +120,17 @@ async def reauthorise(
     makes the connection active again, which resumes its channels."""
     changes: dict[str, Any] = {}
     if refresh_token:
-        changes.update(refresh_token_encrypted=_encrypt(box, refresh_token), status="active")
+        changes.update(
+            refresh_token_encrypted=_encrypt(box, refresh_token), status=ConnectionStatus.ACTIVE
+        )
         changes["last_error"] = None
     if client_secret:
         changes["client_secret_encrypted"] = _encrypt(box, client_secret)
     if status is not None:
-        if status not in STATUSES:
-            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}")
-        changes["status"] = status
+        try:
+            changes["status"] = ConnectionStatus(status)
+        except ValueError:
+            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}") from None
     if not changes:
         raise InvalidInput("nothing to change")
     return await store.update_connection(engine, name, now, **changes)
@@ -160,7 +164,7 @@ async def mark_needs_reauth(
 ) -> None:
     """Zoho refused the refresh token: stop calling with it until an operator fixes it."""
     await store.update_connection(
-        engine, name, now, status="needs_reauth", last_error=error.message
+        engine, name, now, status=ConnectionStatus.NEEDS_REAUTH, last_error=error.message
     )
 
 
@@ -177,8 +181,10 @@ async def check(
     except ZohoAuthError as exc:
         await mark_needs_reauth(engine, name, exc, now)
         raise
-    if info.status != "active" or info.last_error:
-        await store.update_connection(engine, name, now, status="active", last_error=None)
+    if info.status is not ConnectionStatus.ACTIVE or info.last_error:
+        await store.update_connection(
+            engine, name, now, status=ConnectionStatus.ACTIVE, last_error=None
+        )
     org = result.crm_org or {}
     crm_org = str(org.get("company_name") or org.get("id") or "") or None
     books = [
@@ -188,18 +194,41 @@ async def check(
     return CheckReport(name=name, dc=info.dc, crm_org=crm_org, books_organizations=books)
 
 
-def connection_view(info: ConnectionInfo) -> dict[str, Any]:
-    """The admin/CLI shape of a connection: never a secret."""
-    return {
-        "name": info.name,
-        "dc": info.dc,
-        "client_id": info.client_id,
-        "organization_id": info.organization_id,
-        "accounts_url": info.accounts_url or data_centre(info.dc).accounts_url,
-        "api_domain": info.api_domain or data_centre(info.dc).api_domain,
-        "limits": info.limits,
-        "status": info.status,
-        "last_error": info.last_error,
-        "created_at": info.created_at.isoformat(),
-        "updated_at": info.updated_at.isoformat(),
-    }
+@dataclass
+class ConnectionService:
+    """Zoho connections as operators manage them (the functions above, bound to this
+    bridge's database, key, Zoho client and clock)."""
+
+    engine: AsyncEngine
+    box: SecretBox
+    zoho: ZohoClient
+    clock: Callable[[], datetime]
+
+    async def add(self, new: NewConnection) -> ConnectionInfo:
+        return await add_connection(self.engine, self.box, new, self.clock())
+
+    async def change(
+        self,
+        name: str,
+        *,
+        refresh_token: str | None = None,
+        client_secret: str | None = None,
+        status: str | None = None,
+    ) -> ConnectionInfo:
+        return await reauthorise(
+            self.engine, self.box, name, self.clock(), refresh_token=refresh_token,
+            client_secret=client_secret, status=status,
+        )  # fmt: skip
+
+    async def get(self, name: str) -> ConnectionInfo:
+        return await load(self.engine, name)
+
+    async def all(self) -> list[ConnectionInfo]:
+        return await store.list_connections(self.engine)
+
+    async def remove(self, name: str) -> None:
+        """Remove a connection (refused while it has live channels)."""
+        await store.delete_connection(self.engine, name)
+
+    async def check(self, name: str, *, crm: bool = True) -> CheckReport:
+        return await check(self.engine, self.box, self.zoho, name, self.clock(), crm=crm)

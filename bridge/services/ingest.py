@@ -19,6 +19,7 @@ from bridge.domain.events import Event
 from bridge.domain.ids import new_ulid
 from bridge.domain.redaction import redact_headers, redact_query, scrub_body
 from bridge.domain.requests import InboundRequest, RequestStatus
+from bridge.domain.states import ChannelStatus
 from bridge.errors import (
     BridgeError,
     MalformedRequest,
@@ -27,7 +28,6 @@ from bridge.errors import (
     VerificationFailed,
 )
 from bridge.services.lookup import Lookup
-from bridge.statuses import status_for
 from bridge.store.writer import EventWriter, WriteResult
 
 log = structlog.get_logger(__name__)
@@ -67,7 +67,7 @@ class RawRequest:
 
 @dataclass(slots=True)  # not frozen: built per delivery
 class IngestOutcome:
-    status: str  # accepted | duplicate
+    status: RequestStatus  # accepted | duplicate
     request_id: str | None
     event_ids: list[str] = field(default_factory=list)
     duplicates: int = 0
@@ -82,12 +82,22 @@ class Rejected(BridgeError):
         self.request_id = request_id
 
 
+def _unmapped(error: BridgeError) -> int:
+    """For a runtime without a web layer (one-shot CLI commands), which ingests nothing."""
+    return 500
+
+
 @dataclass
 class IngestService:
+    """Verify, parse and store webhook deliveries. `status_of` is the web layer's mapping
+    from error to HTTP status, recorded with each rejected request (only the web layer
+    decides statuses)."""
+
     writer: EventWriter
     lookup: Lookup
     clock: Callable[[], datetime]
     rejected_body_bytes: int = 4096
+    status_of: Callable[[BridgeError], int] = _unmapped
 
     async def books(self, source_name: str, raw: RawRequest) -> IngestOutcome:
         verified: list[str] = []
@@ -125,7 +135,7 @@ class IngestService:
             callback = crm_callback.parse_callback(raw.body)
             token = callback.token
             channel = await self.lookup.channel(callback.channel_id)
-            if channel is None or channel.status == "disabled":
+            if channel is None or channel.status is ChannelStatus.DISABLED:
                 raise NotFound(f"unknown channel {callback.channel_id}")
             digests = valid_digests(channel.tokens, raw.received_at)
             if not token:
@@ -135,7 +145,7 @@ class IngestService:
                 # this replica's cached copy may predate it: look once more, uncached.
                 self.lookup.forget_channel(callback.channel_id)
                 fresh = await self.lookup.channel(callback.channel_id)
-                if fresh is None or fresh.status == "disabled":
+                if fresh is None or fresh.status is ChannelStatus.DISABLED:
                     raise NotFound(f"unknown channel {callback.channel_id}")
                 channel = fresh
                 if not matches_any(token, valid_digests(channel.tokens, raw.received_at)):
@@ -186,7 +196,7 @@ class IngestService:
             kind,
             source,
             secrets,
-            http_status=status_for(error),
+            http_status=self.status_of(error),
             verification="; ".join(verified) or _outcome(error),
             reason=error.message,
             rejected=True,

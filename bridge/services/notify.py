@@ -1,4 +1,4 @@
-"""In-process "new events were committed" signal for long-polling pull consumers."""
+"""`CommitSignal`: in-process "new events were committed" for long-polling pull consumers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from bridge.domain.events import Event
 
 
-class NewEvents:
+class CommitSignal:
     """Wakes every waiter when the writer commits events (its `committed` hook).
 
     Only commits made by this process are seen; long-polls also re-read the database on a

@@ -12,7 +12,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bridge.services.channel_keeper import ChannelKeeper
-from bridge.services.channels import channel_problems
+from bridge.services.managed_channels import ManagedChannelService
 from bridge.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -28,13 +28,15 @@ def _guarded(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Await
     return run
 
 
-async def renewal_cycle(keeper: ChannelKeeper) -> None:
+async def renewal_cycle(keeper: ChannelKeeper, managed: ManagedChannelService) -> None:
     """Renew what is due, then re-check and report channels at risk."""
     await keeper.renew_due()
-    await channel_problems(keeper, warn=True)
+    await managed.problems(warn=True)
 
 
-def start_scheduler(keeper: ChannelKeeper, settings: Settings) -> AsyncIOScheduler:
+def start_scheduler(
+    keeper: ChannelKeeper, managed: ManagedChannelService, settings: Settings
+) -> AsyncIOScheduler:
     """Start the jobs on the running event loop. Both run once at start-up too, so a
     restart repairs whatever lapsed while the bridge was down."""
     # APScheduler logs every run at INFO; our jobs log what matters themselves.
@@ -42,14 +44,14 @@ def start_scheduler(keeper: ChannelKeeper, settings: Settings) -> AsyncIOSchedul
     scheduler = AsyncIOScheduler(timezone=UTC)
     now = datetime.now(UTC)
     scheduler.add_job(
-        _guarded("renew channels", lambda: renewal_cycle(keeper)), "interval",
+        _guarded("renew channels", lambda: renewal_cycle(keeper, managed)), "interval",
         seconds=settings.channel_check_seconds, next_run_time=now, max_instances=1,
         coalesce=True, id="renew-channels", name="renew channels",
     )  # fmt: skip
     scheduler.add_job(
-        _guarded("reconcile channels", keeper.reconcile), "interval",
+        _guarded("compare channels with Zoho", keeper.compare_with_zoho), "interval",
         minutes=settings.channel_reconcile_minutes, next_run_time=now, max_instances=1,
-        coalesce=True, id="reconcile-channels", name="reconcile channels",
+        coalesce=True, id="compare-channels", name="compare channels with Zoho",
     )  # fmt: skip
     scheduler.start()
     return scheduler

@@ -8,6 +8,7 @@ starts by default and what the retention purge waits for.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.credentials import matches_any, new_token, token_digest
 from bridge.domain.envelope import build_envelope
-from bridge.errors import InvalidInput, VerificationFailed
-from bridge.services.admin import NAME_PATTERN
-from bridge.services.notify import NewEvents
+from bridge.domain.events import EventFilter
+from bridge.errors import InvalidInput, NotFound, VerificationFailed
+from bridge.services.notify import CommitSignal
+from bridge.services.sources import check_name
 from bridge.store import event_queries
 from bridge.store import subscriptions as store
+from bridge.store.subscriptions import SubscriptionInfo
 
 OPERATIONS = ("created", "updated", "deleted", "changed")
 MAX_WAIT = 30.0
@@ -33,82 +36,101 @@ _NO_SUCH_DIGEST = token_digest("no such subscription")
 
 @dataclass(frozen=True, slots=True)
 class NewSubscription:
-    info: store.SubscriptionInfo
+    info: SubscriptionInfo
     token: str
 
 
-async def add(
-    engine: AsyncEngine,
-    *,
-    name: str,
-    source: str | None = None,
-    module: str | None = None,
-    operation: str | None = None,
-    from_start: bool = False,
-    now: datetime,
-) -> NewSubscription:
-    """Create a subscription; its token is returned here once and only its digest kept.
-
-    It starts at the newest event (only what happens from now on) unless `from_start`.
-    """
-    if not NAME_PATTERN.match(name):
-        raise InvalidInput("name must be 1-64 characters: letters, digits, '_', '.', '-'")
-    if operation is not None and operation not in OPERATIONS:
-        raise InvalidInput(f"operation must be one of {', '.join(OPERATIONS)}")
-    if len(source or "") > MAX_SOURCE or len(module or "") > MAX_MODULE:
-        raise InvalidInput(f"source is at most {MAX_SOURCE} characters, module {MAX_MODULE}")
-    start = 0 if from_start else await store.latest_seq(engine)
-    token = new_token()
-    info = await store.create(
-        engine, name=name, token_hash=token_digest(token), source=source, module=module,
-        operation=operation, acked_seq=start, now=now,
-    )  # fmt: skip
-    return NewSubscription(info, token)
+def _filter(sub: SubscriptionInfo) -> EventFilter:
+    return EventFilter(source=sub.source, module=sub.module, operation=sub.operation)
 
 
-async def authenticate(engine: AsyncEngine, name: str, presented: str) -> store.SubscriptionInfo:
-    found = await store.get(engine, name)
-    digest = found.token_hash if found is not None else _NO_SUCH_DIGEST
-    # matches_any compares in constant time; the same message for a wrong name or token.
-    if not matches_any(presented, [digest]) or found is None:
-        raise VerificationFailed("unknown subscription or wrong token")
-    return found
+@dataclass
+class SubscriptionService:
+    """Pull subscriptions: managed by operators, read and acknowledged by consumers.
+    `signal` wakes this process's long-polls when events are committed or a cursor moves."""
 
+    engine: AsyncEngine
+    signal: CommitSignal
+    clock: Callable[[], datetime]
 
-def _filter(sub: store.SubscriptionInfo) -> event_queries.EventFilter:
-    return event_queries.EventFilter(source=sub.source, module=sub.module, operation=sub.operation)
+    async def add(
+        self,
+        name: str,
+        *,
+        source: str | None = None,
+        module: str | None = None,
+        operation: str | None = None,
+        from_start: bool = False,
+    ) -> NewSubscription:
+        """Create a subscription; its token is returned here once and only its digest kept.
 
+        It starts at the newest event (only what happens from now on) unless `from_start`.
+        """
+        check_name(name)
+        if operation is not None and operation not in OPERATIONS:
+            raise InvalidInput(f"operation must be one of {', '.join(OPERATIONS)}")
+        if len(source or "") > MAX_SOURCE or len(module or "") > MAX_MODULE:
+            raise InvalidInput(f"source is at most {MAX_SOURCE} characters, module {MAX_MODULE}")
+        start = 0 if from_start else await store.latest_seq(self.engine)
+        token = new_token()
+        info = await store.create(
+            self.engine, name=name, token_hash=token_digest(token), source=source,
+            module=module, operation=operation, acked_seq=start, now=self.clock(),
+        )  # fmt: skip
+        return NewSubscription(info, token)
 
-async def read(
-    engine: AsyncEngine,
-    notifier: NewEvents,
-    sub: store.SubscriptionInfo,
-    *,
-    after: int | None,
-    limit: int,
-    wait: float,
-) -> tuple[list[dict[str, Any]], int]:
-    """Envelopes after `after` (default: the acked position), waiting up to `wait` seconds
-    for the first one. Returns them and the cursor to pass as `after` next time."""
-    cursor = sub.acked_seq if after is None else after
-    deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
-    while True:
-        signal = notifier.signal()
-        found = await event_queries.list_events(engine, _filter(sub), after_seq=cursor, limit=limit)
-        left = deadline - time.monotonic()
-        if found or left <= 0:
-            break
-        await notifier.wait(min(left, RECHECK_SECONDS), signal)
-    envelopes = [build_envelope(e) for e in found]
-    return envelopes, (found[-1].seq if found else cursor)
+    async def all(self) -> list[SubscriptionInfo]:
+        return await store.list_all(self.engine)
 
+    async def remove(self, name: str) -> None:
+        await store.remove(self.engine, name)
 
-async def move_cursor(
-    engine: AsyncEngine, name: str, seq: int, now: datetime, *, forward_only: bool
-) -> int:
-    """Ack (`forward_only`) or rewind; never past the newest event, whose successors the
-    consumer has not seen."""
-    latest = await store.latest_seq(engine)
-    if seq > latest:
-        raise InvalidInput(f"seq {seq} is past the newest event ({latest})")
-    return await store.set_cursor(engine, name, seq, now, forward_only=forward_only)
+    async def authenticate(self, name: str, presented: str) -> SubscriptionInfo:
+        found = await store.get(self.engine, name)
+        digest = found.token_hash if found is not None else _NO_SUCH_DIGEST
+        # matches_any compares in constant time; the same message for a wrong name or token.
+        if not matches_any(presented, [digest]) or found is None:
+            raise VerificationFailed("unknown subscription or wrong token")
+        return found
+
+    async def read(
+        self, sub: SubscriptionInfo, *, after: int | None, limit: int, wait: float
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Envelopes after `after` (default: the acked position), waiting up to `wait`
+        seconds for the first one. Returns them and the cursor to pass as `after` next."""
+        cursor = sub.acked_seq if after is None else after
+        deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
+        while True:
+            signal = self.signal.signal()
+            found = await event_queries.list_events(
+                self.engine, _filter(sub), after_seq=cursor, limit=limit
+            )
+            left = deadline - time.monotonic()
+            if found or left <= 0:
+                break
+            await self.signal.wait(min(left, RECHECK_SECONDS), signal)
+        envelopes = [build_envelope(e) for e in found]
+        return envelopes, (found[-1].seq if found else cursor)
+
+    async def ack(self, name: str, seq: int) -> int:
+        """The consumer processed everything up to `seq`: move its cursor forward only."""
+        return await self._move_cursor(name, seq, forward_only=True)
+
+    async def rewind(self, name: str, seq: int) -> int:
+        """Move the cursor back (or forward) to `seq`: reads resume after it."""
+        if seq < 0:
+            raise InvalidInput("seq must be 0 or more")
+        if await store.get(self.engine, name) is None:
+            raise NotFound(f"no subscription named {name!r}")
+        stored = await self._move_cursor(name, seq, forward_only=False)
+        self.signal([])  # long-polls waiting on this subscription re-read at once
+        return stored
+
+    async def _move_cursor(self, name: str, seq: int, *, forward_only: bool) -> int:
+        """Never past the newest event, whose successors the consumer has not seen."""
+        latest = await store.latest_seq(self.engine)
+        if seq > latest:
+            raise InvalidInput(f"seq {seq} is past the newest event ({latest})")
+        return await store.set_cursor(
+            self.engine, name, seq, self.clock(), forward_only=forward_only
+        )

@@ -10,6 +10,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.credentials import ChannelToken
+from bridge.domain.states import ChannelStatus
 from bridge.errors import NotFound
 from bridge.store.database import begin, connect
 from bridge.store.models import ChannelRow
@@ -24,7 +25,7 @@ class ChannelInfo:
     tokens: tuple[ChannelToken, ...]
     notify_url: str | None
     expires_at: datetime | None
-    status: str
+    status: ChannelStatus
     created_at: datetime
     updated_at: datetime
 
@@ -60,7 +61,7 @@ def _info(row: Any) -> ChannelInfo:
         tokens=tokens_from_json(row.tokens),
         notify_url=row.notify_url,
         expires_at=row.expires_at,
-        status=row.status,
+        status=ChannelStatus(row.status),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -84,7 +85,7 @@ async def import_channel(
         "tokens": tokens_to_json([token]),
         "notify_url": None,
         "expires_at": None,
-        "status": "active",
+        "status": ChannelStatus.ACTIVE,
         "created_at": now,
         "updated_at": now,
     }

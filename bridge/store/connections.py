@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.domain.states import ChannelStatus, ConnectionStatus
 from bridge.errors import Conflict, NotFound
 from bridge.store.database import begin, connect
 from bridge.store.models import ChannelRow, ConnectionRow, SourceRow, TokenRow
@@ -27,7 +28,7 @@ class ConnectionInfo:
     accounts_url: str | None
     api_domain: str | None
     limits: dict[str, Any]
-    status: str
+    status: ConnectionStatus
     last_error: str | None
     created_at: datetime
     updated_at: datetime
@@ -44,7 +45,7 @@ def _info(row: Any) -> ConnectionInfo:
         accounts_url=row.accounts_url,
         api_domain=row.api_domain,
         limits=dict(row.limits),
-        status=row.status,
+        status=ConnectionStatus(row.status),
         last_error=row.last_error,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -91,7 +92,11 @@ async def update_connection(
 async def delete_connection(engine: AsyncEngine, name: str) -> None:
     async with begin(engine) as conn:
         in_use = await conn.scalar(
-            select(exists().where(ChannelRow.connection == name, ChannelRow.status != "disabled"))
+            select(
+                exists().where(
+                    ChannelRow.connection == name, ChannelRow.status != ChannelStatus.DISABLED
+                )
+            )
         )
         if in_use:
             raise Conflict(f"connection {name!r} still has live channels; disable them first")

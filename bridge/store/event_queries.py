@@ -2,45 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.domain.events import Operation, Origin, Product, StoredEvent
+from bridge.domain.events import EventFilter, Operation, Origin, Product, StoredEvent
 from bridge.domain.requests import InboundRequest, RequestStatus
 from bridge.store.batch import REQUEST_COLUMNS
 from bridge.store.database import connect
 from bridge.store.models import EventRow, RequestRow
 
 
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    source: str | None = None
-    module: str | None = None
-    record_id: str | None = None
-    operation: str | None = None
-    origin: str | None = None
-    product: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    request_id: str | None = None  # the events one delivery produced
-
-    def clauses(self) -> list[ColumnElement[bool]]:
-        clauses: list[ColumnElement[bool]] = []
-        for name in (
-            "source", "module", "record_id", "operation", "origin", "product", "request_id"
-        ):  # fmt: skip
-            value = getattr(self, name)
-            if value is not None:
-                clauses.append(getattr(EventRow, name) == value)
-        if self.since is not None:
-            clauses.append(EventRow.received_at >= self.since)
-        if self.until is not None:
-            clauses.append(EventRow.received_at < self.until)
-        return clauses
+def clauses(where: EventFilter) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of an event filter."""
+    found: list[ColumnElement[bool]] = []
+    for name in (
+        "source", "module", "record_id", "operation", "origin", "product", "request_id"
+    ):  # fmt: skip
+        value = getattr(where, name)
+        if value is not None:
+            found.append(getattr(EventRow, name) == value)
+    if where.since is not None:
+        found.append(EventRow.received_at >= where.since)
+    if where.until is not None:
+        found.append(EventRow.received_at < where.until)
+    return found
 
 
 def stored_event(row: Any) -> StoredEvent:
@@ -72,7 +59,7 @@ async def list_events(
     limit: int = 100,
 ) -> list[StoredEvent]:
     """Newest first, or oldest first when `after_seq` is given (a consumer's cursor)."""
-    query = select(EventRow).where(*where.clauses())
+    query = select(EventRow).where(*clauses(where))
     if after_seq is not None:
         query = query.where(EventRow.seq > after_seq).order_by(EventRow.seq.asc())
     else:

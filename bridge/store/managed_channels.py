@@ -15,6 +15,7 @@ from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.credentials import ChannelToken
+from bridge.domain.states import ChannelStatus
 from bridge.store.channels import tokens_from_json, tokens_to_json
 from bridge.store.database import begin, connect
 from bridge.store.models import ChannelRow, GapRow
@@ -33,7 +34,7 @@ class ManagedChannel:
     tokens: tuple[ChannelToken, ...]
     options: dict[str, Any]
     expires_at: datetime | None
-    status: str
+    status: ChannelStatus
     renewals: int
     last_renewed_at: datetime | None
     verified_at: datetime | None
@@ -65,7 +66,7 @@ def _managed(row: Any) -> ManagedChannel:
         tokens=tokens_from_json(row.tokens),
         options=dict(row.options or {}),
         expires_at=row.expires_at,
-        status=row.status,
+        status=ChannelStatus(row.status),
         renewals=row.renewals,
         last_renewed_at=row.last_renewed_at,
         verified_at=row.verified_at,
@@ -101,7 +102,7 @@ async def get_managed(engine: AsyncEngine, channel_id: str) -> ManagedChannel | 
 async def list_managed(engine: AsyncEngine, *, live_only: bool = True) -> list[ManagedChannel]:
     query = select(ChannelRow).where(ChannelRow.managed.is_(True)).order_by(ChannelRow.id)
     if live_only:
-        query = query.where(ChannelRow.status != "disabled")
+        query = query.where(ChannelRow.status != ChannelStatus.DISABLED)
     async with connect(engine) as conn:
         rows = (await conn.execute(query)).all()
     return [_managed(row) for row in rows]
@@ -121,7 +122,7 @@ async def claim(
     still due; `confirmed_before`: only if nobody confirmed it live since that time."""
     conditions = [
         ChannelRow.channel_id == channel_id,
-        ChannelRow.status != "disabled",
+        ChannelRow.status != ChannelStatus.DISABLED,
         or_(ChannelRow.lease_until.is_(None), ChannelRow.lease_until < now),
     ]
     if due:

@@ -10,8 +10,9 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.delivery import DeliveryStatus, record_key
+from bridge.domain.events import EventFilter
 from bridge.store.database import begin, connect
-from bridge.store.event_queries import EventFilter
+from bridge.store.event_queries import clauses
 from bridge.store.models import DeliveryRow, EventRow, SinkStateRow
 from bridge.store.outbox import delivery_row
 
@@ -87,7 +88,7 @@ async def enqueue_replay(
     Returns (events queued, last seq) so a bulk replay runs as short transactions.
     """
     query = select(EventRow.seq, EventRow.source, EventRow.module, EventRow.record_id).where(
-        *where.clauses(), EventRow.seq > after_seq
+        *clauses(where), EventRow.seq > after_seq
     )
     if event_id is not None:
         query = query.where(EventRow.id == event_id)
@@ -109,7 +110,7 @@ async def enqueue_replay(
 async def count_events(engine: AsyncEngine, where: EventFilter) -> int:
     async with connect(engine) as conn:
         count = await conn.scalar(
-            select(func.count()).select_from(EventRow).where(*where.clauses())
+            select(func.count()).select_from(EventRow).where(*clauses(where))
         )
     return int(count or 0)
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.domain.states import SignatureMode
 from bridge.errors import NotFound
 from bridge.store.database import begin, connect
 from bridge.store.models import SourceRow
@@ -19,7 +20,7 @@ class SourceInfo:
     name: str
     token_hashes: tuple[str, ...]
     secrets_encrypted: tuple[str, ...]
-    signature_mode: str
+    signature_mode: SignatureMode
     enabled: bool
     created_at: datetime
     updated_at: datetime
@@ -30,7 +31,7 @@ def _info(row: Any) -> SourceInfo:
         name=row.name,
         token_hashes=tuple(row.token_hashes),
         secrets_encrypted=tuple(row.secrets_encrypted),
-        signature_mode=row.signature_mode,
+        signature_mode=SignatureMode(row.signature_mode),
         enabled=row.enabled,
         created_at=row.created_at,
         updated_at=row.updated_at,

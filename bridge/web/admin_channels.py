@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bridge.runtime import Runtime
-from bridge.services import channels as service
-from bridge.store.managed_channels import list_gaps
+from bridge.services.managed_channels import ChannelRequest
+from bridge.services.views import gap_view
 from bridge.web.admin import _rt
 from bridge.web.admin_auth import admin
 from bridge.web.inputs import json_body
@@ -25,59 +22,42 @@ class ChannelCreate(BaseModel):
     return_affected_field_values: bool | None = None
 
 
-async def _view(rt: Runtime, channel_id: str) -> dict[str, Any]:
-    for view in await service.list_views(rt.keeper):
-        if view["channel_id"] == channel_id:
-            return view
-    return {}
-
-
 @admin
 async def create_channel(request: Request) -> Response:
-    rt = _rt(request)
     body = await json_body(request, ChannelCreate)
-    created = await service.create_channel(
-        rt.keeper, rt.settings.public_url, service.ChannelRequest(**body.model_dump())
-    )
-    return JSONResponse(await _view(rt, created.channel_id), status_code=201)
+    managed = _rt(request).managed_channels
+    created = await managed.create(ChannelRequest(**body.model_dump()))
+    return JSONResponse(await managed.view(created.channel_id), status_code=201)
 
 
 @admin
 async def renew_channel(request: Request) -> Response:
-    rt = _rt(request)
+    managed = _rt(request).managed_channels
     channel_id = request.path_params["channel_id"]
-    await service.renew_now(rt.keeper, channel_id)
-    return JSONResponse(await _view(rt, channel_id))
+    await managed.renew_now(channel_id)
+    return JSONResponse(await managed.view(channel_id))
 
 
 @admin
 async def rotate_channel(request: Request) -> Response:
-    rt = _rt(request)
+    managed = _rt(request).managed_channels
     channel_id = request.path_params["channel_id"]
-    await service.renew_now(rt.keeper, channel_id, rotate=True)
-    return JSONResponse(await _view(rt, channel_id))
+    await managed.renew_now(channel_id, rotate=True)
+    return JSONResponse(await managed.view(channel_id))
 
 
 @admin
 async def disable_channel(request: Request) -> Response:
-    rt = _rt(request)
+    managed = _rt(request).managed_channels
     channel_id = request.path_params["channel_id"]
-    note = await service.disable_channel(rt.keeper, channel_id)
-    return JSONResponse({**await _view(rt, channel_id), "note": note})
+    note = await managed.disable(channel_id)
+    return JSONResponse({**await managed.view(channel_id), "note": note})
 
 
 @admin
 async def channel_gaps(request: Request) -> Response:
-    gaps = await list_gaps(_rt(request).engine, request.path_params["channel_id"])
-    return JSONResponse(
-        {
-            "items": [
-                {"from": g.gap_from.isoformat(), "to": g.gap_to.isoformat(),
-                 "reason": g.reason, "events": list(g.events)}
-                for g in gaps
-            ]
-        }
-    )  # fmt: skip
+    gaps = await _rt(request).managed_channels.gaps(request.path_params["channel_id"])
+    return JSONResponse({"items": [gap_view(g) for g in gaps]})
 
 
 routes = [

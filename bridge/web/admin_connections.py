@@ -7,8 +7,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bridge.services import connections as service
-from bridge.store import connections as store
+from bridge.domain.states import ConnectionStatus
+from bridge.services.connections import NewConnection
+from bridge.services.views import connection_view
 from bridge.web.admin import _rt
 from bridge.web.admin_auth import admin
 from bridge.web.inputs import json_body
@@ -37,55 +38,46 @@ class ConnectionChange(BaseModel):
 
 @admin
 async def create_connection(request: Request) -> Response:
-    rt = _rt(request)
     body = await json_body(request, ConnectionIn)
-    info = await service.add_connection(
-        rt.engine, rt.box, service.NewConnection(**body.model_dump()), rt.clock()
-    )
-    return JSONResponse(service.connection_view(info), status_code=201)
+    info = await _rt(request).connections.add(NewConnection(**body.model_dump()))
+    return JSONResponse(connection_view(info), status_code=201)
 
 
 @admin
 async def list_connections(request: Request) -> Response:
-    items = await store.list_connections(_rt(request).engine)
-    return JSONResponse({"items": [service.connection_view(c) for c in items]})
+    items = await _rt(request).connections.all()
+    return JSONResponse({"items": [connection_view(c) for c in items]})
 
 
 @admin
 async def get_connection(request: Request) -> Response:
-    info = await service.load(_rt(request).engine, request.path_params["name"])
-    return JSONResponse(service.connection_view(info))
+    info = await _rt(request).connections.get(request.path_params["name"])
+    return JSONResponse(connection_view(info))
 
 
 @admin
 async def change_connection(request: Request) -> Response:
-    rt = _rt(request)
     body = await json_body(request, ConnectionChange)
-    info = await service.reauthorise(
-        rt.engine, rt.box, request.path_params["name"], rt.clock(), **body.model_dump()
-    )
-    return JSONResponse(service.connection_view(info))
+    info = await _rt(request).connections.change(request.path_params["name"], **body.model_dump())
+    return JSONResponse(connection_view(info))
 
 
 @admin
 async def delete_connection(request: Request) -> Response:
-    await store.delete_connection(_rt(request).engine, request.path_params["name"])
+    await _rt(request).connections.remove(request.path_params["name"])
     return Response(status_code=204)
 
 
 @admin
 async def check_connection(request: Request) -> Response:
-    rt = _rt(request)
-    report = await service.check(
-        rt.engine, rt.box, rt.zoho, request.path_params["name"], rt.clock()
-    )
+    report = await _rt(request).connections.check(request.path_params["name"])
     return JSONResponse(
         {
             "name": report.name,
             "dc": report.dc,
             "crm_org": report.crm_org,
             "books_organizations": report.books_organizations,
-            "status": "active",
+            "status": ConnectionStatus.ACTIVE,
         }
     )
 

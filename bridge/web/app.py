@@ -24,6 +24,7 @@ from bridge.web import (
     subscriptions,
 )
 from bridge.web.errors import HANDLERS
+from bridge.web.statuses import status_for
 
 
 class BridgeApp(Starlette):
@@ -47,7 +48,7 @@ class BridgeApp(Starlette):
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        runtime = await open_runtime(settings, clock=clock)
+        runtime = await open_runtime(settings, clock=clock, status_of=status_for)
         app.state.runtime = runtime
         if settings.scheduler:
             runtime.start_scheduler()

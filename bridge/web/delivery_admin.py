@@ -9,16 +9,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bridge.domain.delivery import DeliveryStatus
+from bridge.domain.events import EventFilter
 from bridge.runtime import Runtime
-from bridge.services import delivery_admin as actions
-from bridge.services import subscriptions as subscription_service
-from bridge.store import event_queries, outbox_queries
-from bridge.store import subscriptions as subscription_store
+from bridge.services.views import delivery_view, subscription_view
 from bridge.web.admin_auth import admin
-from bridge.web.delivery_views import delivery_view, subscription_view
 from bridge.web.inputs import choice_param, int_param, json_body, optional_int
-
-DELIVERY_STATUSES = ("pending", "delivered", "dead")
 
 
 class SubscriptionIn(BaseModel):
@@ -54,9 +50,8 @@ class ReplayIn(BaseModel):
     request_id: str | None = Field(None, description="Only the events of this delivery.")
     sink: str | None = Field(None, description="One push sink; all of them when omitted.")
 
-    def event_filter(self) -> event_queries.EventFilter:
-        values = self.model_dump(exclude={"sink"})
-        return event_queries.EventFilter(**values)
+    def event_filter(self) -> EventFilter:
+        return EventFilter(**self.model_dump(exclude={"sink"}))
 
 
 def _rt(request: Request) -> Runtime:
@@ -64,18 +59,12 @@ def _rt(request: Request) -> Runtime:
     return runtime
 
 
-def _wake(rt: Runtime) -> None:
-    if rt.relay is not None:
-        rt.relay.wake()
-
-
 @admin
 async def create_subscription(request: Request) -> Response:
-    rt = _rt(request)
     body = await json_body(request, SubscriptionIn)
-    created = await subscription_service.add(
-        rt.engine, name=body.name, source=body.source, module=body.module,
-        operation=body.operation, from_start=body.from_start, now=rt.clock(),
+    created = await _rt(request).subscriptions.add(
+        body.name, source=body.source, module=body.module, operation=body.operation,
+        from_start=body.from_start,
     )  # fmt: skip
     # Shown once: only its digest is stored.
     return JSONResponse(subscription_view(created.info) | {"token": created.token}, 201)
@@ -83,31 +72,28 @@ async def create_subscription(request: Request) -> Response:
 
 @admin
 async def list_subscriptions(request: Request) -> Response:
-    items = await subscription_store.list_all(_rt(request).engine)
+    items = await _rt(request).subscriptions.all()
     return JSONResponse({"items": [subscription_view(s) for s in items]})
 
 
 @admin
 async def delete_subscription(request: Request) -> Response:
-    await subscription_store.remove(_rt(request).engine, request.path_params["name"])
+    await _rt(request).subscriptions.remove(request.path_params["name"])
     return Response(status_code=204)
 
 
 @admin
 async def rewind_subscription(request: Request) -> Response:
-    rt = _rt(request)
     body = await json_body(request, RewindIn)
-    stored = await actions.rewind(rt.engine, request.path_params["name"], body.seq, rt.clock())
-    rt.new_events([])  # long-polls waiting on this subscription re-read at once
+    stored = await _rt(request).subscriptions.rewind(request.path_params["name"], body.seq)
     return JSONResponse({"acked_seq": stored})
 
 
 @admin
 async def list_outbox(request: Request) -> Response:
     limit = int_param(request, "limit", 100, 1, 1000)
-    items = await outbox_queries.list_deliveries(
-        _rt(request).engine,
-        status=choice_param(request, "status", DELIVERY_STATUSES),
+    items = await _rt(request).deliveries.find(
+        status=choice_param(request, "status", tuple(DeliveryStatus)),
         sink=request.query_params.get("sink") or None,
         before_id=optional_int(request, "cursor"),
         limit=limit,
@@ -118,33 +104,24 @@ async def list_outbox(request: Request) -> Response:
 
 @admin
 async def retry_outbox(request: Request) -> Response:
-    rt = _rt(request)
     body = await json_body(request, RetryIn)
-    count = await actions.retry(rt.engine, sink=body.sink, ids=body.ids, now=rt.clock())
-    _wake(rt)
+    count = await _rt(request).deliveries.retry(sink=body.sink, ids=body.ids)
     return JSONResponse({"retried": count})
 
 
 @admin
 async def replay_event(request: Request) -> Response:
-    rt = _rt(request)
     body = await json_body(request, ReplayOne)
-    sinks = await actions.replay_event(
-        rt.engine, rt.settings.push_sinks, request.path_params["event_id"], body.sink, rt.clock()
-    )
-    _wake(rt)
+    sinks = await _rt(request).deliveries.replay_event(request.path_params["event_id"], body.sink)
     return JSONResponse({"queued": len(sinks), "sinks": sinks}, status_code=202)
 
 
 @admin
 async def replay_matching(request: Request) -> Response:
-    rt = _rt(request)
     body = await json_body(request, ReplayIn)
-    count = await actions.replay_matching(
-        rt.engine, rt.settings.push_sinks, body.event_filter(), body.sink, rt.clock()
-    )
-    _wake(rt)
-    sinks = actions.target_sinks(rt.settings.push_sinks, body.sink)
+    deliveries = _rt(request).deliveries
+    count = await deliveries.replay_matching(body.event_filter(), body.sink)
+    sinks = deliveries.target_sinks(body.sink)
     return JSONResponse({"events": count, "sinks": sinks}, status_code=202)
 
 

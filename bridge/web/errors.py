@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bridge.errors import BridgeError
-from bridge.statuses import status_for
+from bridge.web.statuses import status_for
 
 log = structlog.get_logger(__name__)
 

@@ -20,9 +20,9 @@ from bridge.errors import BridgeError, PayloadTooLarge
 from bridge.metrics import WEBHOOKS
 from bridge.runtime import Runtime
 from bridge.services.ingest import IngestOutcome, RawRequest, Rejected
-from bridge.statuses import status_for
 from bridge.web.bodies import read_body
 from bridge.web.errors import CODES
+from bridge.web.statuses import status_for
 
 _JSON = (b"content-type", b"application/json")
 

@@ -9,8 +9,8 @@ from starlette.routing import Route
 
 from bridge.errors import VerificationFailed
 from bridge.runtime import Runtime
-from bridge.services import subscriptions as service
-from bridge.store import subscriptions as store
+from bridge.services.records import SubscriptionInfo
+from bridge.services.subscriptions import MAX_WAIT
 from bridge.web.inputs import int_param, json_body, optional_int
 
 
@@ -23,33 +23,28 @@ def _rt(request: Request) -> Runtime:
     return runtime
 
 
-async def _authorized(request: Request) -> store.SubscriptionInfo:
+async def _authorized(request: Request) -> SubscriptionInfo:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise VerificationFailed("send the subscription token as 'Authorization: Bearer <token>'")
-    return await service.authenticate(_rt(request).engine, request.path_params["name"],
-                                      token.strip())  # fmt: skip
+    return await _rt(request).subscriptions.authenticate(request.path_params["name"], token.strip())
 
 
 async def read_events(request: Request) -> Response:
     sub = await _authorized(request)
-    rt = _rt(request)
-    items, cursor = await service.read(
-        rt.engine,
-        rt.new_events,
+    items, cursor = await _rt(request).subscriptions.read(
         sub,
         after=optional_int(request, "after"),
         limit=int_param(request, "limit", 100, 1, 1000),
-        wait=float(int_param(request, "wait", 0, 0, int(service.MAX_WAIT))),
+        wait=float(int_param(request, "wait", 0, 0, int(MAX_WAIT))),
     )
     return JSONResponse({"items": items, "next": cursor})
 
 
 async def ack(request: Request) -> Response:
     sub = await _authorized(request)
-    rt = _rt(request)
     body = await json_body(request, AckIn)
-    stored = await service.move_cursor(rt.engine, sub.name, body.seq, rt.clock(), forward_only=True)
+    stored = await _rt(request).subscriptions.ack(sub.name, body.seq)
     return JSONResponse({"acked_seq": stored})
 
 

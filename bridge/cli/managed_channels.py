@@ -6,8 +6,7 @@ import click
 
 from bridge.cli.channels import channels
 from bridge.cli.common import print_json, print_table, run_async, runtime_for, settings_of
-from bridge.services import channels as service
-from bridge.store.managed_channels import list_gaps
+from bridge.services.managed_channels import ChannelRequest
 
 
 @channels.command("create")
@@ -35,15 +34,13 @@ async def create(
 ) -> None:  # fmt: skip
     """Enable a channel at Zoho whose callbacks come to BRIDGE_PUBLIC_URL/hooks/crm; the
     running bridge renews it from then on."""
-    settings = settings_of(ctx)
-    request = service.ChannelRequest(
+    request = ChannelRequest(
         connection, events.split(","), source, notify_on_related_action,
         return_affected_field_values,
     )  # fmt: skip
-    async with runtime_for(settings) as rt:
-        created = await service.create_channel(rt.keeper, settings.public_url, request)
-        views = await service.list_views(rt.keeper)
-    view = next(v for v in views if v["channel_id"] == created.channel_id)
+    async with runtime_for(settings_of(ctx)) as rt:
+        created = await rt.managed_channels.create(request)
+        view = await rt.managed_channels.view(created.channel_id)
     if as_json:
         print_json(view)
         return
@@ -57,8 +54,7 @@ async def create(
 async def renew(ctx: click.Context, channel_id: str) -> None:
     """Renew managed channel CHANNEL_ID now."""
     async with runtime_for(settings_of(ctx)) as rt:
-        await service.renew_now(rt.keeper, channel_id)
-        channel = await service.managed(rt.keeper, channel_id)
+        channel = await rt.managed_channels.renew_now(channel_id)
     click.echo(f"channel {channel_id} renewed until {channel.expires_at}")
 
 
@@ -70,7 +66,7 @@ async def rotate(ctx: click.Context, channel_id: str) -> None:
     """Give CHANNEL_ID a new token now; the old one is accepted for the grace period
     (BRIDGE_CHANNEL_TOKEN_GRACE_HOURS)."""
     async with runtime_for(settings_of(ctx)) as rt:
-        await service.renew_now(rt.keeper, channel_id, rotate=True)
+        await rt.managed_channels.renew_now(channel_id, rotate=True)
     click.echo(f"channel {channel_id} has a new token")
 
 
@@ -81,7 +77,7 @@ async def rotate(ctx: click.Context, channel_id: str) -> None:
 async def disable(ctx: click.Context, channel_id: str) -> None:
     """Delete CHANNEL_ID at Zoho and stop accepting its callbacks."""
     async with runtime_for(settings_of(ctx)) as rt:
-        note = await service.disable_channel(rt.keeper, channel_id)
+        note = await rt.managed_channels.disable(channel_id)
     click.echo(f"channel {channel_id} disabled ({note})")
 
 
@@ -92,7 +88,7 @@ async def disable(ctx: click.Context, channel_id: str) -> None:
 async def gaps(ctx: click.Context, channel_id: str | None) -> None:
     """Spans in which managed channels were not live at Zoho (to reconcile)."""
     async with runtime_for(settings_of(ctx)) as rt:
-        found = await list_gaps(rt.engine, channel_id)
+        found = await rt.managed_channels.gaps(channel_id)
     print_table(
         ["channel id", "from", "to", "reason", "events"],
         [[g.channel_id, g.gap_from, g.gap_to, g.reason, ",".join(g.events)] for g in found],

@@ -1,0 +1,163 @@
+"""Deliveries (one event to one push sink, through the outbox) as operators act on them:
+list, retry dead letters, replay, purge, and the delivery part of the status overview."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.domain.events import EventFilter
+from bridge.errors import InvalidInput, NotFound
+from bridge.services.retention import purge
+from bridge.sinks.config import PULL
+from bridge.store import event_queries, outbox_queries
+from bridge.store import subscriptions as subscription_store
+from bridge.store.outbox_queries import DeliveryInfo
+
+# Oldest pending delivery older than this shows up as a problem in the status.
+STUCK_SECONDS = 300.0
+
+
+@dataclass
+class SinkStatus:
+    name: str
+    pending: int
+    dead: int
+    oldest_pending_seconds: float | None
+    replays_pending: int
+    disabled: bool
+    disabled_reason: str | None
+
+
+@dataclass
+class Status:
+    sinks: list[SinkStatus]
+    events: int
+    last_event_at: datetime | None
+    last_seq: int | None
+    subscriptions: list[tuple[str, int]]
+    problems: list[str] = field(default_factory=list)
+
+
+def _nothing_to_wake() -> None:
+    """A one-shot CLI process runs no relay; the server's relay finds the rows itself."""
+
+
+@dataclass
+class DeliveryService:
+    """The outbox of this bridge's push sinks. `wake` nudges this process's relay (if it
+    runs one) after rows were queued again, so they go out at once."""
+
+    engine: AsyncEngine
+    push_sinks: tuple[str, ...]
+    clock: Callable[[], datetime]
+    retention_days: int
+    wake: Callable[[], None] = _nothing_to_wake
+
+    def target_sinks(self, sink: str | None) -> list[str]:
+        """The push sinks a replay goes to: all of them, or the one named."""
+        if sink is None:
+            return list(self.push_sinks)
+        if sink == PULL:
+            raise InvalidInput(
+                "pull subscribers replay by moving their cursor: "
+                "POST /admin/subscriptions/{name}/rewind"
+            )
+        if sink not in self.push_sinks:
+            raise InvalidInput(f"no push sink {sink!r} is configured (BRIDGE_SINKS)")
+        return [sink]
+
+    async def find(
+        self,
+        *,
+        status: str | None = None,
+        sink: str | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[DeliveryInfo]:
+        """Outbox rows, newest first."""
+        return await outbox_queries.list_deliveries(
+            self.engine, status=status, sink=sink, before_id=before_id, limit=limit
+        )
+
+    async def replay_event(self, event_id: str, sink: str | None) -> list[str]:
+        """Queue one stored event again (same envelope, same `id`); returns the sinks."""
+        found = await event_queries.get_event(self.engine, event_id)
+        if found is None:
+            raise NotFound(f"no event {event_id}")
+        sinks = self.target_sinks(sink)
+        await outbox_queries.enqueue_replay(
+            self.engine, EventFilter(), sinks, now=self.clock(), after_seq=found.seq - 1,
+            limit=1, event_id=found.id,
+        )  # fmt: skip
+        self.wake()
+        return sinks
+
+    async def replay_matching(
+        self,
+        where: EventFilter,
+        sink: str | None,
+        progress: Callable[[int, int], None] = lambda done, total: None,
+        batch: int = 1000,
+    ) -> int:
+        """Queue every event matching `where` again, in batches; returns how many events."""
+        sinks = self.target_sinks(sink)
+        total = await outbox_queries.count_events(self.engine, where)
+        done, cursor = 0, 0
+        now = self.clock()
+        while True:
+            count, last = await outbox_queries.enqueue_replay(
+                self.engine, where, sinks, now=now, after_seq=cursor, limit=batch
+            )
+            if last is None:
+                break
+            done, cursor = done + count, last
+            progress(done, max(total, done))
+            self.wake()
+        return done
+
+    async def retry(self, *, sink: str | None = None, ids: Sequence[int] = ()) -> int:
+        """Dead rows back to pending; a sink disabled by a 410 is switched back on."""
+        now = self.clock()
+        count = await outbox_queries.retry_dead(self.engine, now=now, sink=sink, ids=ids)
+        for name in await outbox_queries.disabled_sinks(self.engine):
+            if sink is None or name == sink:
+                await outbox_queries.set_sink_state(
+                    self.engine, name, disabled=False, reason=None, now=now
+                )
+        self.wake()
+        return count
+
+    async def purge(self, days: int | None = None) -> int:
+        """Delete events past the retention period that every consumer has had."""
+        return await purge(self.engine, days=days or self.retention_days, now=self.clock())
+
+    async def status(self) -> Status:
+        """Per-sink backlog and dead letters, event count, subscriptions, problems."""
+        engine, now = self.engine, self.clock()
+        counts = await outbox_queries.sink_counts(engine)
+        disabled = await outbox_queries.disabled_sinks(engine)
+        events, last_at, last_seq = await outbox_queries.event_stats(engine)
+        subs = await subscription_store.list_all(engine)
+        # Sinks no longer configured still show while they hold rows: they need attention.
+        names = list(self.push_sinks) + sorted(set(counts) - set(self.push_sinks))
+        sinks: list[SinkStatus] = []
+        problems: list[str] = []
+        for name in names:
+            c = counts.get(name, outbox_queries.SinkCounts())
+            age = (now - c.oldest_pending).total_seconds() if c.oldest_pending else None
+            sinks.append(SinkStatus(name, c.pending, c.dead, age, c.replays_pending,
+                                    name in disabled, disabled.get(name)))  # fmt: skip
+            if name in disabled:
+                problems.append(f"sink {name} is disabled: {disabled[name]}")
+            if c.dead:
+                problems.append(f"sink {name} has {c.dead} dead deliveries")
+            if age is not None and age > STUCK_SECONDS:
+                problems.append(f"sink {name}: oldest pending delivery is {age:.0f} s old")
+            if name not in self.push_sinks:
+                problems.append(f"sink {name} is not configured but has undelivered rows")
+        return Status(sinks, events, last_at, last_seq, [(s.name, s.acked_seq) for s in subs],
+                      problems)  # fmt: skip
