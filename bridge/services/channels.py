@@ -41,7 +41,7 @@ class ChannelService:
         if not channel_id.isdigit() or len(channel_id) > 64:
             raise InvalidInput("channel_id must be the decimal channel id Zoho knows")
         check_tokens([token], maximum=MAX_CRM_TOKEN_LENGTH)
-        check_name(source, "source")
+        check_name(source)
         info = await store.import_channel(
             self.engine,
             channel_id=channel_id,
