@@ -1,6 +1,7 @@
 """Durable-ack throughput and latency of the ingest path, beside a bare Starlette endpoint.
 
     python bench/ingest.py [--seconds 5] [--rounds 5] [--connections 32] [--no-postgres]
+                           [--compare-with DIR]
 
 Starts each server as its own process (uvicorn, one worker, same options), drives each in
 turn with a closed-loop HTTP/1.1 load generator over 127.0.0.1, in interleaved rounds so
@@ -8,7 +9,9 @@ that the shared machine's noise hits every target alike, and prints median reque
 p50 and p99 beside the bare endpoint, and the server's CPU time per request (all its
 threads and worker processes, from /proc: steadier than throughput on a shared machine).
 After each bridge run it counts the stored events and checks that every acknowledged event
-is in the database.
+is in the database. `--compare-with DIR` also runs the bridge from another checkout (say a
+`git worktree` of the previous commit) in the same interleaved rounds, each on a database
+of its own: a before/after comparison made in one run.
 """
 
 from __future__ import annotations
@@ -52,8 +55,8 @@ def free_port() -> int:
         return port
 
 
-def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+def start(cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
 
 
@@ -112,10 +115,10 @@ async def count_events(url: str) -> int:
         await engine.dispose()
 
 
-def bridge_env(database_url: str) -> dict[str, str]:
+def bridge_env(database_url: str, root: Path = ROOT) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
     env.update(BRIDGE_DATABASE_URL=database_url, BRIDGE_ADMIN_TOKEN=ADMIN,
-               BRIDGE_LOG_LEVEL="warning", PYTHONPATH=str(ROOT))  # fmt: skip
+               BRIDGE_LOG_LEVEL="warning", PYTHONPATH=str(root))  # fmt: skip
     return env
 
 
@@ -201,12 +204,17 @@ async def main() -> None:
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--workers", type=int, default=1,
                         help="also measure PostgreSQL with this many serve workers")  # fmt: skip
+    parser.add_argument("--compare-with", type=Path, metavar="DIR",
+                        help="also run the bridge of another checkout (a worktree)")  # fmt: skip
     args = parser.parse_args()
+    checkouts = [("", ROOT)]
+    if args.compare_with is not None:
+        checkouts.append((" (other)", args.compare_with.resolve()))
 
     procs: list[subprocess.Popen[bytes]] = []
     targets: list[Target] = []
     tmp = tempfile.TemporaryDirectory()
-    pg_name = f"zb_bench_{uuid.uuid4().hex[:8]}"
+    pg_names = [f"zb_bench_{uuid.uuid4().hex[:8]}" for _ in checkouts]
     pg_dsn = args.postgres.replace("postgresql+asyncpg://", "postgresql://")
     try:
         port = free_port()
@@ -215,19 +223,26 @@ async def main() -> None:
                            dict(os.environ, PYTHONPATH=str(ROOT))))  # fmt: skip
         wait_up(port, "/hooks/crm")
         targets.append(Target("bare Starlette", port, procs[-1].pid, crm_maker))
-        bridges = [("sqlite", f"sqlite+aiosqlite:///{tmp.name}/bench.db", 1)]
-        if not args.no_postgres:
-            admin = await asyncpg.connect(pg_dsn)
-            await admin.execute(f'CREATE DATABASE "{pg_name}"')
-            await admin.close()
-            pg_url = args.postgres.rsplit("/", 1)[0] + "/" + pg_name
-            bridges.append(("postgres", pg_url, 1))
-            if args.workers > 1:
-                bridges.append((f"postgres x{args.workers}", pg_url, args.workers))
-        for label, url, workers in bridges:
+        bridges: list[tuple[str, str, int, Path]] = []
+        for (suffix, root), pg_name in zip(checkouts, pg_names, strict=True):
+            sqlite_url = f"sqlite+aiosqlite:///{tmp.name}/bench{len(bridges)}.db"
+            bridges.append((f"sqlite{suffix}", sqlite_url, 1, root))
+            if not args.no_postgres:
+                admin = await asyncpg.connect(pg_dsn)
+                await admin.execute(f'CREATE DATABASE "{pg_name}"')
+                await admin.close()
+                pg_url = args.postgres.rsplit("/", 1)[0] + "/" + pg_name
+                bridges.append((f"postgres{suffix}", pg_url, 1, root))
+                if args.workers > 1:
+                    bridges.append((f"postgres x{args.workers}{suffix}", pg_url, args.workers,
+                                    root))  # fmt: skip
+        # Each kind of delivery on each database, this checkout's next to the other's.
+        bridges.sort(key=lambda b: (b[0].split(" (")[0], b[3] != ROOT))
+        for label, url, workers, root in bridges:
             port = free_port()
-            procs.append(start([sys.executable, "-m", "bridge", "serve", "--port", str(port),
-                                "--workers", str(workers)], bridge_env(url)))  # fmt: skip
+            command = [sys.executable, "-m", "bridge", "serve", "--port", str(port),
+                       "--workers", str(workers)]  # fmt: skip
+            procs.append(start(command, bridge_env(url, root), root))
             wait_up(port, "/readyz")
             configure(port)
             pid = procs[-1].pid
@@ -244,7 +259,8 @@ async def main() -> None:
         tmp.cleanup()
         if not args.no_postgres:
             admin = await asyncpg.connect(pg_dsn)
-            await admin.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+            for pg_name in pg_names:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
             await admin.close()
 
 
