@@ -59,20 +59,28 @@ class _Outbox(Protocol):
     outbox: asyncio.Queue[Delivery]
     delay: float
 
+    def record_failed_action(self, delivery: Delivery, reason: str) -> None: ...
+
 
 async def deliver_forever(state: _Outbox, http: httpx.AsyncClient) -> None:
-    """POST queued callbacks one by one, after the configured delay, recording outcomes."""
+    """POST queued callbacks one by one, after the configured delay, recording outcomes;
+    a failed Books delivery is also logged as a failed workflow action (zoho.md §3.4)."""
     while True:
         delivery = await state.outbox.get()
+        reason = ""
         try:
             if state.delay > 0:
                 await asyncio.sleep(state.delay)
             response = await http.post(delivery.url, json=delivery.payload)
             delivery.status = response.status_code
             delivery.outcome = "delivered" if response.is_success else "failed"
-        except Exception:
+            reason = f"HTTP {response.status_code}"
+        except Exception as exc:
             # Any failure is one failed delivery; the loop must survive it, or `flush`
             # would wait forever on a queue nobody drains.
             delivery.outcome = "failed"
+            reason = type(exc).__name__
         finally:
+            if delivery.outcome == "failed":
+                state.record_failed_action(delivery, reason)
             state.outbox.task_done()

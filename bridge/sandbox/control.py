@@ -37,6 +37,11 @@ async def _body(request: Request) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def seconds(value: Any) -> float | None:
+    """An optional number of seconds from a JSON body (ValueError/TypeError if not one)."""
+    return None if value is None else float(value)
+
+
 def _base(request: Request) -> str:
     return f"{request.url.scheme}://{request.url.netloc}"
 
@@ -67,15 +72,21 @@ async def crm_record(request: Request) -> Response:
     state, p = state_of(request), request.path_params
     org, module, record_id = p["org"], p["module"], str(p.get("record_id"))
     try:
+        body = await _body(request) if request.method != "DELETE" else {}
+        later = seconds(body.get("visible_after"))  # until list/COQL reads show the change
         if request.method == "POST":
-            new_id = state.crm_create(module, (await _body(request)).get("fields", {}), org=org)
+            new_id = state.crm_create(module, body.get("fields", {}), org=org, visible_after=later)
             return JSONResponse({"id": new_id}, status_code=201)
         if request.method == "PATCH":
-            state.crm_update(module, record_id, (await _body(request)).get("fields", {}), org=org)
+            state.crm_update(
+                module, record_id, body.get("fields", {}), org=org, visible_after=later
+            )
         else:
             state.crm_delete(module, record_id, org=org)
     except KeyError:
         return JSONResponse({"error": "no such org, module or record"}, status_code=404)
+    except (TypeError, ValueError):
+        return JSONResponse({"error": "visible_after must be a number"}, status_code=400)
     return JSONResponse({"id": record_id})
 
 
@@ -121,7 +132,10 @@ async def counters(request: Request) -> Response:
     outcomes: dict[str, int] = {}
     for d in state.deliveries:
         outcomes[d.outcome] = outcomes.get(d.outcome, 0) + 1
-    return JSONResponse({"requests": state.counters(), "deliveries": outcomes})
+    credits = {name: state.crm_credits(name) for name in state.orgs}
+    return JSONResponse(
+        {"requests": state.counters(), "deliveries": outcomes, "crm_credits_today": credits}
+    )
 
 
 async def advance_clock(request: Request) -> Response:

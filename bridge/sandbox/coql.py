@@ -1,73 +1,30 @@
-"""A small COQL subset for `POST /crm/v8/coql` (zoho.md §4.2).
+"""`POST /crm/v8/coql` over the subset in `coql_parse` (zoho.md §4.2).
 
-Enough for reconciliation polls:
-`select f1, f2 from Module [where Modified_Time >= '<iso>'] [order by Modified_Time
-[asc|desc]] [limit N [offset M]]`. Anything else is answered `SYNTAX_ERROR`.
+Reads see the same versions as the list API (late visibility included) and converted
+leads too (UNCERTAIN: whether Zoho's COQL hides them is not documented). Credits are
+charged by LIMIT: 1 up to 200, 2 up to 1,000, 3 up to 2,000 (zoho.md §4.2).
 """
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bridge.sandbox.replies import answer, crm_call, crm_error
+from bridge.sandbox.coql_parse import CoqlError, parse
+from bridge.sandbox.crm_records import visible
+from bridge.sandbox.model import PageServed
+from bridge.sandbox.replies import answer, crm_call, crm_error, state_of
 
-# At most 2,000 rows per call, 50 select fields, 100,000 rows via OFFSET (§4.2).
-MAX_LIMIT = 2000
-MAX_FIELDS = 50
-MAX_OFFSET = 100_000
-DEFAULT_LIMIT = 200
-_QUERY = re.compile(
-    r"^\s*select\s+(?P<fields>.+?)\s+from\s+(?P<module>\w+)"
-    r"(?:\s+where\s+(?P<field>Modified_Time|Created_Time)\s*(?P<op>>=|>)\s*'(?P<since>[^']+)')?"
-    r"(?:\s+order\s+by\s+(?P<order>Modified_Time|Created_Time|id)(?:\s+(?P<dir>asc|desc))?)?"
-    r"(?:\s+limit\s+(?P<limit>\d+)(?:\s*,\s*(?P<limit2>\d+)|\s+offset\s+(?P<offset>\d+))?)?\s*$",
-    re.IGNORECASE,
-)
-_ATTR = {"Modified_Time": "modified", "Created_Time": "created", "id": "id"}
+LABEL = "POST /crm/v8/coql"
 
 
-class CoqlError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.body = crm_error(code, message)
-
-
-def parse(query: str) -> dict[str, Any]:
-    """The parts of a supported query, or `CoqlError`."""
-    match = _QUERY.match(query)
-    if match is None:
-        raise CoqlError("SYNTAX_ERROR", "error occurred while parsing the query")
-    fields = [f.strip() for f in match["fields"].split(",") if f.strip()]
-    if len(fields) > MAX_FIELDS:
-        raise CoqlError("LIMIT_EXCEEDED", f"at most {MAX_FIELDS} fields can be selected")
-    # "limit offset, count" read as COQL's other spelling (UNCERTAIN: not in our notes).
-    offset, limit = int(match["offset"] or 0), int(match["limit"] or DEFAULT_LIMIT)
-    if match["limit2"]:
-        offset, limit = limit, int(match["limit2"])
-    if limit > MAX_LIMIT or offset + limit > MAX_OFFSET:
-        raise CoqlError("LIMIT_EXCEEDED", "limit exceeded")
-    since = datetime.fromisoformat(match["since"]) if match["since"] else None
-    return {
-        "fields": fields,
-        "module": match["module"],
-        "field": _ATTR[match["field"]] if match["field"] else None,
-        "inclusive": match["op"] == ">=",
-        "since": since,
-        "order": _ATTR[match["order"] or "id"],
-        "desc": (match["dir"] or "asc").lower() == "desc",
-        "limit": limit,
-        "offset": offset,
-    }
+def credits_for(limit: int) -> int:
+    """Credits a COQL query costs by its LIMIT (the published table, zoho.md §4.2)."""
+    return 1 if limit <= 200 else 2 if limit <= 1000 else 3
 
 
 async def coql(request: Request) -> Response:
-    label = "POST /crm/v8/coql"
-    async with crm_call(request, label) as org:
+    async with crm_call(request, LABEL) as org:
         if isinstance(org, Response):
             return org
         try:
@@ -78,25 +35,23 @@ async def coql(request: Request) -> Response:
             if not isinstance(body, dict) or not isinstance(body.get("select_query"), str):
                 raise CoqlError("INVALID_QUERY", "select_query is required")
             query = parse(body["select_query"])
-        except (CoqlError, ValueError) as error:
-            bad = (
-                error.body
-                if isinstance(error, CoqlError)
-                else crm_error("INVALID_QUERY", str(error))
-            )
-            return answer(request, label, 400, bad, org=org.name)
-        rows = list(org.crm_records.get(query["module"], {}).values())
-        if query["since"] is not None:
-            since, attr = query["since"], query["field"]
-            rows = [
-                r
-                for r in rows
-                if getattr(r, attr) > since or (query["inclusive"] and getattr(r, attr) == since)
-            ]
-        rows.sort(key=lambda r: (getattr(r, query["order"]), int(r.id)), reverse=query["desc"])
-        chunk = rows[query["offset"] : query["offset"] + query["limit"]]
+        except CoqlError as error:
+            bad = crm_error(error.code, str(error))
+            return answer(request, LABEL, 400, bad, org=org.name)
+        state = state_of(request)
+        state.charge_crm(org, credits_for(query.limit) - 1)  # crm_call charged the first
+        rows = visible(org, query.module, state.clock.now())
+        if query.where is not None:
+            rows = [r for r in rows if query.where(r)]
+        # Sort by the ORDER BY fields, ties broken by id: deterministic at one second.
+        order = [*query.order, *([("id", False)] if "id" not in dict(query.order) else [])]
+        for name, descending in reversed(order):
+            rows.sort(key=query.sort_key(name), reverse=descending)
+        chunk = rows[query.offset : query.offset + query.limit]
         if not chunk:
-            return answer(request, label, 204, org=org.name)
-        info = {"count": len(chunk), "more_records": query["offset"] + query["limit"] < len(rows)}
-        data = [r.render(query["fields"]) for r in chunk]
-        return answer(request, label, 200, {"data": data, "info": info}, org=org.name)
+            return answer(request, LABEL, 204, org=org.name)
+        info = {"count": len(chunk), "more_records": query.offset + query.limit < len(rows)}
+        page = query.offset // query.limit + 1
+        state.page_served(PageServed(org.name, query.module, "coql", page, [r.id for r in chunk]))
+        data = [r.render(query.fields) for r in chunk]
+        return answer(request, LABEL, 200, {"data": data, "info": info}, org=org.name)

@@ -26,13 +26,19 @@ def dc_of(request: Request) -> str:
 
 
 def answer(
-    request: Request, label: str, status: int, body: Any = None, *, org: str | None = None
+    request: Request,
+    label: str,
+    status: int,
+    body: Any = None,
+    *,
+    org: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     """Count the request under `label` (e.g. "GET /crm/v8/{module}") and answer it."""
     state_of(request).record(dc_of(request), org, label, status)
     if body is None:
-        return Response(status_code=status)
-    return JSONResponse(body, status_code=status)
+        return Response(status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def crm_error(code: str, message: str, **details: Any) -> dict[str, Any]:
@@ -53,11 +59,14 @@ async def crm_call(request: Request, label: str) -> AsyncIterator[Org | Response
         body = crm_error("OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL")
         yield answer(request, label, 401, body, org=org.name)
         return
-    if org.crm_inflight >= org.crm_concurrency:
-        # Exceeding the concurrency cap answers TOO_MANY_REQUESTS with 429 (zoho.md §6).
+    if state.crm_throttle > 0 or org.crm_inflight >= org.crm_concurrency:
+        # Exceeding the concurrency cap answers TOO_MANY_REQUESTS with 429 and no
+        # Retry-After header (zoho.md §6); `throttle(n)` forces the next n.
+        state.crm_throttle = max(0, state.crm_throttle - 1)
         body = crm_error("TOO_MANY_REQUESTS", "Concurrency limit exceeded")
         yield answer(request, label, 429, body, org=org.name)
         return
+    state.charge_crm(org, 1)  # most calls cost one credit (reconciliation.md C11)
     org.crm_inflight += 1
     try:
         if org.crm_delay > 0:

@@ -35,15 +35,20 @@ class RunningSandbox:
 
 
 @asynccontextmanager
-async def serve_app(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+async def serve_app(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, date_header: bool = True
+) -> AsyncIterator[str]:
     """Serve any ASGI app with uvicorn in this event loop until the block ends; yields
-    its base URL. `port=0` binds a free port, bound here so the URL is known up front."""
+    its base URL. `port=0` binds a free port, bound here so the URL is known up front.
+    `date_header=False` leaves the `Date` header to the app (the sandbox sets its own)."""
     # proto=IPPROTO_TCP: asyncio only sets TCP_NODELAY on sockets that say they are TCP;
     # with proto 0 every small answer stalls ~40 ms on Nagle + delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="on", access_log=False, date_header=date_header
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -65,7 +70,7 @@ async def run_sandbox(
 ) -> AsyncIterator[RunningSandbox]:
     """Serve a sandbox in this event loop until the block ends (tests, local demos)."""
     state = state or SandboxState()
-    async with serve_app(create_sandbox_app(state), host, port) as url:
+    async with serve_app(create_sandbox_app(state), host, port, date_header=False) as url:
         yield RunningSandbox(url, state)
 
 
@@ -87,7 +92,7 @@ async def serve_sandbox(
         name, _, dc = spec.partition(":")
         org = state.add_org(name, dc or "com")
         announce(json.dumps(describe_org(org, base)))
-    config = uvicorn.Config(create_sandbox_app(state), host=host, port=port)
+    config = uvicorn.Config(create_sandbox_app(state), host=host, port=port, date_header=False)
     await uvicorn.Server(config).serve()
 
 

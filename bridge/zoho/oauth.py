@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from bridge.metrics import ZOHO_CALLS
 from bridge.zoho.connection import Connection
 from bridge.zoho.errors import TokenRequestsThrottled, ZohoTransientError
 from bridge.zoho.ports import TokenStore
@@ -106,7 +107,9 @@ class TokenManager:
                 },
             )
         except httpx.TransportError as exc:
+            ZOHO_CALLS.labels("accounts", "token", "error").inc()
             raise ZohoTransientError(f"Zoho accounts unreachable: {exc!r}") from exc
+        ZOHO_CALLS.labels("accounts", "token", str(response.status_code)).inc()
         try:
             body = response.json()
         except ValueError:

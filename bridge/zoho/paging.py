@@ -44,3 +44,28 @@ def books_has_more(body: Mapping[str, Any]) -> bool:
     """Whether a Books list answer says another page follows."""
     context = body.get("page_context")
     return isinstance(context, Mapping) and bool(context.get("has_more_page"))
+
+
+# Zoho refuses a page token that aged out (valid 24 h, user-specific) or that no longer
+# matches the query it was issued for. Codes from an OAS-derived Get Records reference
+# (`EXPIRED_VALUE` "Page token expired"; `TOKEN_BOUND_DATA_MISMATCH` "The page_token given
+# seems to be invalid or input param is added or altered or deleted"), both HTTP 400.
+# UNCERTAIN: not in zoho/crm-oas; Activepieces restarts on any 400 to a token request.
+STALE_TOKEN_CODES = frozenset({"EXPIRED_VALUE", "TOKEN_BOUND_DATA_MISMATCH"})
+
+
+def is_stale_page_token(status: int, body: Any) -> bool:
+    """Whether an answer to a `page_token` request says the token is expired or invalid,
+    so the walk should start again at page 1 (reconciliation.md C5, e #13)."""
+    if status != 400 or not isinstance(body, Mapping):
+        return False
+    code = str(body.get("code", ""))
+    if code in STALE_TOKEN_CODES:
+        return True
+    details = body.get("details")
+    named = isinstance(details, Mapping) and "page_token" in (
+        details.get("param_name"),
+        details.get("api_name"),
+        details.get("param"),
+    )
+    return code == "INVALID_DATA" and named

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bridge.sandbox import RunningSandbox, serve_app
+from bridge.sandbox import RunningSandbox, SandboxState, serve_app
 
 
 class Receiver:
@@ -50,3 +50,39 @@ async def access_token(http: httpx.AsyncClient, sandbox: RunningSandbox, org: st
     )
     token: str = response.json()["access_token"]
     return token
+
+
+class Api:
+    """An authorised client for the sandbox org "acme" (Books organization_id "777")."""
+
+    def __init__(self, http: httpx.AsyncClient, sandbox: RunningSandbox) -> None:
+        self.http = http
+        self.sandbox = sandbox
+        self.base = sandbox.api_domain()
+
+    @property
+    def state(self) -> SandboxState:
+        return self.sandbox.state
+
+    async def crm(
+        self, module: str, headers: dict[str, str] | None = None, **params: str
+    ) -> httpx.Response:
+        return await self.http.get(f"{self.base}/crm/v8/{module}", params=params, headers=headers)
+
+    async def coql(self, query: str) -> httpx.Response:
+        return await self.http.post(f"{self.base}/crm/v8/coql", json={"select_query": query})
+
+    async def books(self, path: str, **params: str) -> httpx.Response:
+        return await self.http.get(
+            f"{self.base}/books/v3/{path}", params={"organization_id": "777", **params}
+        )
+
+
+@pytest.fixture
+async def api(sandbox: RunningSandbox, http: httpx.AsyncClient) -> Api:
+    """Org "acme" with a token, on a frozen sandbox clock (time moves by `advance` only)."""
+    sandbox.state.clock.freeze()
+    sandbox.state.add_org("acme", organization_id="777")
+    token = await access_token(http, sandbox, "acme")
+    http.headers["Authorization"] = f"Zoho-oauthtoken {token}"
+    return Api(http, sandbox)

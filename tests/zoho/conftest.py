@@ -14,6 +14,7 @@ from bridge.zoho.connection import Connection, Limits
 from bridge.zoho.memory import MemoryBudgetStore, MemoryTokenStore
 from bridge.zoho.oauth import TokenManager
 from bridge.zoho.retry import RetryPolicy
+from bridge.zoho.shares import Shares
 
 
 def connect(sandbox: RunningSandbox, org: str, **limits: int) -> Connection:
@@ -43,7 +44,12 @@ class Rig:
 
 
 def make_rig(
-    sandbox: RunningSandbox, http: httpx.AsyncClient, retry: RetryPolicy | None = None
+    sandbox: RunningSandbox,
+    http: httpx.AsyncClient,
+    retry: RetryPolicy | None = None,
+    *,
+    shares: Shares | None = None,
+    store: MemoryBudgetStore | None = None,
 ) -> Rig:
     clock = sandbox.state.clock
     slept: list[float] = []
@@ -54,7 +60,7 @@ def make_rig(
         await asyncio.sleep(0)
 
     tokens = TokenManager(http, MemoryTokenStore(), clock=clock.now)
-    budget = Budget(MemoryBudgetStore(), clock=clock.now, sleep=sleep)
+    budget = Budget(store or MemoryBudgetStore(), clock=clock.now, sleep=sleep, shares=shares)
     client = ZohoClient(
         http, tokens, budget, retry=retry or RetryPolicy(), sleep=sleep, rng=random.Random(0)
     )
