@@ -24,6 +24,12 @@ CHANNEL_GAPS = Counter(
     "bridge_channel_gaps_total",
     "Spans in which a managed channel was found not live at Zoho (recorded for reconciliation).",
 )
+ZOHO_CALLS = Counter(
+    "bridge_zoho_calls_total",
+    "Requests sent to Zoho (retries included), by product (crm, books, accounts), purpose "
+    '(renewal, token, check, reconcile) and HTTP status (or "error" when none came back).',
+    ["product", "purpose", "status"],
+)
 CHANNELS_AT_RISK = Gauge(
     "bridge_channels_at_risk",
     "Managed channels expiring within BRIDGE_CHANNEL_ALERT_HOURS, or paused.",
@@ -114,4 +120,23 @@ PUBLISH_SECONDS = Histogram(
     "Time for one sink publish (broker confirm or subscriber answer), by sink.",
     ["sink"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+)
+
+RECONCILE_MISSED = Counter(
+    "bridge_reconcile_missed",
+    "Changes no webhook announced, emitted by reconciliation, by cause: missed (a healthy "
+    "subscribed channel or rule should have sent it: alert on this one), gap, "
+    "not_subscribed, delivery_failed.",
+    ["connection", "module", "cause"],
+)
+RECONCILE_RUNS = Counter(
+    "bridge_reconcile_runs",
+    "Reconciliation runs by outcome: ok, failed, deferred (budget), paused (connection "
+    "needs reauth), skipped (another replica holds the watch).",
+    ["outcome"],
+)
+RECONCILE_LAG = Gauge(
+    "bridge_reconcile_lag_seconds",
+    "How far behind Zoho's clock a watch's cursor is (Zoho's Date minus the watermark).",
+    ["connection", "module"],
 )

@@ -27,12 +27,16 @@ from bridge.services.lookup import Lookup
 from bridge.services.managed_channels import ManagedChannelService
 from bridge.services.notify import CommitSignal
 from bridge.services.queries import EventQueries, RequestQueries
+from bridge.services.reconcile_loop import ReconcileLoop
+from bridge.services.reconcile_runs import RunService
+from bridge.services.reconciler import ReconcilePolicy, Reconciler
 from bridge.services.relay import Relay, RelayOptions
 from bridge.services.retention import PurgeLoop
 from bridge.services.schema import check_secret_key
 from bridge.services.sources import SourceService
 from bridge.services.status import StatusService
 from bridge.services.subscriptions import SubscriptionService
+from bridge.services.watches import WatchService
 from bridge.settings import Settings
 from bridge.sinks.factory import build_sinks
 from bridge.store.budget_store import DbBudgetStore
@@ -43,6 +47,7 @@ from bridge.store.writer import EventWriter, backend_for
 from bridge.zoho.budget import Budget
 from bridge.zoho.client import ZohoClient
 from bridge.zoho.oauth import TokenManager
+from bridge.zoho.shares import Shares
 
 
 def utc_now() -> datetime:
@@ -76,6 +81,10 @@ class Runtime:
     requests: RequestQueries
     status: StatusService
     keeper: ChannelKeeper
+    # Reconciliation: the runs, the watches, on-demand runs and backfills.
+    reconciler: Reconciler
+    watches: WatchService
+    runs: RunService
     # Why BRIDGE_SECRET_KEY cannot open the stored secrets, if it cannot.
     secret_problem: str | None = None
     # The scheduler, when this runtime runs scheduled work (`serve`, not CLI commands).
@@ -84,17 +93,26 @@ class Runtime:
     relay: Relay | None = None
     purge_loop: PurgeLoop | None = None
     sink_http: httpx.AsyncClient | None = None
+    # Reconciliation's scheduled work (`serve` only).
+    reconcile_loop: ReconcileLoop | None = None
 
-    def start_scheduler(self) -> None:
-        """Run scheduled work (channel renewal and repair) in this process: `serve` only."""
+    async def start_scheduler(self) -> None:
+        """Run scheduled work (channel renewal and repair, reconciliation) in this
+        process: `serve` only."""
         from bridge.services.scheduler import start_scheduler
 
-        self.scheduler = start_scheduler(self.keeper, self.managed_channels, self.settings)
+        if self.reconcile_loop is not None:
+            await self.reconcile_loop.start()  # never raises: the first tick tries again
+        self.scheduler = start_scheduler(
+            self.keeper, self.managed_channels, self.reconcile_loop, self.settings
+        )
 
     async def close(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
+        if self.reconcile_loop is not None:
+            await self.reconcile_loop.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self.purge_loop is not None:
@@ -109,6 +127,20 @@ class Runtime:
 def relay_owner() -> str:
     """Who holds a lease, as shown in the outbox: host, process, and a random part."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def reconcile_policy(settings: Settings) -> ReconcilePolicy:
+    return ReconcilePolicy(
+        grace=timedelta(seconds=settings.reconcile_grace_seconds),
+        settle=timedelta(seconds=settings.reconcile_settle_seconds),
+        crm_overlap=timedelta(seconds=settings.reconcile_crm_overlap_seconds),
+        books_overlap=timedelta(seconds=settings.reconcile_books_overlap_seconds),
+        crm_interval=timedelta(minutes=settings.reconcile_crm_minutes),
+        books_interval=timedelta(minutes=settings.reconcile_books_minutes),
+        deletes_interval=timedelta(minutes=settings.reconcile_deletes_minutes),
+        lease=timedelta(seconds=settings.reconcile_lease_seconds),
+        coql=settings.reconcile_coql,
+    )
 
 
 def relay_options(settings: Settings) -> RelayOptions:
@@ -182,15 +214,21 @@ async def open_runtime(
         return clock().timestamp()
 
     tokens = TokenManager(http, DbTokenStore(engine, box), clock=seconds)
-    budget = Budget(DbBudgetStore(engine), clock=seconds)
+    shares = Shares(per_minute=settings.reconcile_budget_share,
+                    daily=settings.reconcile_daily_share)  # fmt: skip
+    budget = Budget(DbBudgetStore(engine), clock=seconds, shares=shares)
     zoho = ZohoClient(http, tokens, budget)
-    replica = (settings.replica_id or f"{socket.gethostname()}:{os.getpid()}:{id(engine):x}")[
-        :64
-    ]
+    replica = (settings.replica_id or f"{socket.gethostname()}:{os.getpid()}:{id(engine):x}")[:64]
     keeper = _keeper(settings, engine, box, zoho, lookup, clock, replica)
-    managed_channels = ManagedChannelService(keeper, settings.public_url)
+    policy = reconcile_policy(settings)
+    watches = WatchService(engine, clock, policy, settings.reconcile_auto_watches)
+    managed_channels = ManagedChannelService(keeper, settings.public_url, watches)
     deliveries = DeliveryService(engine, settings.push_sinks, clock, settings.retention_days)
     secret_problem = await check_secret_key(engine, box)
+    reconciler = Reconciler(
+        engine, box, zoho, clock, replica, settings.push_sinks, writer.committed, policy
+    )
+    runs = RunService(engine, reconciler, clock)
     runtime = Runtime(
         settings=settings,
         engine=engine,
@@ -212,9 +250,17 @@ async def open_runtime(
         events=EventQueries(engine),
         requests=RequestQueries(engine),
         status=StatusService(
-            engine, settings.database_url, deliveries, managed_channels, secret_problem
+            engine,
+            settings.database_url,
+            deliveries,
+            managed_channels,
+            watches,
+            secret_problem,
         ),
         keeper=keeper,
+        reconciler=reconciler,
+        watches=watches,
+        runs=runs,
         secret_problem=secret_problem,
     )
     if background:
@@ -228,6 +274,14 @@ async def open_runtime(
         runtime.purge_loop = PurgeLoop(
             engine, settings.retention_days, settings.purge_interval_seconds, clock
         )
+        if settings.reconcile:
+            loop = ReconcileLoop(
+                engine, reconciler, watches, runs, clock,
+                heartbeat=timedelta(seconds=settings.heartbeat_seconds),
+            )  # fmt: skip
+            writer.committed.append(loop.on_commit)
+            keeper.on_recovered = loop.recovered
+            runtime.reconcile_loop = loop
     await writer.start()
     if runtime.relay is not None:
         await runtime.relay.start()

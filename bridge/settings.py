@@ -118,6 +118,53 @@ class Settings(BaseSettings):
     purge_interval_seconds: float = Field(
         3600.0, gt=0, description="How often `serve` runs the retention purge."
     )
+    reconcile: bool = Field(
+        True, description="Run reconciliation (polling Zoho for missed changes) in `serve`."
+    )
+    reconcile_auto_watches: bool = Field(
+        True, description="Watch every module a managed channel names, automatically."
+    )
+    reconcile_grace_seconds: float = Field(
+        600.0, ge=0, description="How long an unannounced change waits for its webhook."
+    )
+    reconcile_settle_seconds: float = Field(
+        60.0, ge=0, description="How far behind Zoho's Date header the cursor stays."
+    )
+    reconcile_crm_overlap_seconds: float = Field(
+        300.0, ge=0, description="How far below its cursor each CRM run reads again."
+    )
+    reconcile_books_overlap_seconds: float = Field(
+        900.0, ge=0, description="How far below its cursor each Books run reads again."
+    )
+    reconcile_crm_minutes: float = Field(
+        15.0, gt=0, description="Longest time between two runs of a CRM watch."
+    )
+    reconcile_books_minutes: float = Field(
+        60.0, gt=0, description="Longest time between two runs of a Books watch."
+    )
+    reconcile_deletes_minutes: float = Field(
+        60.0, gt=0, description="How often CRM deletions (/{module}/deleted) are listed."
+    )
+    reconcile_budget_share: float = Field(
+        0.2, gt=0, le=1,
+        description="Reconciliation's share of Books calls per minute and CRM concurrency.",
+    )  # fmt: skip
+    reconcile_daily_share: float = Field(
+        0.1, gt=0, le=1,
+        description="Reconciliation's share of Books calls per day and CRM credits per day.",
+    )  # fmt: skip
+    reconcile_coql: bool = Field(
+        False, description="Large CRM catch-ups through COQL keyset pages (UNCERTAIN at Zoho)."
+    )
+    reconcile_tick_seconds: float = Field(
+        15.0, gt=0, description="How often `serve` looks for due watches, signals and runs."
+    )
+    reconcile_lease_seconds: float = Field(
+        600.0, gt=0, description="How long a replica holds a watch while running it."
+    )
+    heartbeat_seconds: float = Field(
+        30.0, gt=0, description="How often each replica records that it is running."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
     )

@@ -43,6 +43,12 @@ TABLES = (
     "channel_gaps",
     "subscriptions",
     "sink_states",
+    "reconcile_days",
+    "sweep_records",
+    "reconcile_watches",
+    "reconcile_runs",
+    "heartbeats",
+    "downtime",
 )
 
 

@@ -266,7 +266,13 @@ async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
     ready = await client.get("/readyz")
     assert ready.json() == {
         "status": "ready",
-        "checks": {"database": "ok", "schema": "current", "secret_key": "ok", "channels": "ok"},
+        "checks": {
+            "database": "ok",
+            "schema": "current",
+            "secret_key": "ok",
+            "channels": "ok",
+            "reconciliation": "ok",
+        },
     }
     await client.post("/hooks/crm", json=crm_body())
     metrics = (await client.get("/metrics")).text

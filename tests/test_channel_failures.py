@@ -114,7 +114,11 @@ async def test_serve_lifespan_starts_and_stops_the_scheduled_jobs(database_url: 
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         scheduler = app.state.runtime.scheduler
-        assert {job.id for job in scheduler.get_jobs()} == {"renew-channels", "compare-channels"}
+        assert {job.id for job in scheduler.get_jobs()} == {
+            "renew-channels",
+            "compare-channels",
+            "reconcile",
+        }
     assert app.state.runtime.scheduler is None
 
 

@@ -277,6 +277,7 @@ def test_row_builders_follow_the_column_orders() -> None:
         "id": event.id, "product": "crm", "source": "acme", "module": "Leads",
         "operation": "updated", "record_id": "R1", "occurred_at": NOW, "received_at": NOW,
         "origin": "webhook", "dedup_key": "order-key", "data": {"k": 1}, "request_id": None,
+        "miss_cause": None, "collapsed": None,
     }  # fmt: skip
     request = _request("01ORDERTEST0000000000000000"[:26])
     row = dict(zip(REQUEST_COLUMNS, request_row(request), strict=True))

@@ -85,6 +85,12 @@ async def list_(ctx: click.Context, as_json: bool) -> None:
 @click.option("--secret", "secrets", multiple=True, help="Replace the secrets.")
 @click.option("--signature-mode", type=click.Choice(["enforce", "report"]))
 @click.option("--enable/--disable", default=None, help="Accept or refuse deliveries.")
+@click.option(
+    "--connection",
+    metavar="NAME",
+    help="Link to the Zoho connection of the same Books organization ('' unlinks): its "
+    "reconciliation and this source's webhooks are matched.",
+)
 @click.pass_context
 @run_async
 async def set_(
@@ -94,8 +100,10 @@ async def set_(
     secrets: tuple[str, ...],
     signature_mode: str | None,
     enable: bool | None,
+    connection: str | None,
 ) -> None:
-    """Change source NAME: rotate tokens or secrets (give old and new), switch it on or off."""
+    """Change source NAME: rotate tokens or secrets (give old and new), switch it on or
+    off, link it to a connection."""
     async with runtime_for(settings_of(ctx)) as rt:
         await rt.sources.change(
             name,
@@ -103,5 +111,6 @@ async def set_(
             secrets=list(secrets) or None,
             signature_mode=signature_mode,
             enabled=enable,
+            connection=connection,
         )
     click.echo(f"source {name} changed (running bridges see it within the lookup cache time)")

@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.domain.events import Product, StoredEvent
+from bridge.domain.events import Origin, Product, StoredEvent
 from bridge.errors import ConfigurationError
 
 SPECVERSION = "1.0"
@@ -52,8 +52,22 @@ def build_envelope(event: StoredEvent) -> dict[str, Any]:
         "zohorecordid": event.record_id,
         "zohoorigin": event.origin.value,
         "bridgeseq": event.seq,
+        **_reconciled(event),
         "data": event.data,
     }
+
+
+def _reconciled(event: StoredEvent) -> dict[str, Any]:
+    """The extension attributes of a reconciled event: why no webhook announced it, and
+    whether the polled version may stand for several edits (docs/reconciliation.md)."""
+    if event.origin is not Origin.RECONCILIATION:
+        return {}
+    attributes: dict[str, Any] = {}
+    if event.miss_cause is not None:
+        attributes["zohomisscause"] = event.miss_cause
+    if event.collapsed is not None:
+        attributes["zohocollapsed"] = event.collapsed
+    return attributes
 
 
 def envelope_bytes(event: StoredEvent) -> bytes:

@@ -58,6 +58,9 @@ class Event:
     received_at: datetime | None = None
     request_id: str | None = None
     seq: int = 0  # 0 until stored
+    # Reconciled events only: the `MissCause`, and whether the version may hide edits.
+    miss_cause: str | None = None
+    collapsed: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,8 @@ class StoredEvent:
     received_at: datetime | None = None
     dedup_key: str = ""
     request_id: str | None = None
+    miss_cause: str | None = None
+    collapsed: bool | None = None
 
     def __post_init__(self) -> None:
         # A naive time would be silently read as local time when serialised.

@@ -39,3 +39,20 @@ class SignatureMode(StrEnum):
 
 # What one renewal attempt of a managed channel came to.
 RenewalOutcome = Literal["renewed", "skipped", "paused", "failed"]
+
+
+class WatchStatus(StrEnum):
+    """A reconciliation watch's stored status."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"  # by an operator
+    REMOVED = "removed"  # an automatic watch an operator removed: not created again
+
+
+class RunState(StrEnum):
+    """An on-demand reconciliation run or backfill."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"

@@ -8,7 +8,7 @@ Runs on any number of replicas: each piece of work is claimed with a database le
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,6 +59,9 @@ class ChannelKeeper:
     grace: timedelta = timedelta(hours=1)
     rotate_every: int = 0
     rng: random.Random = field(default_factory=random.Random)
+    # Told when a channel of a connection is live again after a gap (reconciliation then
+    # polls the gap's span at once).
+    on_recovered: Callable[[str], Awaitable[None]] | None = None
 
     async def send(
         self, connection: Connection, channel: ManagedChannel, token: str, now: datetime
@@ -137,6 +140,9 @@ class ChannelKeeper:
             log.warning("channel paused: connection needs reauth", channel=channel_id)
             return "paused"
         except ZohoError as exc:
+            if channel.expires_at is not None and channel.expires_at <= now:
+                # Lapsed and not repaired: not live since then, whatever repairs it later.
+                await store.mark_down(self.engine, channel_id, self._down_from(channel))
             failures = channel.failures + 1
             retry = retry_after_failure(failures, now, channel.expires_at, self.policy, self.rng)
             await store.finish(
@@ -147,7 +153,7 @@ class ChannelKeeper:
             log.warning("channel renewal failed", channel=channel_id, error=exc.message,
                         failures=failures, retry_at=retry.isoformat())  # fmt: skip
             return "failed"
-        await self._gap_if_lapsed(channel, reason, now)
+        recovered = await self._gap_if_lapsed(channel, reason, now)
         current = token_digest(token)
         # Every other token only lasts the grace period: callbacks Zoho already sent
         # with it may still be on their way.
@@ -160,27 +166,41 @@ class ChannelKeeper:
             self.engine, channel_id, self.owner, expires_at=expires_at, last_renewed_at=now,
             verified_at=now, next_renewal_at=next_renewal(now, expires_at, self.policy),
             renewals=channel.renewals + 1, failures=0, last_error=None, tokens=kept,
-            updated_at=now,
+            updated_at=now, down_since=None,
         )  # fmt: skip
         self.lookup.forget_channel(channel_id)
+        if recovered and self.on_recovered is not None:
+            await self.on_recovered(channel.connection)
         CHANNEL_RENEWALS.labels(label, "ok").inc()
         log.info("channel renewed", channel=channel_id, reason=reason,
                  expires_at=expires_at.isoformat())  # fmt: skip
         return "renewed"
 
-    async def _gap_if_lapsed(self, channel: ManagedChannel, reason: str, now: datetime) -> None:
+    @staticmethod
+    def _down_from(channel: ManagedChannel) -> datetime:
+        """Since when callbacks may be missing: when a problem was first seen, else the
+        last moment Zoho confirmed the channel (or its expiry, if that came first)."""
+        return channel.down_since or gap_start(
+            channel.verified_at, channel.expires_at, channel.created_at
+        )
+
+    async def _gap_if_lapsed(self, channel: ManagedChannel, reason: str, now: datetime) -> bool:
+        """Record the gap a successful renewal closes, if the channel was not live: it had
+        lapsed, a comparison with Zoho found a problem, or an earlier attempt saw one (its
+        "not live since" stays from then on, whatever finally repaired it)."""
         lapsed = channel.expires_at is not None and channel.expires_at <= now
-        if reason == "renew" and not lapsed:
-            return
+        if reason == "renew" and not lapsed and channel.down_since is None:
+            return False
+        why = reason if reason != "renew" else ("expired" if lapsed else "not live")
         gap = Gap(
-            channel.channel_id, channel.connection, channel.events,
-            gap_start(channel.verified_at, channel.expires_at, channel.created_at), now,
-            "expired" if reason == "renew" else reason, now,
+            channel.channel_id, channel.connection, channel.events, self._down_from(channel),
+            now, why, now,
         )  # fmt: skip
         await store.record_gap(self.engine, gap)
         CHANNEL_GAPS.inc()
         log.warning("channel gap recorded", channel=channel.channel_id, reason=gap.reason,
                     gap_from=gap.gap_from.isoformat(), gap_to=gap.gap_to.isoformat())  # fmt: skip
+        return True
 
     async def renew_due(self) -> dict[str, int]:
         """Renew every channel whose renewal is due, on active connections only."""
@@ -237,6 +257,9 @@ class ChannelKeeper:
             await store.confirm(self.engine, channel.channel_id, listed_at)
             return "ok"
         log.warning("channel differs at Zoho", channel=channel.channel_id, problem=problem)
+        # Not live since the last confirmation, from this first sighting on: a repair
+        # that fails now and succeeds later still records the whole gap.
+        await store.mark_down(self.engine, channel.channel_id, self._down_from(channel))
         return await self.renew(channel.channel_id, reason=problem, confirmed_before=listed_at)
 
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 
 from bridge.domain import books_payload, books_signature, crm_callback
 from bridge.domain.credentials import matches_any, valid_digests
-from bridge.domain.events import Event
+from bridge.domain.events import Event, Operation, Product
 from bridge.domain.ids import new_ulid
+from bridge.domain.reconcile_key import version_key
 from bridge.domain.redaction import redact_headers, redact_query, scrub_body
 from bridge.domain.requests import InboundRequest, RequestStatus
 from bridge.domain.states import ChannelStatus
@@ -121,6 +122,8 @@ class IngestService:
                     received_at=raw.received_at,
                     entity_hint=raw.param("entity"),
                 )
+                if source.info.connection is not None:
+                    _key_by_version(event, source.info.connection)
                 events.append(event)
             _check_lengths(events)
         except BridgeError as exc:
@@ -269,6 +272,23 @@ def _verify_books(
         else:
             outcome.append("signature failed (report only)")
     return outcome
+
+
+def _key_by_version(event: Event, connection: str) -> None:
+    """A source linked to a connection keys its events by record version, like the
+    reconciliation of that connection does: a webhook arriving after its version was
+    reconciled is then a duplicate, not a second event (docs/reconciliation.md). Without
+    a usable `last_modified_time` the content key stays."""
+    modified = books_payload.parse_books_time(event.data.get("last_modified_time"))
+    if modified is None or modified.microsecond:
+        return
+    try:
+        event.dedup_key = version_key(
+            connection, Product.BOOKS, event.module, event.record_id, modified.astimezone(UTC),
+            deleted=event.operation is Operation.DELETED,
+        )  # fmt: skip
+    except ValueError:
+        return  # an empty module or id: _check_lengths and the parser say what is wrong
 
 
 def _check_lengths(events: list[Event]) -> None:

@@ -21,6 +21,7 @@ from bridge.services import connections
 from bridge.services.channel_keeper import ChannelKeeper
 from bridge.services.sources import check_name
 from bridge.services.views import managed_view
+from bridge.services.watches import WatchService
 from bridge.store import managed_channels as store
 from bridge.store.connections import list_connections
 from bridge.store.managed_channels import Gap, ManagedChannel
@@ -47,6 +48,7 @@ class ManagedChannelService:
 
     keeper: ChannelKeeper
     public_url: str | None
+    watches: WatchService | None = None  # to watch the new channel's modules at once
 
     async def create(self, request: ChannelRequest) -> ManagedChannel:
         """Enable a new channel at Zoho whose callbacks come to this bridge's /hooks/crm."""
@@ -108,6 +110,8 @@ class ManagedChannelService:
             next_renewal_at=next_renewal(now, expires_at, keeper.policy),
         )  # fmt: skip
         CHANNEL_RENEWALS.labels("create", "ok").inc()
+        if self.watches is not None:
+            await self.watches.ensure_automatic()
         return await self.get(channel_id)
 
     async def get(self, channel_id: str) -> ManagedChannel:

@@ -13,6 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bridge.services.channel_keeper import ChannelKeeper
 from bridge.services.managed_channels import ManagedChannelService
+from bridge.services.reconcile_loop import ReconcileLoop
 from bridge.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -35,7 +36,10 @@ async def renewal_cycle(keeper: ChannelKeeper, managed: ManagedChannelService) -
 
 
 def start_scheduler(
-    keeper: ChannelKeeper, managed: ManagedChannelService, settings: Settings
+    keeper: ChannelKeeper,
+    managed: ManagedChannelService,
+    reconcile: ReconcileLoop | None,
+    settings: Settings,
 ) -> AsyncIOScheduler:
     """Start the jobs on the running event loop. Both run once at start-up too, so a
     restart repairs whatever lapsed while the bridge was down."""
@@ -53,5 +57,11 @@ def start_scheduler(
         minutes=settings.channel_reconcile_minutes, next_run_time=now, max_instances=1,
         coalesce=True, id="compare-channels", name="compare channels with Zoho",
     )  # fmt: skip
+    if reconcile is not None:
+        scheduler.add_job(
+            _guarded("reconcile", reconcile.tick), "interval",
+            seconds=settings.reconcile_tick_seconds, next_run_time=now, max_instances=1,
+            coalesce=True, id="reconcile", name="reconcile watches",
+        )  # fmt: skip
     scheduler.start()
     return scheduler

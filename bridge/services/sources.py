@@ -14,6 +14,7 @@ from bridge.domain.states import SignatureMode
 from bridge.errors import InvalidInput, NotFound, SecretKeyError
 from bridge.secretbox import SecretBox
 from bridge.services.lookup import Lookup
+from bridge.store import connections as connection_store
 from bridge.store import sources as store
 from bridge.store.sources import SourceInfo
 
@@ -119,8 +120,11 @@ class SourceService:
         secrets: list[str] | None = None,
         signature_mode: str | None = None,
         enabled: bool | None = None,
+        connection: str | None = None,
     ) -> SourceInfo:
-        """Replace a source's tokens and/or secrets (list several to rotate), or switch it."""
+        """Replace a source's tokens and/or secrets (list several to rotate), switch it,
+        or link it to the Zoho connection of the same Books organization (`""` unlinks):
+        its webhooks and that connection's reconciliation are then matched."""
         current = await self.get(name)
         changes: dict[str, object] = {}
         if tokens is not None:
@@ -132,6 +136,13 @@ class SourceService:
             changes["signature_mode"] = _signature_mode(signature_mode)
         if enabled is not None:
             changes["enabled"] = enabled
+        if connection is not None:
+            if (
+                connection
+                and await connection_store.get_connection(self.engine, connection) is None
+            ):
+                raise NotFound(f"no connection named {connection!r}")
+            changes["connection"] = connection or None
         has_tokens = bool(changes.get("token_hashes", current.token_hashes))
         has_secrets = bool(changes.get("secrets_encrypted", current.secrets_encrypted))
         if not has_tokens and not has_secrets:

@@ -14,6 +14,7 @@ from bridge.services.deliveries import DeliveryService
 from bridge.services.managed_channels import ManagedChannelService
 from bridge.services.schema import schema_state
 from bridge.services.views import status_view
+from bridge.services.watches import WatchService
 
 
 def _no_problems() -> list[str]:
@@ -30,6 +31,7 @@ class StatusService:
     database_url: str
     deliveries: DeliveryService
     managed_channels: ManagedChannelService
+    watches: WatchService
     secret_problem: str | None = None
     relay_problems: Callable[[], list[str]] = field(default=_no_problems)
 
@@ -44,6 +46,9 @@ class StatusService:
             + (f": {c['last_error']}" if c.get("last_error") else "")
             for c in channels["at_risk"]
         )
+        watches = await self.watches.problems()
+        view["reconciliation"] = {"problems": watches}
+        view["problems"].extend(watches)
         return view
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:
@@ -59,12 +64,22 @@ class StatusService:
         checks["secret_key"] = self.secret_problem or "ok"
         if checks.get("database") == "ok" and checks.get("schema") == "current":
             checks["channels"] = await self._channel_detail()
+            checks["reconciliation"] = await self._reconciliation_detail()
         ready = (
             checks.get("database") == "ok"
             and checks.get("schema") == "current"
             and checks["secret_key"] == "ok"
         )
         return ready, checks
+
+    async def _reconciliation_detail(self) -> str:
+        """Watches lagging or failing; never makes readiness fail (deliveries are still
+        received and stored)."""
+        try:
+            problems = await self.watches.problems()
+        except BridgeError as exc:
+            return f"unknown ({exc.message})"
+        return "ok" if not problems else f"{len(problems)} watch(es): " + "; ".join(problems)
 
     async def _channel_detail(self) -> str:
         """Channels at risk, for the operator reading readiness; never makes it fail: the

@@ -35,6 +35,7 @@ def source_view(info: SourceInfo, base_url: str) -> dict[str, Any]:
         "secrets": len(info.secrets_encrypted),
         "signature_mode": info.signature_mode,
         "enabled": info.enabled,
+        "connection": info.connection,
         "created_at": iso(info.created_at),
         "updated_at": iso(info.updated_at),
     }
@@ -69,6 +70,8 @@ def event_view(event: StoredEvent) -> dict[str, Any]:
         "origin": event.origin,
         "dedup_key": event.dedup_key,
         "request_id": event.request_id,
+        "miss_cause": event.miss_cause,
+        "collapsed": event.collapsed,
         "data": event.data,
     }
 

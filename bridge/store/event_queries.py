@@ -47,6 +47,8 @@ def stored_event(row: Any) -> StoredEvent:
         received_at=row.received_at,
         dedup_key=row.dedup_key,
         request_id=row.request_id,
+        miss_cause=row.miss_cause,
+        collapsed=row.collapsed,
     )
 
 

@@ -42,6 +42,7 @@ class ManagedChannel:
     failures: int
     last_error: str | None
     created_at: datetime
+    down_since: datetime | None = None  # not live at Zoho since then, not repaired yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class Gap:
     gap_to: datetime
     reason: str
     recorded_at: datetime
+    covered_at: datetime | None = None  # reconciliation polled the whole span
 
 
 def _managed(row: Any) -> ManagedChannel:
@@ -74,6 +76,7 @@ def _managed(row: Any) -> ManagedChannel:
         failures=row.failures,
         last_error=row.last_error,
         created_at=row.created_at,
+        down_since=row.down_since,
     )
 
 
@@ -190,14 +193,43 @@ async def record_gap(engine: AsyncEngine, gap: Gap) -> None:
         )
 
 
-async def list_gaps(engine: AsyncEngine, channel_id: str | None = None) -> list[Gap]:
+async def list_gaps(
+    engine: AsyncEngine, channel_id: str | None = None, *, connection: str | None = None
+) -> list[Gap]:
     query = select(GapRow).order_by(GapRow.id)
     if channel_id is not None:
         query = query.where(GapRow.channel_id == channel_id)
+    if connection is not None:
+        query = query.where(GapRow.connection == connection)
     async with connect(engine) as conn:
         rows = (await conn.execute(query)).all()
     return [
         Gap(r.channel_id, r.connection, tuple(r.events), r.gap_from, r.gap_to, r.reason,
-            r.recorded_at)
+            r.recorded_at, r.covered_at)
         for r in rows
     ]  # fmt: skip
+
+
+async def mark_down(engine: AsyncEngine, channel_id: str, since: datetime) -> None:
+    """The channel is known not live at Zoho since `since` (kept if already earlier)."""
+    async with begin(engine) as conn:
+        await conn.execute(
+            update(ChannelRow)
+            .where(
+                ChannelRow.channel_id == channel_id,
+                or_(ChannelRow.down_since.is_(None), ChannelRow.down_since > since),
+            )
+            .values(down_since=since)
+        )
+
+
+async def cover_gaps(engine: AsyncEngine, connection: str, until: datetime, at: datetime) -> int:
+    """Gaps of `connection` ending before `until` that reconciliation has now polled."""
+    async with begin(engine) as conn:
+        result = await conn.execute(
+            update(GapRow)
+            .where(GapRow.connection == connection, GapRow.covered_at.is_(None),
+                   GapRow.gap_to <= until)
+            .values(covered_at=at)
+        )  # fmt: skip
+    return int(result.rowcount or 0)

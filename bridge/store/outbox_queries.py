@@ -109,9 +109,7 @@ async def enqueue_replay(
 
 async def count_events(engine: AsyncEngine, where: EventFilter) -> int:
     async with connect(engine) as conn:
-        count = await conn.scalar(
-            select(func.count()).select_from(EventRow).where(*clauses(where))
-        )
+        count = await conn.scalar(select(func.count()).select_from(EventRow).where(*clauses(where)))
     return int(count or 0)
 
 

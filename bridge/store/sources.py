@@ -24,6 +24,7 @@ class SourceInfo:
     enabled: bool
     created_at: datetime
     updated_at: datetime
+    connection: str | None = None  # linked: its webhooks and this connection's polls match
 
 
 def _info(row: Any) -> SourceInfo:
@@ -35,6 +36,7 @@ def _info(row: Any) -> SourceInfo:
         enabled=row.enabled,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        connection=row.connection,
     )
 
 

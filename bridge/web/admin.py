@@ -29,6 +29,9 @@ class SourceChange(BaseModel):
     secrets: list[str] | None = None
     signature_mode: str | None = None
     enabled: bool | None = None
+    connection: str | None = Field(
+        None, description="Link to the connection of the same Books org ('' unlinks)."
+    )
 
 
 class ChannelImport(BaseModel):

@@ -51,7 +51,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         runtime = await open_runtime(settings, clock=clock, status_of=status_for)
         app.state.runtime = runtime
         if settings.scheduler:
-            runtime.start_scheduler()
+            await runtime.start_scheduler()
         try:
             yield
         finally:
