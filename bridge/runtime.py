@@ -138,6 +138,7 @@ def reconcile_policy(settings: Settings) -> ReconcilePolicy:
         crm_interval=timedelta(minutes=settings.reconcile_crm_minutes),
         books_interval=timedelta(minutes=settings.reconcile_books_minutes),
         deletes_interval=timedelta(minutes=settings.reconcile_deletes_minutes),
+        sweep_interval=timedelta(hours=settings.reconcile_sweep_hours),
         lease=timedelta(seconds=settings.reconcile_lease_seconds),
         coql=settings.reconcile_coql,
     )

@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     reconcile_deletes_minutes: float = Field(
         60.0, gt=0, description="How often CRM deletions (/{module}/deleted) are listed."
     )
+    reconcile_sweep_hours: float = Field(
+        24.0, gt=0, description="How often an opted-in Books watch sweeps all ids for deletions."
+    )
     reconcile_budget_share: float = Field(
         0.2, gt=0, le=1,
         description="Reconciliation's share of Books calls per minute and CRM concurrency.",
