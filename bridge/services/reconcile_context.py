@@ -57,7 +57,9 @@ async def crm_context(
             ChannelCoverage(
                 channel_id=channel.channel_id,
                 events=channel.events,
-                created_at=channel.created_at,
+                # Zoho's times are whole seconds: a change in the second the channel was
+                # made counts as covered (it was made before the change was listed).
+                created_at=channel.created_at.replace(microsecond=0),
                 gaps=channel_gaps,
                 # A disabled channel announces nothing: treat it as down since it was made,
                 # so only channels that could have sent count as covering.
