@@ -18,6 +18,26 @@ def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMap
     return event_dict
 
 
+class ExceptionTypeOnly(logging.Filter):
+    """uvicorn logs an exception that escapes the app with its message and traceback, and
+    either can quote the request (a body, a token). The bridge's front door catches
+    everything first (web/front.py); this keeps only the type should one still get there.
+    Lifespan failures (the bridge did not start) keep their traceback: they come from
+    configuration, not from requests."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is not None and "lifespan" not in str(record.msg):
+            kind = record.exc_info[0].__name__
+            record.msg = f"{str(record.msg).strip()} ({kind}; message not logged)"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_EXCEPTION_TYPE_ONLY = ExceptionTypeOnly()
+
+
 def configure_logging(level: str = "info", fmt: str = "console") -> None:
     numeric = logging.getLevelName(level.upper())
     renderer: Any = (
@@ -43,3 +63,8 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
     # token (?token=...): they are kept at WARNING whatever the bridge's own level.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # On the logger, not a handler: uvicorn's dictConfig replaces the handlers, and keeps
+    # the filters of the loggers it configures.
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if _EXCEPTION_TYPE_ONLY not in uvicorn_errors.filters:
+        uvicorn_errors.addFilter(_EXCEPTION_TYPE_ONLY)

@@ -140,3 +140,10 @@ RECONCILE_LAG = Gauge(
     "How far behind Zoho's clock a watch's cursor is (Zoho's Date minus the watermark).",
     ["connection", "module"],
 )
+
+UNEXPECTED_ERRORS = Counter(
+    "bridge_unexpected_errors",
+    "Requests answered 500 by an unexpected error (a bug: see the log line with the same "
+    "request id), by area (hooks, admin, v1, other) and exception type.",
+    ["area", "error_type"],
+)

@@ -18,6 +18,7 @@ from bridge.domain.backoff import BackoffPolicy
 from bridge.domain.channel_rules import RenewalPolicy
 from bridge.errors import BridgeError
 from bridge.secretbox import SecretBox
+from bridge.services.budgets import BudgetService
 from bridge.services.channel_keeper import ChannelKeeper
 from bridge.services.channels import ChannelService
 from bridge.services.connections import ConnectionService
@@ -85,6 +86,7 @@ class Runtime:
     reconciler: Reconciler
     watches: WatchService
     runs: RunService
+    budgets: BudgetService
     # Why BRIDGE_SECRET_KEY cannot open the stored secrets, if it cannot.
     secret_problem: str | None = None
     # The scheduler, when this runtime runs scheduled work (`serve`, not CLI commands).
@@ -262,6 +264,7 @@ async def open_runtime(
         reconciler=reconciler,
         watches=watches,
         runs=runs,
+        budgets=BudgetService(engine, box, zoho),
         secret_problem=secret_problem,
     )
     if background:

@@ -45,8 +45,9 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest webhook body accepted.")
     rejected_body_bytes: int = Field(
-        4096, ge=0, description="How much of a rejected request's body is kept."
-    )
+        4096, ge=0,
+        description="How much of an unverified rejected request's body (and headers) is kept.",
+    )  # fmt: skip
     rejected_keep: int = Field(
         10_000, ge=100, description="How many rejected requests are kept (oldest dropped)."
     )
@@ -168,6 +169,25 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(
         30.0, gt=0, description="How often each replica records that it is running."
     )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, le=1024 * 1024,
+        description="Largest total size of a request's headers (names and values); 431 above.",
+    )  # fmt: skip
+    body_timeout_seconds: float = Field(
+        15.0, gt=0, description="Time a client has to send a request body before a 408."
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0,
+        description="Time `serve` gives a client to send a request's headers (then it closes).",
+    )  # fmt: skip
+    keep_alive_seconds: float = Field(
+        5.0, gt=0, description="How long `serve` keeps an idle connection open between requests."
+    )
+    max_connections: int | None = Field(
+        None, ge=16,
+        description="Connections and requests `serve` handles at once before answering 503 "
+        "(default: from the open-file limit).",
+    )  # fmt: skip
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
     )

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -93,8 +93,15 @@ def connection_body(sandbox: RunningSandbox, org: str = "acme") -> dict[str, Any
 
 @asynccontextmanager
 async def bridge_rig(
-    database_url: str, sandbox: RunningSandbox, **settings: Any
+    database_url: str,
+    sandbox: RunningSandbox,
+    *,
+    connection: dict[str, Any] | None = None,
+    clock_skew: float = 0.0,
+    **settings: Any,
 ) -> AsyncIterator[Rig]:
+    """`connection`: extra fields of the connection's body (e.g. `limits`); `clock_skew`:
+    seconds the bridge's clock is ahead of the sandbox's (negative: behind)."""
     port = free_port()
     values: dict[str, Any] = {
         "database_url": database_url,
@@ -106,11 +113,13 @@ async def bridge_rig(
     }
     config = Settings.from_environ({}, **{**values, **settings})
     state = sandbox.state
-    app = create_app(config, clock=lambda: sandbox_now(state))
+    skew = timedelta(seconds=clock_skew)
+    app = create_app(config, clock=lambda: sandbox_now(state) + skew)
     async with (
         serve_app(app, port=port) as url,
         httpx.AsyncClient(base_url=url, headers=ADMIN, timeout=10) as http,
     ):
-        added = await http.post("/admin/connections", json=connection_body(sandbox))
+        body = {**connection_body(sandbox), **(connection or {})}
+        added = await http.post("/admin/connections", json=body)
         assert added.status_code in (201, 409), added.text
         yield Rig(url, app.state.runtime, http, sandbox)

@@ -50,3 +50,27 @@ async def test_the_script_reads_fields_the_api_has(client: httpx.AsyncClient) ->
         assert field in event, field
     for field in set(re.findall(r"\br\.(\w+)", script)):
         assert field in rejected, field
+
+
+async def test_the_reconciliation_section_reads_fields_the_api_has(
+    client: httpx.AsyncClient,
+) -> None:
+    connection = {
+        "name": "acme", "dc": "eu", "client_id": "1000.ID", "client_secret": "secret",
+        "refresh_token": "1000.refresh",
+    }  # fmt: skip
+    assert (
+        await client.post("/admin/connections", json=connection, headers=ADMIN)
+    ).status_code == 201
+    watch = {"connection": "acme", "product": "crm", "module": "Leads"}
+    added = await client.post("/admin/reconciliation/watches", json=watch, headers=ADMIN)
+    assert added.status_code == 201, added.text
+    overview = (await client.get("/admin/reconciliation", headers=ADMIN)).json()
+    script = (await client.get("/admin/static/dashboard.js")).text
+    (view,) = overview["watches"]
+    (budget,) = overview["budgets"]
+    assert set(re.findall(r"\bw\.(\w+)", script)) <= set(view)
+    assert set(re.findall(r"\bb\.(\w+)", script)) <= set(budget)
+    for day in view["misses"]:
+        assert {"day", "missed", "gap", "not_subscribed", "delivery_failed"} <= set(day)
+    assert {"calls", "credits"} <= set(view["today"])

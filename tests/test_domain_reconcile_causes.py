@@ -14,6 +14,7 @@ from bridge.domain.reconcile_causes import (
     Interval,
     MissCause,
     alerts,
+    announcing_operation,
     attribute_cause,
     subscribes,
 )
@@ -199,3 +200,19 @@ def test_a_books_sweep_deletion_is_judged_over_the_span_it_happened_in() -> None
 
 def test_a_cause_is_a_plain_string_for_metrics_labels() -> None:
     assert [str(c) for c in MissCause] == ["missed", "gap", "not_subscribed", "delivery_failed"]
+
+
+def test_a_created_record_edited_since_was_announced_by_its_edit() -> None:
+    """A version the bridge reports as `created` (it never knew the record) whose record was
+    edited after its creation was last changed by an edit: an edit channel should have
+    announced it, so its loss is `missed`, not `not_subscribed`."""
+    edited = Version("1", T, created_at=T - timedelta(seconds=5))
+    fresh = Version("2", T, created_at=T)
+    unknown = Version("3", T)
+    assert announcing_operation(edited, C) is U
+    assert announcing_operation(fresh, C) is C
+    assert announcing_operation(unknown, C) is C
+    assert announcing_operation(edited, U) is U
+    edits_only = crm(channel("Leads.edit"))
+    assert attribute_cause(edited, announcing_operation(edited, C), edits_only) is MISSED
+    assert attribute_cause(fresh, announcing_operation(fresh, C), edits_only) is NOT_SUB

@@ -21,6 +21,7 @@ from bridge.domain.reconcile_cursor import (
     in_window,
     is_new,
     read_from,
+    shifted_from,
     walk_done,
 )
 
@@ -230,3 +231,21 @@ def test_an_often_updated_record_is_never_hidden() -> None:
         assert in_window([current], bound) == [current]
         cursor = step(cursor, at(now), [current])
     assert cursor.watermark == at(4500 - 60)
+
+
+def test_deletions_during_a_walk_hold_the_cursor_where_rows_may_be_skipped() -> None:
+    """Catches: advancing to Date - settle after a walk during which records were deleted
+    (rows moved up into pages already read are skipped, and never read again)."""
+    s = timedelta(seconds=1)
+    pages = [(T0, T0 - 10 * s), (T0 + s, T0 - 40 * s), (T0 + 3 * s, T0 - 70 * s)]
+    assert shifted_from(pages, []) is None
+    assert shifted_from(pages, [T0 - 5 * s]) == T0 - 70 * s  # every later page
+    assert shifted_from(pages, [T0 + 3 * s]) == T0 - 70 * s  # only the third page's row
+    assert shifted_from(pages, [T0 + 9 * s]) is None  # after the walk: nothing skipped
+    assert shifted_from(pages[:1], [T0]) is None  # one page is read at once
+    policy = CursorPolicy(overlap=timedelta(minutes=5))
+    held = advance(
+        Cursor(), completed=True, zoho_started_at=T0 + 3 * s, seen=[], held=[T0 - 70 * s],
+        policy=policy,
+    )  # fmt: skip
+    assert held == Cursor(T0 - 70 * s)

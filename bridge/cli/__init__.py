@@ -45,6 +45,7 @@ def _register() -> None:
         delivery,
         events,
         managed_channels,
+        reconcile,
         samples,
         sandbox,
         serve,
@@ -60,6 +61,7 @@ def _register() -> None:
     main.add_command(channels.channels)
     del managed_channels  # its commands join the `channels` group on import
     main.add_command(connections.connections)
+    main.add_command(reconcile.reconcile)
     main.add_command(sandbox.sandbox)
     main.add_command(events.events)
     main.add_command(samples.send_sample)

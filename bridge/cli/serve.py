@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 from typing import Any
 
 import click
@@ -14,7 +15,14 @@ from bridge.errors import BridgeError
 from bridge.process import tune_gc
 from bridge.secretbox import generate_key
 from bridge.services import schema
+from bridge.settings import Settings
+from bridge.web import server
 from bridge.web.app import create_app
+
+# Descriptors kept back from the connection limit: the database pool, the SQLite files,
+# broker and Zoho connections, logs.
+RESERVED_FILES = 64
+MAX_CONNECTIONS = 10_000
 
 
 @click.command(epilog=ENV_HELP)
@@ -68,6 +76,7 @@ def serve(
     else:
         app = create_app(settings)
         tune_gc()
+    server.configure(settings)  # worker processes: in their app factory (web/asgi.py)
     uvicorn.run(
         app,
         factory=workers > 1,
@@ -78,7 +87,38 @@ def serve(
         access_log=False,
         proxy_headers=True,
         lifespan="on",
+        **server_limits(settings),
     )
+
+
+def server_limits(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for slow or greedy clients (README, Configuration):
+
+    - `http`: uvicorn's httptools protocol plus a deadline and a size bound on each
+      request's head (web/server.py). uvicorn's own head bound,
+      `h11_max_incomplete_event_size`, applies only to its slower h11 protocol, and it
+      has no head deadline at all;
+    - `timeout_keep_alive`: an idle connection is closed this long after a response;
+    - `limit_concurrency`: past this many connections or running requests, new requests
+      are answered 503 at once instead of running out of file descriptors (accept() then
+      fails, and the database and brokers cannot connect either);
+    - `ws`: none; the bridge serves no WebSocket, and an upgrade would hand the connection
+      to a protocol without these limits.
+    """
+    return {
+        "http": server.BoundedHttpToolsProtocol,
+        "ws": "none",
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        "limit_concurrency": settings.max_connections or default_max_connections(),
+    }
+
+
+def default_max_connections() -> int:
+    """The soft open-file limit, less what the bridge needs besides connections."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(16, min(MAX_CONNECTIONS, soft - RESERVED_FILES))
 
 
 @click.command()

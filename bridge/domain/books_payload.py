@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -55,10 +55,12 @@ TEXT_TYPES = ("text/plain", "")
 @dataclass(slots=True)  # not frozen: built per delivery (see store/records.py)
 class BooksBody:
     """A decoded body: `payload` is None for an empty or ping delivery; `form` holds the
-    URL-decoded form fields (they take part in the signature)."""
+    URL-decoded form fields (they take part in the signature). `unstorable`: the payload
+    may hold NUL or lone surrogates (`to_event` checks and escapes it then)."""
 
     payload: dict[str, Any] | None
     form: tuple[tuple[str, str], ...] = ()
+    unstorable: bool = True
 
 
 def media_type(content_type: str | None) -> str:
@@ -76,6 +78,8 @@ def _load_json(text: str) -> dict[str, Any] | None:
         doc = jsonx.loads(text)
     except json.JSONDecodeError as exc:
         raise MalformedRequest(f"body is not valid JSON: {exc}") from None
+    except jsonx.Refused as exc:
+        raise MalformedRequest(f"body {exc}") from None
     return _json_object(doc)
 
 
@@ -96,17 +100,21 @@ def decode_body(content_type: str | None, body: bytes) -> BooksBody:
         # The usual delivery: orjson reads the bytes and checks they are UTF-8 itself.
         # Anything it refuses takes the path below, which says what is wrong.
         try:
-            return BooksBody(_json_object(jsonx.loads_utf8(body)))
+            payload = _json_object(jsonx.loads_utf8(body))
         except json.JSONDecodeError:
             pass
+        except jsonx.Refused as exc:
+            raise MalformedRequest(f"body {exc}") from None
+        else:
+            return BooksBody(payload, (), jsonx.may_hold_unstorable(body))
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedRequest("body is not UTF-8 text") from None
     if is_json:
-        return BooksBody(_load_json(text))
+        return BooksBody(_load_json(text), (), jsonx.may_hold_unstorable(body))
     if kind == FORM_TYPE:
-        form = tuple(parse_qsl(text, keep_blank_values=True))
+        form = form_fields(text)
         fields = dict(form)
         if "JSONString" in fields:
             return BooksBody(_load_json(fields["JSONString"]), form)
@@ -117,6 +125,20 @@ def decode_body(content_type: str | None, body: bytes) -> BooksBody:
         f"content type {kind!r} is not supported; send application/json, "
         "application/x-www-form-urlencoded or text/plain"
     )
+
+
+def form_fields(text: str) -> tuple[tuple[str, str], ...]:
+    """URL-decoded form fields, in order (undecodable bytes become U+FFFD)."""
+    return tuple(parse_qsl(text, keep_blank_values=True))
+
+
+def signed_fields(content_type: str | None, body: bytes) -> tuple[tuple[str, str], ...]:
+    """The form fields the signature covers, read from a body not yet verified: only as far
+    as the signature needs (nothing for a body that is not a form), and never refusing it,
+    so that an unverified caller learns nothing about its body before the verdict."""
+    if media_type(content_type) != FORM_TYPE:
+        return ()
+    return form_fields(body.decode("utf-8", "replace"))
 
 
 def operation_from_parameter(value: str | None) -> Operation:
@@ -169,7 +191,13 @@ def parse_books_time(value: Any) -> datetime | None:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             return None
-    return parsed if parsed.tzinfo is not None else None
+    if parsed.tzinfo is None:
+        return None
+    try:
+        parsed.astimezone(UTC)  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+    except OverflowError:
+        return None
+    return parsed
 
 
 def to_event(
@@ -179,19 +207,35 @@ def to_event(
     operation: Operation,
     received_at: datetime,
     entity_hint: str | None = None,
+    unstorable: bool = True,
 ) -> Event:
-    """The event for one Books delivery. Dedup key: source, entity, record id, entity hash."""
+    """The event for one Books delivery. Dedup key: source, entity, record id, entity hash.
+
+    `unstorable` (see `BooksBody`): the entity name and record id must then be storable as
+    they are (they are identifiers: 400 otherwise), and the record is stored with NUL and
+    lone surrogates escaped (jsonx.escape_unstorable), its hash taken of that form."""
+    if entity_hint is not None and not jsonx.is_storable(entity_hint):
+        raise MalformedRequest("the entity parameter holds a NUL character")
     entity, record = _find_entity(payload, entity_hint)
+    if unstorable and not jsonx.is_storable(entity):
+        raise MalformedRequest("the entity name holds a NUL character or an unpaired surrogate")
     record_id = record.get(id_field(entity))
     if record_id is None or isinstance(record_id, (dict, list, bool)) or str(record_id) == "":
         raise MalformedRequest(f"the {entity} has no {id_field(entity)}")
+    record_id = str(record_id)
+    if unstorable:
+        if not jsonx.is_storable(record_id):
+            raise MalformedRequest(
+                f"the {entity}'s {id_field(entity)} holds a NUL character or an unpaired surrogate"
+            )
+        record = jsonx.escape_unstorable(record)
     digest = hashlib.sha256(jsonx.canonical(record)).hexdigest()
     return Event(
         product=Product.BOOKS,
         source=source,
         module=entity,
         operation=operation,
-        record_id=str(record_id),
+        record_id=record_id,
         occurred_at=parse_books_time(record.get("last_modified_time")) or received_at,
         origin=Origin.WEBHOOK,
         dedup_key=f"books:{source}:{entity}:{record_id}:{digest}",

@@ -12,6 +12,12 @@ from bridge.domain import jsonx
 from bridge.domain.events import Event, Operation, Origin, Product
 from bridge.errors import MalformedRequest
 
+# Zoho's operations are single words; the bound keeps the dedup key (channel id ≤ 64,
+# server_time or body hash ≤ 33, record id ≤ 100) inside its 400-character column.
+MAX_OPERATION = 64
+# Epoch milliseconds of 10000-01-01T00:00:00Z: datetime (and both databases) end before it.
+SERVER_TIME_LIMIT = 253402300800000
+
 # Zoho's callbacks say `insert`/`update` (CONFIRMED) and almost certainly `delete`
 # (UNCERTAIN); the subscription verbs `create`/`edit` are accepted too, to be lenient.
 # Anything else becomes `changed`, with Zoho's word kept in the event data.
@@ -26,7 +32,8 @@ OPERATIONS: dict[str, Operation] = {
 
 @dataclass(slots=True)  # not frozen: built per delivery, and frozen init costs twice as much
 class CrmCallback:
-    """The fields of one callback body, validated."""
+    """The fields of one callback body, validated. Identifiers hold no NUL and no lone
+    surrogate; `affected_fields` and `affected_values` have them escaped (jsonx)."""
 
     channel_id: str
     token: str | None
@@ -70,12 +77,25 @@ def _affected_values(raw: Any) -> dict[str, dict[str, Any]]:
     return result
 
 
-def parse_callback(body: bytes) -> CrmCallback:
-    """Validate a callback body. Raises MalformedRequest with a message saying what is wrong."""
+def _load(body: bytes) -> Any:
     try:
-        doc = jsonx.loads(body)
+        return jsonx.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedRequest(f"body is not valid JSON: {exc}") from None
+    except jsonx.Refused as exc:
+        raise MalformedRequest(f"body {exc}") from None
+
+
+def _storable(value: str | None, what: str) -> None:
+    # Identifiers are compared, hashed and stored as they are: text neither database can
+    # store makes the callback malformed, not data to escape.
+    if value is not None and not jsonx.is_storable(value):
+        raise MalformedRequest(f"{what} holds a NUL character or an unpaired surrogate")
+
+
+def parse_callback(body: bytes) -> CrmCallback:
+    """Validate a callback body. Raises MalformedRequest with a message saying what is wrong."""
+    doc = _load(body)
     if not isinstance(doc, dict):
         raise MalformedRequest("body must be a JSON object")
     if "channel_id" not in doc:
@@ -90,14 +110,30 @@ def parse_callback(body: bytes) -> CrmCallback:
     operation = doc.get("operation")
     if not isinstance(operation, str) or not operation:
         raise MalformedRequest("operation must be a non-empty string")
+    if len(operation) > MAX_OPERATION:
+        raise MalformedRequest(f"operation must be at most {MAX_OPERATION} characters")
     raw_ids = doc.get("ids")
     if not isinstance(raw_ids, list):
         raise MalformedRequest("ids must be a list of record ids")
     ids = tuple(dict.fromkeys(_scalar_id(i, "each id") for i in raw_ids))
     server_time = doc.get("server_time")
-    if server_time is not None and (not isinstance(server_time, int) or server_time < 0):
-        raise MalformedRequest("server_time must be epoch milliseconds")
+    if server_time is not None and (
+        not isinstance(server_time, int)
+        or isinstance(server_time, bool)
+        or not 0 <= server_time < SERVER_TIME_LIMIT
+    ):
+        raise MalformedRequest("server_time must be epoch milliseconds before the year 10000")
     resource_uri = doc.get("resource_uri")
+    affected_fields = _affected_fields(doc.get("affected_fields"))
+    affected_values = _affected_values(doc.get("affected_values"))
+    if jsonx.may_hold_unstorable(body):
+        for value, what in ((channel_id, "channel_id"), (token, "token"), (module, "module"),
+                            (operation, "operation"), *((i, "each id") for i in ids)):  # fmt: skip
+            _storable(value, what)
+        affected_fields = jsonx.escape_unstorable(affected_fields)
+        affected_values = jsonx.escape_unstorable(affected_values)
+        if isinstance(resource_uri, str):
+            resource_uri = jsonx.escape_text(resource_uri)
     return CrmCallback(
         channel_id=channel_id,
         token=token,
@@ -106,8 +142,8 @@ def parse_callback(body: bytes) -> CrmCallback:
         ids=ids,
         server_time=server_time,
         resource_uri=resource_uri if isinstance(resource_uri, str) else None,
-        affected_fields=_affected_fields(doc.get("affected_fields")),
-        affected_values=_affected_values(doc.get("affected_values")),
+        affected_fields=affected_fields,
+        affected_values=affected_values,
     )
 
 

@@ -151,16 +151,22 @@ def review_run(
             )
     elif not sorted_newest_first(rows):
         return StrategyChange(strategy, safer, "sorted listing returned rows out of order")
-    newest: dict[str, datetime] = {}
-    for v in rows:
-        newest[v.record_id] = max(v.modified_at, newest.get(v.record_id, v.modified_at))
-    lost = [e for e in expected if e.record_id not in newest or newest[e.record_id] < e.modified_at]
+    lost = unlisted(rows, expected)
     if lost:
         ids = ", ".join(sorted({e.record_id for e in lost})[:5])
         return StrategyChange(
             strategy, safer, f"{len(lost)} announced versions were not listed (e.g. {ids})"
         )
     return None
+
+
+def unlisted(rows: Iterable[Version], expected: Iterable[Version]) -> list[Version]:
+    """The `expected` versions that `rows` returned neither as themselves nor as a newer
+    version of their record."""
+    newest: dict[str, datetime] = {}
+    for v in rows:
+        newest[v.record_id] = max(v.modified_at, newest.get(v.record_id, v.modified_at))
+    return [e for e in expected if e.record_id not in newest or newest[e.record_id] < e.modified_at]
 
 
 def dedupe_rows(rows: Iterable[Version]) -> list[Version]:

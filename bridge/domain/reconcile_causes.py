@@ -116,6 +116,19 @@ def subscribes(events: tuple[str, ...], module: str, operation: Operation) -> bo
     return False
 
 
+def announcing_operation(version: Version, operation: Operation) -> Operation:
+    """The operation whose callback would have announced `version`: the one a subscription
+    must cover for its loss to be `missed`. A version reported as `created` (the bridge
+    never knew the record) but modified after its creation was last changed by an edit,
+    and it is the edit's callback that went missing: judging it by `created` made every
+    lost edit of a record whose creation no channel watches (`Leads.edit` only)
+    `not_subscribed`, silencing the one alert that mattered."""
+    created = version.created_at
+    if operation is Operation.CREATED and created is not None and created < version.modified_at:
+        return Operation.UPDATED
+    return operation
+
+
 def _channel_down(channel: ChannelCoverage, start: datetime, end: datetime) -> bool:
     if channel.down_since is not None and channel.down_since <= end:
         return True
@@ -133,7 +146,8 @@ def attribute_cause(
     imported: bool = False,
     happened: Interval | None = None,
 ) -> MissCause:
-    """The one cause of an unannounced `version` whose event will say `operation`.
+    """The one cause of an unannounced `version`; `operation` is the one whose callback
+    would have announced it (`announcing_operation` of what its event will say).
 
     `happened`: when the change happened, if not at `version.modified_at` (a Books deletion
     found by the sweep happened between the last sweep that saw the record and the first

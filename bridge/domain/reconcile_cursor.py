@@ -145,6 +145,26 @@ def walk_done(page: Sequence[Version], since: datetime) -> bool:
     return any(v.modified_at < since for v in page)
 
 
+def shifted_from(
+    pages: Sequence[tuple[datetime, datetime]], deleted: Iterable[datetime]
+) -> datetime | None:
+    """Where a newest-first walk may have skipped rows because records were deleted while
+    it paged, or None. `pages`: each page's Zoho `Date` and the modified time of its first
+    row, in the order read; `deleted`: the deletion times Zoho lists from the walk's start.
+
+    Pages are offsets into the current order (`page` numbers surely, tokens maybe: C5), so
+    a record deleted above the reading position moves the next rows up into a page
+    already read, and they are skipped. Such a row sits just before the first row of a
+    page served after the deletion, so it is not older than that row. The earliest such
+    first row (pages served from one second before the first deletion on, page 1 never)
+    is where the cursor must stay for the next run to read the skipped rows again."""
+    first = min(deleted, default=None)
+    if first is None:
+        return None
+    after = [row for served, row in pages[1:] if served >= first - timedelta(seconds=1)]
+    return min(after, default=None)
+
+
 def in_window(rows: Iterable[Version], since: datetime) -> list[Version]:
     """The rows a run matches: modified at or after `since` (a walk's last page, or a full
     scan, also returns older rows, which earlier runs covered)."""
@@ -158,6 +178,7 @@ def advance(
     zoho_started_at: datetime,
     seen: Iterable[Version],
     pending: Iterable[Version] = (),
+    held: Iterable[datetime] = (),
     policy: CursorPolicy,
 ) -> Cursor | None:
     """The cursor after a run; None (keep `previous`) unless the run `completed` (a.2 #4):
@@ -165,7 +186,8 @@ def advance(
 
     `zoho_started_at` is Zoho's `Date` header from before the first page (whole seconds).
     `pending` are the versions still inside their grace period (e.6): the watermark stays at
-    the oldest of them so the next run, reading from below it, sees them again.
+    the oldest of them so the next run, reading from below it, sees them again. `held` are
+    other times it must not pass (`shifted_from`: rows a walk may have skipped).
 
     New watermark = max(previous, min(zoho_started_at - settle, oldest pending)). Its ids are
     those of versions seen at exactly that second, merged with the previous ids when the
@@ -176,6 +198,8 @@ def advance(
     candidate = started - policy.settle
     for version in pending:
         candidate = min(candidate, version.modified_at)
+    for moment in held:
+        candidate = min(candidate, zoho_second(moment, "held"))
     if previous.watermark is not None and candidate <= previous.watermark:
         watermark = previous.watermark
         kept = previous.ids_at_watermark

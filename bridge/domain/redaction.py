@@ -8,6 +8,8 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote, unquote_plus
 
+from bridge.domain.jsonx import escape_text
+
 REDACTED = "[redacted]"
 _REDACTED_QUERY = quote(REDACTED)
 
@@ -46,13 +48,40 @@ def is_secret_name(name: str) -> bool:
 
 
 def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Headers as a dict (repeats joined with ", "), secret values replaced."""
+    """Headers as a dict (repeats joined with ", "), secret values replaced, NUL escaped
+    (jsonx.escape_text: jsonb refuses it; HTTP servers should have refused it already).
+    ASGI headers are bytes, read as latin-1: they hold no surrogates."""
     result: dict[str, str] = {}
     for name, value in headers:
         lowered = name.lower()
         shown = REDACTED if is_secret_name(lowered) else value
+        if "\x00" in shown or "\x00" in lowered:
+            lowered, shown = escape_text(lowered), escape_text(shown)
         result[lowered] = f"{result[lowered]}, {shown}" if lowered in result else shown
     return result
+
+
+TRUNCATED = "[truncated]"  # a key no header can have (brackets are not allowed in names)
+
+
+def truncate_headers(headers: dict[str, str], limit: int) -> dict[str, str]:
+    """The headers that fit in `limit` characters (names and values), in order; the first
+    that does not is cut, and `[truncated]` says how much was left out."""
+    total = sum(len(name) + len(value) for name, value in headers.items())
+    if total <= limit:
+        return headers
+    kept: dict[str, str] = {}
+    room = limit
+    for name, value in headers.items():
+        if len(name) + len(value) > room:
+            if len(name) < room:
+                kept[name] = value[: room - len(name)]
+                room = 0
+            break
+        kept[name] = value
+        room -= len(name) + len(value)
+    kept[TRUNCATED] = f"{total - (limit - room)} characters of headers not kept"
+    return kept
 
 
 @functools.lru_cache(maxsize=1024)  # a source's deliveries repeat one query string

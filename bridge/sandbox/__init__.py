@@ -29,6 +29,9 @@ from Python (`SandboxState`) or over HTTP (`/_sandbox/...`, JSON bodies):
   entity, filter="at_or_after"|"equal"|"ignored", sortable=bool)` (PUT
   `/books-settings/{entity}`) sets what `last_modified_time` and
   `sort_column=last_modified_time` do. Books answers carry `X-Rate-Limit-*` (daily quota).
+- Books webhooks: `books_webhook(entity, url, actions=("insert", "update", "delete"))`
+  (POST `/orgs/{org}/books-webhooks` `{"entity", "url", "actions"}`) fires like a workflow
+  rule on those action types (B8); the payload never says which action fired it.
 - Failed Books deliveries are listed at "List failed workflow actions" (path UNCERTAIN).
 - Dropped callbacks: `drop_rate` (seeded; PUT `/delivery` or `/faults` with `drop_rate`,
   `seed`); `state.dropped_versions()` (GET `/dropped`) names the changes no callback

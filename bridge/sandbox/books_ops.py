@@ -12,6 +12,7 @@ from bridge.sandbox.core import StateCore
 from bridge.sandbox.model import BooksEntitySettings, Change, Delivery, Org
 
 FILTER_MODES = ("at_or_after", "equal", "ignored")
+BOOKS_ACTIONS = ("insert", "update", "delete")
 
 
 class BooksOps(StateCore):
@@ -52,9 +53,23 @@ class BooksOps(StateCore):
         record = target.books_records[known.path].pop(record_id)
         self._notify_books(target, known, record, "delete")
 
-    def books_webhook(self, entity: str, url: str, *, org: str | None = None) -> None:
-        """Send the Default Payload of every change to `entity` to `url`."""
-        self.org(org).books_webhooks.append((_entity(entity).path, url))
+    def books_webhook(
+        self,
+        entity: str,
+        url: str,
+        *,
+        org: str | None = None,
+        actions: tuple[str, ...] = BOOKS_ACTIONS,
+    ) -> None:
+        """Send the Default Payload of every change to `entity` to `url`; `actions` limits
+        it to some of `insert`, `update`, `delete`, as a workflow rule's action type does
+        (Created, Edited, Deleted: reconciliation.md B8). The payload never says which
+        action fired it, so a receiver tells deletions apart by the URL it gave the rule
+        (e.g. `?event=deleted`)."""
+        unknown = set(actions) - set(BOOKS_ACTIONS)
+        if unknown or not actions:
+            raise ValueError(f"actions must be some of {BOOKS_ACTIONS}, not {sorted(unknown)}")
+        self.org(org).books_webhooks.append((_entity(entity).path, url, frozenset(actions)))
 
     def books_entity_settings(
         self, entity: str, *, filter: str | None = None, sortable: bool | None = None
@@ -83,8 +98,8 @@ class BooksOps(StateCore):
             else datetime.strptime(record["last_modified_time"], "%Y-%m-%dT%H:%M:%S%z")
         )
         change = Change("books", org.name, entity.key, record[entity.id_field], operation, modified)
-        for hooked, url in org.books_webhooks:
-            if hooked == entity.path:
+        for hooked, url, actions in org.books_webhooks:
+            if hooked == entity.path and operation in actions:
                 payload = books_payload(entity.key, record)
                 self._enqueue(Delivery("books", org.name, url, payload, change=change))
 

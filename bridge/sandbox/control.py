@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bridge.sandbox.books_ops import BOOKS_ACTIONS
 from bridge.sandbox.model import Org
 from bridge.sandbox.replies import state_of
 
@@ -110,9 +111,14 @@ async def books_webhook(request: Request) -> Response:
     body = await _body(request)
     state = state_of(request)
     try:
-        state.books_webhook(str(body["entity"]), str(body["url"]), org=request.path_params["org"])
+        actions = tuple(str(a) for a in body.get("actions") or BOOKS_ACTIONS)
+        state.books_webhook(
+            str(body["entity"]), str(body["url"]), org=request.path_params["org"], actions=actions
+        )
     except KeyError:
         return JSONResponse({"error": "entity, url and a known org are required"}, status_code=400)
+    except (TypeError, ValueError) as error:
+        return JSONResponse({"error": str(error)}, status_code=400)
     return JSONResponse({"ok": True}, status_code=201)
 
 

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 
 import structlog
 
-from bridge.domain import books_payload, books_signature, crm_callback
+from bridge.domain import books_payload, books_signature, crm_callback, jsonx
 from bridge.domain.credentials import matches_any, valid_digests
 from bridge.domain.events import Event, Operation, Product
 from bridge.domain.ids import new_ulid
 from bridge.domain.reconcile_key import version_key
-from bridge.domain.redaction import redact_headers, redact_query, scrub_body
+from bridge.domain.redaction import redact_headers, redact_query, scrub_body, truncate_headers
 from bridge.domain.requests import InboundRequest, RequestStatus
 from bridge.domain.states import ChannelStatus
 from bridge.errors import (
@@ -29,6 +29,7 @@ from bridge.errors import (
     VerificationFailed,
 )
 from bridge.services.lookup import Lookup
+from bridge.services.sources import NAME_PATTERN
 from bridge.store.writer import EventWriter, WriteResult
 
 log = structlog.get_logger(__name__)
@@ -36,6 +37,9 @@ log = structlog.get_logger(__name__)
 TOKEN_PARAMETER = "token"
 TOKEN_HEADER = "x-bridge-token"
 MAX_FIELD = 100  # module and record id columns
+MAX_DEDUP_KEY = 400  # the events.dedup_key column
+MAX_CHANNEL_ID = 64  # the crm_channels.channel_id column (and the import rule)
+MAX_REMOTE_ADDR = 64  # the inbound_requests.remote_addr column
 
 
 @dataclass(slots=True)  # not frozen: built per delivery (see store/records.py)
@@ -103,15 +107,18 @@ class IngestService:
     async def books(self, source_name: str, raw: RawRequest) -> IngestOutcome:
         verified: list[str] = []
         secrets: Sequence[str] = ()
+        # A name no source can have (a NUL, 65 characters...) is not looked up, nor stored.
+        possible = NAME_PATTERN.fullmatch(source_name) is not None
         try:
-            source = await self.lookup.source(source_name)
+            source = await self.lookup.source(source_name) if possible else None
             if source is None or not source.info.enabled:
                 raise NotFound(f"no Books source named {source_name!r}")
             secrets = source.secrets
-            decoded = books_payload.decode_body(raw.content_type, raw.body)
+            # Verify first, parse after: whatever the body, an unverified caller gets 401.
             verified = _verify_books(
-                source.info.token_hashes, source.secrets, source.info.signature_mode, raw, decoded
+                source.info.token_hashes, source.secrets, source.info.signature_mode, raw
             )
+            decoded = books_payload.decode_body(raw.content_type, raw.body)
             operation = books_payload.operation_from_parameter(raw.param("event"))
             events: list[Event] = []
             if decoded.payload is not None:
@@ -121,13 +128,15 @@ class IngestService:
                     operation=operation,
                     received_at=raw.received_at,
                     entity_hint=raw.param("entity"),
+                    unstorable=decoded.unstorable,
                 )
                 if source.info.connection is not None:
                     _key_by_version(event, source.info.connection)
                 events.append(event)
             _check_lengths(events)
         except BridgeError as exc:
-            raise await self._reject(raw, "books", source_name, exc, verified, secrets) from exc
+            shown = source_name if possible else None
+            raise await self._reject(raw, "books", shown, exc, verified, secrets) from exc
         stored = self._store(raw, "books", source_name, events, "; ".join(verified), secrets)
         return _ingest_outcome(await stored)
 
@@ -137,6 +146,8 @@ class IngestService:
         try:
             callback = crm_callback.parse_callback(raw.body)
             token = callback.token
+            if len(callback.channel_id) > MAX_CHANNEL_ID:  # no channel has such an id
+                raise NotFound(f"unknown channel {callback.channel_id[:MAX_CHANNEL_ID]}...")
             channel = await self.lookup.channel(callback.channel_id)
             if channel is None or channel.status is ChannelStatus.DISABLED:
                 raise NotFound(f"unknown channel {callback.channel_id}")
@@ -210,7 +221,11 @@ class IngestService:
     async def refuse(
         self, raw: RawRequest, kind: str, source: str | None, error: BridgeError
     ) -> Rejected:
-        """Record a delivery refused before it reached verification (e.g. too large)."""
+        """Record a delivery refused before it reached verification (e.g. too large), or
+        one that failed on a bug (`error` then says only the exception's type): kept as
+        an unverified one is, truncated."""
+        if source is not None and NAME_PATTERN.fullmatch(source) is None:
+            source = None
         return await self._reject(raw, kind, source, error, [], [])
 
     async def record_rejection(self, record: InboundRequest, error: BridgeError) -> Rejected:
@@ -218,9 +233,11 @@ class IngestService:
             return Rejected(error, None)
         try:
             await self.writer.write(record)
-        except BridgeError as store_error:
-            # The rejection stands whether or not it could be recorded.
-            log.warning("could not record a rejected request", error=store_error.message)
+        except Exception as store_error:
+            # The rejection stands whether or not it could be recorded. Only the type is
+            # logged: a driver's message can quote the request.
+            kind = type(store_error).__name__
+            log.warning("could not record a rejected request", error_type=kind)
             return Rejected(error, None)
         return Rejected(error, record.id)
 
@@ -239,13 +256,10 @@ def _outcome(error: BridgeError) -> str:
 
 
 def _verify_books(
-    token_hashes: Sequence[str],
-    secrets: Sequence[str],
-    signature_mode: str,
-    raw: RawRequest,
-    decoded: books_payload.BooksBody,
+    token_hashes: Sequence[str], secrets: Sequence[str], signature_mode: str, raw: RawRequest
 ) -> list[str]:
-    """Every configured method must pass (a signature in `report` mode is only recorded)."""
+    """Every configured method must pass (a signature in `report` mode is only recorded).
+    Runs on the raw request, before the body is parsed."""
     outcome: list[str] = []
     if token_hashes:
         presented = raw.param(TOKEN_PARAMETER) or raw.header(TOKEN_HEADER)
@@ -257,8 +271,9 @@ def _verify_books(
             raise VerificationFailed("token does not match")
         outcome.append("token ok")
     if secrets:
-        params = list(raw.query) + list(decoded.form)
-        body = b"" if decoded.form else raw.body
+        form = books_payload.signed_fields(raw.content_type, raw.body)
+        params = list(raw.query) + list(form)
+        body = b"" if form else raw.body
         presented = raw.header(books_signature.SIGNATURE_HEADER)
         ok = books_signature.verify(presented, secrets, params, body)
         if ok:
@@ -292,9 +307,13 @@ def _key_by_version(event: Event, connection: str) -> None:
 
 
 def _check_lengths(events: list[Event]) -> None:
+    """Before the database sees them: a value too long for its column is a 400, not a
+    driver error (PostgreSQL refuses it; SQLite would store it whole)."""
     for event in events:
         if len(event.module) > MAX_FIELD or len(event.record_id) > MAX_FIELD:
             raise MalformedRequest(f"module and record id must be at most {MAX_FIELD} characters")
+        if len(event.dedup_key) > MAX_DEDUP_KEY:  # the parsers' bounds keep it within
+            raise MalformedRequest("the record's identifying fields are too long")
 
 
 def _record(
@@ -317,22 +336,31 @@ def _record(
     if header_token:
         secret_values.append(header_token)
     body = raw.body if keep_bytes is None else raw.body[:keep_bytes]
+    headers = redact_headers(raw.headers)
+    if keep_bytes is not None:
+        # Like the body: anyone can send 16 KiB of junk headers.
+        headers = truncate_headers(headers, keep_bytes)
+    remote_addr = raw.remote_addr
+    if remote_addr is not None:  # X-Forwarded-For from a trusted proxy can hold anything
+        remote_addr = jsonx.escape_text(remote_addr[:MAX_REMOTE_ADDR])[:MAX_REMOTE_ADDR]
+    # Text columns take no NUL on PostgreSQL and nothing that is not UTF-8 on either
+    # database: a path can hold `%00`, and messages can quote what was sent.
     return InboundRequest(
         id=new_ulid(raw.received_at),
         received_at=raw.received_at,
         kind=kind,
         source=source,
         method=raw.method,
-        path=raw.path,
-        query=redact_query(raw.query_string),
-        headers=redact_headers(raw.headers),
+        path=jsonx.escape_text(raw.path),
+        query=jsonx.escape_text(redact_query(raw.query_string)),
+        headers=headers,
         body=scrub_body(body, secret_values),
         body_size=len(raw.body),
         body_truncated=len(body) < len(raw.body),
-        remote_addr=raw.remote_addr,
+        remote_addr=remote_addr,
         http_status=http_status,
-        reason=reason,
-        verification=verification,
+        reason=None if reason is None else jsonx.escape_text(reason),
+        verification=jsonx.escape_text(verification),
         rejected=rejected,
         status=RequestStatus.REJECTED if rejected else RequestStatus.ACCEPTED,
     )

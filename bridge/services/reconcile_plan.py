@@ -15,7 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.events import Event, Origin
 from bridge.domain.ids import new_ulid
-from bridge.domain.reconcile_causes import Interval, MissCause, attribute_cause
+from bridge.domain.reconcile_causes import (
+    Interval,
+    MissCause,
+    announcing_operation,
+    attribute_cause,
+)
 from bridge.domain.reconcile_cursor import Version
 from bridge.domain.reconcile_key import version_key
 from bridge.domain.reconcile_match import (
@@ -92,7 +97,7 @@ async def plan(
                 previous_run_at=watch.last_zoho_date,
             )  # fmt: skip
             cause = attribute_cause(
-                version, synthetic.operation, context.causes,
+                version, announcing_operation(version, synthetic.operation), context.causes,
                 delivery_failed=version.record_id in failed_ids,
                 happened=(happened or {}).get(version.record_id),
             )  # fmt: skip

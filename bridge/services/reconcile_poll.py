@@ -8,6 +8,7 @@ complete listing may move a cursor (reconciliation.md a.2 #4).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,6 +50,8 @@ class Listing:
     versions: dict[str, Version] = field(default_factory=dict)
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     all_versions: list[Version] = field(default_factory=list)  # as listed, duplicates kept
+    # A CRM list walk's pages: each one's Zoho `Date` and its first row's modified time.
+    walk_pages: list[tuple[datetime, datetime]] = field(default_factory=list)
     started_at: datetime | None = None
     completed: bool = False
     pages: int = 0
@@ -140,6 +143,9 @@ async def list_crm(
                 listing.add(version, row)
             versions.append(version)
             lowest = version.modified_at if lowest is None else min(lowest, version.modified_at)
+        if versions:
+            served = (page.server_time or now).astimezone(UTC).replace(microsecond=0)
+            listing.walk_pages.append((served, versions[0].modified_at))
         if not page.more_records or walk_done(versions, since):
             listing.completed = True
             return listing
@@ -240,15 +246,24 @@ async def list_books(
 async def probe_books(
     zoho: ZohoClient, connection: Connection, entity: BooksEntity, meter: CallMeter
 ) -> StrategyChoice:
-    """Which strategy lists this entity safely (e #10): the first page sorted by
+    """Which strategy lists this entity safely (e #10): the newest rows sorted by
     `last_modified_time` (or in Books' default order, if sorting is refused), then the
-    same entity filtered at a time between the rows seen, to learn what the filter does."""
-    sorted_rows: list[Version] | None = await _first_page(
-        zoho, connection, entity, ListingStrategy.SORTED, None, meter
+    same entity filtered at a time between the rows seen, to learn what the filter does.
+
+    One page of each is not always enough: a burst of more than a page in one second
+    leaves a single time on the sorted page (sorting unverified, no bound with rows on both
+    sides), and the filtered rows come in creation order, so the later rows looked for may
+    sit on a later page. Both listings are read further, up to PROBE_PAGES pages each, only
+    until they show what is needed; without this a 450-record burst sent the watch to
+    `scan`, a full listing every run, on an entity that filters and sorts correctly."""
+    sorted_rows = await _probe_rows(
+        zoho, connection, entity, ListingStrategy.SORTED, None, meter, _three_times
     )
     known = sorted_rows
     if known is None:
-        known = await _first_page(zoho, connection, entity, ListingStrategy.SCAN, None, meter)
+        known = await _probe_rows(
+            zoho, connection, entity, ListingStrategy.SCAN, None, meter, _three_times
+        )
     known = known or []
     times = sorted({v.modified_at for v in known})
     # A bound with rows on both sides tells "at or after" from "equal" from "ignored".
@@ -257,32 +272,51 @@ async def probe_books(
         if len(times) >= 3
         else datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
     )
-    returned = await _first_page(
-        zoho, connection, entity, ListingStrategy.FILTER, bound + timedelta(seconds=1), meter
-    )
+    later = {v.record_id for v in known if v.modified_at > bound}
+
+    def shown(rows: list[Version]) -> bool:
+        # Every later row came back, or one older than the bound did ("ignored").
+        return later <= {v.record_id for v in rows} or any(v.modified_at < bound for v in rows)
+
+    returned = await _probe_rows(
+        zoho, connection, entity, ListingStrategy.FILTER, bound + timedelta(seconds=1), meter,
+        shown,
+    )  # fmt: skip
     probe = FilterProbe(bound, tuple(dedupe_rows(known)), None if returned is None
                         else tuple(returned))  # fmt: skip
     return choose_strategy(probe, sorted_rows)
 
 
-async def _first_page(
+PROBE_PAGES = 5
+
+
+def _three_times(rows: list[Version]) -> bool:
+    return len({v.modified_at for v in rows}) >= 3
+
+
+async def _probe_rows(
     zoho: ZohoClient,
     connection: Connection,
     entity: BooksEntity,
     strategy: ListingStrategy,
     since: datetime | None,
     meter: CallMeter,
+    enough: Callable[[list[Version]], bool],
 ) -> list[Version] | None:
-    """The versions of the first page listed this way; None if Books refused the query.
-    (`since` is the bound + 1 s, as `filter_parameter` takes one second off.)"""
+    """The versions of the pages listed this way, page after page until `enough` of them
+    (or PROBE_PAGES, or the last page); None if Books refused the query. (`since` is the
+    bound + 1 s, as `filter_parameter` takes one second off.)"""
+    rows: list[Version] = []
     try:
         async for page in zoho.books_pages(
             connection, entity.path, _strategy(strategy),
             since=filter_parameter(since) if since is not None else None, meter=meter,
         ):  # fmt: skip
-            return [v for v in (books_version(entity, r) for r in page.rows) if v is not None]
+            rows += [v for v in (books_version(entity, r) for r in page.rows) if v is not None]
+            if enough(rows) or page.page >= PROBE_PAGES:
+                break
     except ZohoApiError as exc:
         if exc.status == 400:
             return None
         raise
-    return []
+    return rows

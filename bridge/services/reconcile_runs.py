@@ -11,7 +11,6 @@ progress is listed again: its events are deduplicated by their version keys).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from bridge.services.reconcile_plan import plan
 from bridge.services.reconcile_poll import list_books, list_crm, list_crm_deleted, probe_books
 from bridge.services.reconciler import Reconciler, day_of, extra_sources, fill_data
 from bridge.services.views import iso
-from bridge.services.watches import module_of
+from bridge.services.watches import module_names
 from bridge.store import reconcile_runs as store
 from bridge.store import watches as watch_store
 from bridge.store.reconcile_runs import RunInfo
@@ -47,6 +46,7 @@ log = structlog.get_logger(__name__)
 
 # A backfill waits for the budget this long at most between attempts, then tries again.
 BUDGET_WAIT_CAP = 60.0
+MIN_YEAR = 2000  # before Zoho; and far enough from datetime.min to convert to UTC
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -76,19 +76,25 @@ class RunService:
         `execute`) runs it."""
         if until is not None and since is None:
             raise InvalidInput("--until needs --since: a backfill is a span of time")
+        now = self.clock()
         for label, moment in (("since", since), ("until", until)):
             if moment is not None and moment.tzinfo is None:
                 raise InvalidInput(f"{label} must carry a time zone (e.g. 2026-01-01T00:00:00Z)")
+            if moment is not None and not _in_range(moment):
+                raise InvalidInput(f"{label} must be a time between the years {MIN_YEAR} and 9999")
+        if since is not None and since >= now:
+            raise InvalidInput("since must be in the past")
         if since is not None and until is not None and until <= since:
             raise InvalidInput("until must be after since")
         if dry_run and since is None:
             raise InvalidInput("a dry run is a backfill: give --since")
+        if connection is not None:
+            await connections.load(self.engine, connection)  # unknown: NotFound, said plainly
         watches = await self._scope(connection, module)
         if not watches:
             raise InvalidInput(
                 "no active watch matches; add one with `zoho-bridge reconcile watch add`"
             )
-        now = self.clock()
         return await store.create(
             self.engine,
             {
@@ -102,10 +108,7 @@ class RunService:
     async def _scope(self, connection: str | None, module: str | None) -> list[WatchInfo]:
         found = await watch_store.list_all(self.engine, connection=connection)
         if module is not None:
-            names = {module}
-            for product in Product:
-                with contextlib.suppress(InvalidInput):
-                    names.add(module_of(product, module))
+            names = module_names(module)
             found = [w for w in found if w.module in names]
         return [w for w in found if w.status is WatchStatus.ACTIVE]
 
@@ -151,8 +154,21 @@ class RunService:
             )  # fmt: skip
             log.warning("reconciliation run failed", run=run.id, error=exc.message)
             return await store.get(self.engine, run.id)
+        except Exception as exc:
+            # A bug, not a Zoho or input problem: failed for all to see, not retried forever.
+            await store.finish(
+                self.engine, run.id, owner, state=RunState.FAILED, counts=_public(counts),
+                error=f"internal error ({type(exc).__name__}); see the bridge's log",
+                finished_at=self.clock(),
+            )  # fmt: skip
+            raise
         except BaseException:
-            await store.finish(self.engine, run.id, owner, counts=_public(counts))
+            # Interrupted (shutdown, Ctrl-C): queued again without a lease, so the next
+            # replica to look resumes it, skipping the watches already done.
+            counts.pop("waiting", None)
+            await store.finish(
+                self.engine, run.id, owner, state=RunState.QUEUED, counts=_public(counts)
+            )
             raise
         await store.finish(
             self.engine, run.id, owner, state=RunState.DONE, counts=_public(counts),
@@ -259,6 +275,19 @@ class RunService:
                 _add(counts, event.miss_cause, 1)
         _add(counts, "emitted", len(new))
 
+    async def views(
+        self, *, connection: str | None = None, module: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """The recent runs, newest first; with a filter, those whose scope covers it (a run
+        over every connection covers each one)."""
+        names = module_names(module) if module is not None else None
+        found = [
+            r for r in await self.recent()
+            if (connection is None or r.connection in (None, connection))
+            and (names is None or r.module is None or r.module in names)
+        ]  # fmt: skip
+        return [self.view(r) for r in found[:limit]]
+
     def view(self, run: RunInfo) -> dict[str, Any]:
         return {
             "id": run.id,
@@ -283,6 +312,13 @@ def _add(counts: dict[str, Any], name: str, n: int) -> None:
 def _public(counts: dict[str, Any]) -> dict[str, Any]:
     """The counts without this process's own bookkeeping (a monotonic start time)."""
     return {k: v for k, v in counts.items() if k != "started"}
+
+
+def _in_range(moment: datetime) -> bool:
+    try:
+        return moment.astimezone(UTC).year >= MIN_YEAR
+    except OverflowError:
+        return False
 
 
 def _second(moment: datetime | None) -> datetime | None:

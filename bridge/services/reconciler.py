@@ -7,9 +7,11 @@ See docs/reconciliation.md for what this guarantees; the rules live in `domain.r
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -17,11 +19,18 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.books_entities import BooksEntity, by_key
-from bridge.domain.events import Event, Product
-from bridge.domain.reconcile_books_strategy import ListingStrategy, review_run
+from bridge.domain.events import Event, Operation, Product
+from bridge.domain.reconcile_books_strategy import ListingStrategy, review_run, unlisted
 from bridge.domain.reconcile_books_sweep import sweep
 from bridge.domain.reconcile_causes import Interval
-from bridge.domain.reconcile_cursor import Cursor, CursorPolicy, Version, advance, read_from
+from bridge.domain.reconcile_cursor import (
+    Cursor,
+    CursorPolicy,
+    Version,
+    advance,
+    read_from,
+    shifted_from,
+)
 from bridge.domain.reconcile_match import MatchPolicy
 from bridge.domain.reconcile_schedule import (
     SchedulePolicy,
@@ -37,6 +46,8 @@ from bridge.services.reconcile_context import WatchContext, books_context, crm_c
 from bridge.services.reconcile_plan import Plan, plan
 from bridge.services.reconcile_poll import (
     Listing,
+    books_version,
+    crm_deleted_version,
     list_books,
     list_crm,
     list_crm_deleted,
@@ -45,7 +56,7 @@ from bridge.services.reconcile_poll import (
 from bridge.store import sweeps
 from bridge.store import watches as store
 from bridge.store.managed_channels import cover_gaps
-from bridge.store.reconcile_writes import commit_run, webhook_versions
+from bridge.store.reconcile_writes import commit_run, known_events, webhook_versions
 from bridge.store.watches import WatchInfo
 from bridge.zoho.client import ZohoClient
 from bridge.zoho.connection import Connection
@@ -59,6 +70,7 @@ Outcome = Literal["ok", "failed", "deferred", "paused", "skipped"]
 CommittedHook = Callable[[Sequence[Event]], None]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FAILED_ACTION_PAGES = 5  # newest first: older pages are older failures
+REVIEW_CHECKS = 20  # records a strategy review asks Books about, at most, per run
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +138,35 @@ class Reconciler:
         ):
             return RunReport(watch_id, "skipped")
         watch = await store.get(self.engine, watch_id)
+        holding = asyncio.create_task(self._hold(watch_id), name=f"lease of watch {watch_id}")
         try:
             report = await self._run(watch, now)
         except BaseException:
             await store.release(self.engine, watch_id, self.owner)
             raise
+        finally:
+            holding.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await holding  # its own failure must not replace the run's outcome
         RECONCILE_RUNS.labels(report.outcome).inc()
         return report
+
+    async def _hold(self, watch_id: int) -> None:
+        """Extend the watch's lease every third of it while the run lasts. A run longer
+        than its lease (a big backlog, Books records fetched at a few a minute) used to
+        let another replica claim the watch mid-run: both listed and fetched everything,
+        spending the budget twice, and the first one's cursor was thrown away. A process
+        killed mid-run stops extending, so its lease still expires (tests/reconcile)."""
+        every = max(self.policy.lease.total_seconds() / 3, 0.05)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if not await store.extend(
+                    self.engine, watch_id, self.owner, self.clock() + self.policy.lease
+                ):
+                    return  # lost (released, or taken after it expired): nothing to hold
+            except BridgeError as exc:
+                log.warning("cannot extend a watch's lease", watch=watch_id, error=exc.message)
 
     async def _run(self, watch: WatchInfo, started: datetime) -> RunReport:
         meter = CallMeter()
@@ -192,6 +226,7 @@ class Reconciler:
         since = read_from(cursor, cursor_policy, watch.start_at)
         values: dict[str, Any] = {}
         change: str | None = None
+        held: list[datetime] = []
         deletions: Listing | None = None
         failed_ids: frozenset[str] = frozenset()
         swept: Swept | None = None
@@ -199,6 +234,13 @@ class Reconciler:
             listing = await list_crm(
                 self.zoho, connection, watch.module, since, meter, started, coql=self.policy.coql
             )
+            if (fixed := self._zoho_start(watch, started, listing, values)) is not None:
+                watch, since = fixed, read_from(cursor, cursor_policy, fixed.start_at)
+                listing = await list_crm(
+                    self.zoho, connection, watch.module, since, meter, started,
+                    coql=self.policy.coql,
+                )  # fmt: skip
+            held = await self._walk_shift(watch, connection, meter, listing)
             context = await crm_context(
                 self.engine, watch, since=since, extra_sources=extra_sources(watch)
             )
@@ -209,10 +251,17 @@ class Reconciler:
             listing = await list_books(
                 self.zoho, connection, entity, strategy, since, meter, started
             )
+            if (fixed := self._zoho_start(watch, started, listing, values)) is not None:
+                watch, since = fixed, read_from(cursor, cursor_policy, fixed.start_at)
+                listing = await list_books(
+                    self.zoho, connection, entity, strategy, since, meter, started
+                )
             context = await books_context(
                 self.engine, watch, since=since, extra_sources=extra_sources(watch)
             )
-            change = await self._review(watch, strategy, listing, context, cursor_policy, values)
+            change = await self._review(
+                watch, connection, meter, strategy, listing, context, cursor_policy, values
+            )
             failed_ids = await self._failed_actions(watch, connection, meter, since, values)
             swept = await self._sweep(watch, connection, entity, meter, started, values)
         assert listing.started_at is not None
@@ -238,7 +287,8 @@ class Reconciler:
         await fill_data(self.zoho, watch, connection, decided, listing, deletions, meter)
         new_cursor = advance(
             cursor, completed=listing.completed and change is None, zoho_started_at=zoho_now,
-            seen=listing.versions.values(), pending=decided.pending, policy=cursor_policy,
+            seen=listing.versions.values(), pending=decided.pending, held=held,
+            policy=cursor_policy,
         )  # fmt: skip
         finished = self.clock()
         next_run = next_after_success(started, finished, self.policy.schedule(watch))
@@ -287,6 +337,52 @@ class Reconciler:
             emitted=emitted, calls=meter.calls, credits=meter.crm_credits,
             strategy_change=change,
         )  # fmt: skip
+
+    async def _walk_shift(
+        self, watch: WatchInfo, connection: Connection, meter: CallMeter, listing: Listing
+    ) -> list[datetime]:
+        """Where the cursor must stay because records deleted during a walk of several
+        pages may have made it skip rows (`shifted_from`); one `/deleted` call since the
+        walk began, for walks of two pages or more only (a single page is read at once:
+        idle runs still cost one call). Without it, each record deleted above the reading
+        position mid-walk silently lost one record from the walk, for good."""
+        if len(listing.walk_pages) < 2:
+            return []
+        assert listing.started_at is not None
+        deleted: list[datetime] = []
+        async for page in self.zoho.crm_deleted_pages(
+            connection, watch.module, listing.started_at - timedelta(seconds=1), meter=meter
+        ):
+            deleted += [v.modified_at for v in map(crm_deleted_version, page.rows) if v]
+        hold = shifted_from(listing.walk_pages, deleted)
+        if hold is None:
+            return []
+        log.info("records deleted during the walk: the cursor stays where rows may have been "
+                 "skipped", watch=watch.id, module=watch.module, held=hold.isoformat())  # fmt: skip
+        return [hold]
+
+    def _zoho_start(
+        self, watch: WatchInfo, started: datetime, listing: Listing, values: dict[str, Any]
+    ) -> WatchInfo | None:
+        """The watch with its start moved onto Zoho's clock, on its first run, when our
+        clock runs ahead of Zoho's; None otherwise. A watch starts when it is created, by
+        our clock (WatchService.add), but its cursor lives on Zoho's: with our clock an
+        hour ahead, every change of Zoho's next hour lay "before the start" and was never
+        read. The first listing's `Date` tells how far ahead we are; the start moves back
+        by that much and a second to spare, for good (it bounds every later read too). A
+        clock behind Zoho's only reads a little history: left as it is."""
+        if watch.watermark is not None or watch.last_zoho_date is not None:
+            return None
+        assert listing.started_at is not None
+        ahead = started - listing.started_at
+        if ahead <= timedelta(seconds=1):
+            return None
+        start = (watch.start_at - ahead - timedelta(seconds=1)).replace(microsecond=0)
+        values["start_at"] = start
+        log.warning("our clock is ahead of Zoho's: the watch starts on Zoho's clock",
+                    watch=watch.id, ahead_seconds=int(ahead.total_seconds()),
+                    start_at=start.isoformat())  # fmt: skip
+        return replace(watch, start_at=start)
 
     async def _crm_deletions(
         self, watch: WatchInfo, connection: Connection, meter: CallMeter, now: datetime,
@@ -398,8 +494,9 @@ class Reconciler:
         return Swept(versions, known, happened)
 
     async def _review(
-        self, watch: WatchInfo, strategy: ListingStrategy, listing: Listing,
-        context: WatchContext, policy: CursorPolicy, values: dict[str, Any],
+        self, watch: WatchInfo, connection: Connection, meter: CallMeter,
+        strategy: ListingStrategy, listing: Listing, context: WatchContext,
+        policy: CursorPolicy, values: dict[str, Any],
     ) -> str | None:  # fmt: skip
         """Did the strategy misbehave (old rows under `filter`, disorder under `sorted`, an
         announced version missing)? Then switch to a safer one, say why, and keep the
@@ -410,6 +507,13 @@ class Reconciler:
             since=listing.since, until=listing.started_at - policy.settle,
         )  # fmt: skip
         expected = [Version(record_id, at) for record_id, at in announced]
+        lost = unlisted(listing.all_versions, expected)
+        if lost:
+            # review_run wants only records neither deleted nor changed since the run
+            # started: a deleted record is rightly absent from every listing, and it
+            # used to push a healthy watch all the way down to `scan`.
+            gone = await self._explained(watch, connection, context, lost, listing, meter)
+            expected = [e for e in expected if e.record_id not in gone]
         verdict = review_run(strategy, listing.since, listing.all_versions, expected)
         if verdict is None:
             return None
@@ -419,6 +523,29 @@ class Reconciler:
                     watch=watch.id, entity=watch.module, previous=verdict.previous.value,
                     next=verdict.next.value, reason=verdict.reason)  # fmt: skip
         return verdict.reason
+
+    async def _explained(
+        self, watch: WatchInfo, connection: Connection, context: WatchContext,
+        lost: list[Version], listing: Listing, meter: CallMeter,
+    ) -> set[str]:  # fmt: skip
+        """The records of `lost` (announced, yet not listed) whose absence is no fault of
+        the strategy: a stored deletion, or, asked one by one (at most REVIEW_CHECKS, so a
+        mass of them costs little; the rest count as faults), gone at Zoho (B7: no deleted
+        API, a dropped delete webhook leaves only this) or changed since the run started."""
+        ids = sorted({v.record_id for v in lost})
+        known = await known_events(
+            self.engine, product=watch.product, module=watch.module, sources=context.sources,
+            record_ids=ids,
+        )  # fmt: skip
+        gone = {i for i in ids if any(k.operation is Operation.DELETED for k in known.get(i, ()))}
+        assert listing.started_at is not None
+        entity = by_key(watch.module)
+        for record_id in [i for i in ids if i not in gone][:REVIEW_CHECKS]:
+            found = await self.zoho.books_get(connection, entity.path, record_id, meter=meter)
+            now = books_version(entity, found) if found is not None else None
+            if found is None or (now is not None and now.modified_at >= listing.started_at):
+                gone.add(record_id)
+        return gone
 
 
 async def fill_data(

@@ -3,6 +3,7 @@ the automatic ones (every module a managed channel watches); and their status vi
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from bridge.store.watches import WatchInfo
 
 _CRM_MODULE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
 MIN_INTERVAL_SECONDS = 60
+MAX_INTERVAL_SECONDS = 7 * 86400
 OPTIONS = {"full_records": bool, "sources": list, "sweep": bool}
 
 
@@ -48,6 +50,23 @@ def module_of(product: Product, module: str) -> str:
         names = ", ".join(e.path for e in BOOKS_ENTITIES)
         raise InvalidInput(f"unknown Books entity {module!r}; one of {names}")
     return entity.key
+
+
+def module_names(module: str) -> set[str]:
+    """A module as an operator may name it in a filter, and as each product stores it
+    (`invoices` finds the Books watch on `invoice`)."""
+    names = {module}
+    for product in Product:
+        with contextlib.suppress(InvalidInput):
+            names.add(module_of(product, module))
+    return names
+
+
+def _interval(seconds: int | None) -> None:
+    if seconds is not None and not MIN_INTERVAL_SECONDS <= seconds <= MAX_INTERVAL_SECONDS:
+        raise InvalidInput(
+            f"the interval must be from {MIN_INTERVAL_SECONDS} to {MAX_INTERVAL_SECONDS} seconds"
+        )
 
 
 def _options(raw: dict[str, Any] | None) -> dict[str, Any]:
@@ -85,8 +104,7 @@ class WatchService:
         kind = _product(product)
         name = module_of(kind, module)
         await load_connection(self.engine, connection)
-        if interval_seconds is not None and interval_seconds < MIN_INTERVAL_SECONDS:
-            raise InvalidInput(f"the interval must be at least {MIN_INTERVAL_SECONDS} seconds")
+        _interval(interval_seconds)
         chosen = self._strategy(kind, strategy)
         now = self._now()
         return await store.create(
@@ -122,7 +140,11 @@ class WatchService:
     async def all(
         self, *, connection: str | None = None, module: str | None = None
     ) -> list[WatchInfo]:
-        return await store.list_all(self.engine, connection=connection, module=module)
+        found = await store.list_all(self.engine, connection=connection)
+        if module is None:
+            return found
+        names = module_names(module)
+        return [w for w in found if w.module in names]
 
     async def pause(self, watch_id: int) -> WatchInfo:
         await self.get(watch_id)
@@ -160,8 +182,7 @@ class WatchService:
         watch = await self.get(watch_id)
         values: dict[str, Any] = {"updated_at": self._now()}
         if interval_seconds is not None:
-            if interval_seconds < MIN_INTERVAL_SECONDS:
-                raise InvalidInput(f"the interval must be at least {MIN_INTERVAL_SECONDS} s")
+            _interval(interval_seconds)
             values["interval_seconds"] = interval_seconds
         if strategy is not None:
             values["strategy"] = self._strategy(watch.product, strategy)
@@ -237,17 +258,29 @@ class WatchService:
     ) -> list[dict[str, Any]]:
         """Every watch's status, with misses by cause per day over the last `days` days."""
         found = await self.all(connection=connection, module=module)
-        since = (self.clock() - timedelta(days=days - 1)).astimezone(UTC).strftime("%Y-%m-%d")
         counts = await store.day_counts(
-            self.engine, since_day=since, watch_ids=[w.id for w in found]
+            self.engine, since_day=self._since_day(days), watch_ids=[w.id for w in found]
         )
         return [self.view(w, [c for c in counts if c["watch_id"] == w.id]) for w in found]
 
-    async def problems(self) -> list[str]:
+    async def view_one(self, watch_id: int, *, days: int = 7) -> dict[str, Any]:
+        """One watch's status, as `views` shows it."""
+        watch = await self.get(watch_id)
+        counts = await store.day_counts(
+            self.engine, since_day=self._since_day(days), watch_ids=[watch.id]
+        )
+        return self.view(watch, counts)
+
+    def _since_day(self, days: int) -> str:
+        return (self.clock() - timedelta(days=days - 1)).astimezone(UTC).strftime("%Y-%m-%d")
+
+    async def problems(
+        self, *, connection: str | None = None, module: str | None = None
+    ) -> list[str]:
         """Watches an operator must look at: lag beyond 3 intervals, or failing again and
         again (with what is known of why)."""
         found = []
-        for view in await self.views(days=1):
+        for view in await self.views(connection=connection, module=module, days=1):
             if view["status"] == WatchStatus.ACTIVE and not view["healthy"]:
                 detail = view["last_error"] or view["deferred_reason"] or ""
                 found.append(

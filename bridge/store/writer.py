@@ -150,7 +150,10 @@ class EventWriter:
                     await self._commit_batch([job])
                 return
             if not isinstance(exc, StoreUnavailable):
-                log.error("write failed", error=repr(exc))
+                # The type and the driver's code, not the message: it can quote the row,
+                # and so the request.
+                code = getattr(exc, "sqlstate", None) or getattr(exc, "sqlite_errorname", None)
+                log.error("write failed", error_type=type(exc).__name__, code=code)
             for job in jobs:
                 if not job.future.done():
                     job.future.set_exception(exc)

@@ -15,8 +15,10 @@ from bridge.web import (
     admin,
     admin_channels,
     admin_connections,
+    admin_reconcile,
     dashboard,
     delivery_admin,
+    front,
     health,
     hooks,
     openapi,
@@ -28,20 +30,14 @@ from bridge.web.statuses import status_for
 
 
 class BridgeApp(Starlette):
-    """Starlette, with webhook deliveries answered before its middleware and router: they
-    are most of the traffic, and neither adds anything to them (they catch their own errors)."""
+    """Starlette, behind the front door (web/front.py): the header limit, webhook
+    deliveries answered before its middleware and router (they are most of the traffic,
+    and neither adds anything to them), and the last line of defence for the rest."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            path: str = scope["path"]
-            root: str = scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root) :]
-            target = hooks.match(path, scope["method"])
-            if target is not None:
-                scope["app"] = self
-                await hooks.handle(scope, receive, send, self.state.runtime, *target)
-                return
+            await front.serve_http(self, scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
 
 
@@ -50,11 +46,14 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await open_runtime(settings, clock=clock, status_of=status_for)
         app.state.runtime = runtime
+        app.state.background_runs = admin_reconcile.BackgroundRuns()
         if settings.scheduler:
             await runtime.start_scheduler()
         try:
             yield
         finally:
+            # Runs started over HTTP first: they need the database to be queued again.
+            await app.state.background_runs.close()
             await runtime.close()
 
     return BridgeApp(
@@ -64,6 +63,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             *admin.routes,
             *admin_connections.routes,
             *admin_channels.routes,
+            *admin_reconcile.routes,
             *delivery_admin.routes,
             *subscriptions.routes,
             *status.routes,

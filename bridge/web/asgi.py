@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from bridge.logs import configure_logging
 from bridge.process import tune_gc
 from bridge.settings import Settings
+from bridge.web import server
 from bridge.web.app import create_app
 
 
@@ -20,5 +21,6 @@ def app_from_environment() -> Starlette:
     settings = Settings.from_environ(os.environ)
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
+    server.configure(settings)  # this worker's limits, when `serve --workers N` runs it
     tune_gc()
     return app

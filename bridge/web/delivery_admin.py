@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.requests import Request
@@ -31,7 +31,11 @@ class RewindIn(BaseModel):
 
 class RetryIn(BaseModel):
     sink: str | None = None
-    ids: list[int] = Field(default_factory=list, description="Only these dead rows.")
+    # Row ids are positive 64-bit integers; the list is bounded so that the query's
+    # parameters stay within what SQLite and asyncpg take.
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        default_factory=list, max_length=1000, description="Only these dead rows."
+    )
 
 
 class ReplayOne(BaseModel):

@@ -13,6 +13,7 @@ from bridge import __version__
 from bridge.web.admin import ChannelImport, ChannelTokenIn, SourceChange, SourceIn
 from bridge.web.admin_channels import ChannelCreate
 from bridge.web.admin_connections import ConnectionChange, ConnectionIn
+from bridge.web.admin_reconcile import RunIn, WatchChange, WatchIn
 from bridge.web.delivery_admin import ReplayIn, ReplayOne, RetryIn, RewindIn, SubscriptionIn
 from bridge.web.subscriptions import AckIn
 
@@ -41,6 +42,7 @@ HOOK_ERRORS = {
 }
 ADMIN_ERRORS = {"400": "invalid input", "401": "wrong admin token", "403": "admin API disabled"}
 
+RECONCILE_WATCH = "/admin/reconciliation/watches/{watch_id}"
 SUBSCRIBER_ERRORS = {"400": "invalid input", "401": "unknown subscription or wrong token"}
 EVENT_FILTERS = ["source", "module", "record_id", "operation", "origin", "product", "since",
                  "until", "request_id", "cursor", "limit"]  # fmt: skip
@@ -112,6 +114,28 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, list[str], dict[st
      ReplayOne, [], ADMIN_ERRORS),
     ("/admin/replay", "post", "Deliver every matching event again (same ids)", ReplayIn, [],
      ADMIN_ERRORS),
+    ("/admin/reconciliation", "get", "Watches, problems and recent runs", None,
+     ["connection", "module"], ADMIN_ERRORS),
+    ("/admin/reconciliation/watches", "get", "Reconciliation watches with their status", None,
+     ["connection", "module"], ADMIN_ERRORS),
+    ("/admin/reconciliation/watches", "post", "Watch a module or entity of a connection",
+     WatchIn, [], {**ADMIN_ERRORS, "404": "unknown connection", "409": "already watched"}),
+    (RECONCILE_WATCH, "get", "One watch", None, [], {**ADMIN_ERRORS, "404": "unknown watch"}),
+    (RECONCILE_WATCH, "patch", "Change a watch's interval, strategy or options", WatchChange,
+     [], {**ADMIN_ERRORS, "404": "unknown watch"}),
+    (RECONCILE_WATCH, "delete", "Remove a watch (an automatic one is kept as removed)", None,
+     [], {**ADMIN_ERRORS, "404": "unknown watch"}),
+    (f"{RECONCILE_WATCH}/pause", "post", "Pause a watch", None, [],
+     {**ADMIN_ERRORS, "404": "unknown watch"}),
+    (f"{RECONCILE_WATCH}/resume", "post", "Resume a watch: it catches up from its cursor",
+     None, [], {**ADMIN_ERRORS, "404": "unknown watch"}),
+    ("/admin/reconciliation/runs", "post",
+     "Run watches now, or backfill a span (202: follow it at runs/{run_id})", RunIn, [],
+     {**ADMIN_ERRORS, "404": "unknown connection"}),
+    ("/admin/reconciliation/runs", "get", "Recent runs, newest first", None,
+     ["connection", "module"], ADMIN_ERRORS),
+    ("/admin/reconciliation/runs/{run_id}", "get", "One run: state (queued, running, done, "
+     "failed) and counts", None, [], {**ADMIN_ERRORS, "404": "unknown run"}),
     ("/admin/status", "get", "Overview: sinks, dead letters, channels at risk", None, [],
      ADMIN_ERRORS),
     ("/v1/subscriptions/{name}/events", "get", "Envelopes after a cursor (long-poll `wait`)",

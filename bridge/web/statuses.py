@@ -15,6 +15,7 @@ from bridge.errors import (
     UnsupportedMediaType,
     VerificationFailed,
 )
+from bridge.web.bodies import HeadersTooLarge, RequestTimeout
 from bridge.zoho.errors import ZohoError
 
 STATUS_BY_ERROR: tuple[tuple[type[BridgeError], int], ...] = (
@@ -22,9 +23,11 @@ STATUS_BY_ERROR: tuple[tuple[type[BridgeError], int], ...] = (
     (InvalidInput, 400),
     (VerificationFailed, 401),
     (NotFound, 404),
+    (RequestTimeout, 408),
     (Conflict, 409),
     (PayloadTooLarge, 413),
     (UnsupportedMediaType, 415),
+    (HeadersTooLarge, 431),
     (StoreUnavailable, 503),
     (ConfigurationError, 503),
     # Zoho refused or failed a call the operator asked for: the upstream is at fault.

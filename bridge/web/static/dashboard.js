@@ -36,10 +36,36 @@ function fill(tableId, rows, build) {
 function card(label, value) {
   const div = document.createElement("div");
   div.className = "card";
-  const b = document.createElement("b");
-  b.textContent = value;
-  div.append(b, document.createTextNode(label));
+  const strong = document.createElement("b");
+  strong.textContent = value;
+  div.append(strong, document.createTextNode(label));
   return div;
+}
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
+}
+
+// Misses per day (all causes) as small bars, built as elements: no HTML from data.
+function bars(days) {
+  const td = document.createElement("td");
+  const box = document.createElement("span");
+  box.className = "bars";
+  const counts = days.map((d) => d.missed + d.gap + d.not_subscribed + d.delivery_failed);
+  const top = Math.max(1, ...counts);
+  days.forEach((d, i) => {
+    const bar = document.createElement("span");
+    bar.style.height = `${Math.max(1, Math.round((counts[i] / top) * 18))}px`;
+    if (!counts[i]) bar.className = "zero";
+    bar.title = `${d.day}: ${d.missed} missed, ${d.gap} gap, ${d.not_subscribed} not subscribed, ${d.delivery_failed} delivery failed`;
+    box.append(bar);
+  });
+  td.append(box);
+  return td;
 }
 
 async function refresh() {
@@ -65,6 +91,20 @@ async function refresh() {
     ]);
     fill("channels", status.channels ? status.channels.at_risk : [], (c) => [
       cell(c.channel_id), cell(c.state, "bad"), cell(c.expires_at), cell(c.last_error),
+    ]);
+    const reconciliation = await api("/admin/reconciliation");
+    fill("watches", reconciliation.watches, (w) => {
+      const total = (cause) => w.misses.reduce((n, d) => n + d[cause], 0);
+      return [cell(w.connection), cell(w.module), cell(total("missed"), total("missed") ? "bad" : ""),
+        cell(total("gap")), cell(total("not_subscribed")), cell(total("delivery_failed")),
+        bars(w.misses), cell(duration(w.lag_seconds), w.healthy ? "" : "bad"),
+        cell(w.strategy || (w.product === "crm" ? "newest first" : "probing")),
+        cell(`${w.today.calls} / ${w.today.credits}`), cell(w.next_run_at),
+        cell(w.problem || w.last_error || w.deferred_reason, "bad")];
+    });
+    fill("budgets", reconciliation.budgets || [], (b) => [
+      cell(b.connection), cell(b.books_this_minute), cell(b.books_today), cell(b.crm_credits_today),
+      cell(b.reconcile_books_today), cell(b.reconcile_crm_credits_today),
     ]);
     const query = new URLSearchParams({ limit: "50", ...filters });
     const events = await api("/admin/events?" + query);
