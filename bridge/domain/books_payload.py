@@ -193,10 +193,11 @@ def parse_books_time(value: Any) -> datetime | None:
             return None
     if parsed.tzinfo is None:
         return None
-    try:
-        parsed.astimezone(UTC)  # 0001-01-01T00:00+01:00 is before year 1 in UTC
-    except OverflowError:
-        return None
+    if parsed.year in (1, 9999):  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        try:
+            parsed.astimezone(UTC)
+        except OverflowError:
+            return None
     return parsed
 
 

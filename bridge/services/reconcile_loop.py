@@ -19,6 +19,7 @@ from bridge.domain.events import Event, Origin, Product
 from bridge.domain.reconcile_schedule import DueWatch, Signal, after_signal, pick_due
 from bridge.domain.states import WatchStatus
 from bridge.errors import BridgeError
+from bridge.services import connections
 from bridge.services.reconcile_runs import RunService
 from bridge.services.reconciler import Reconciler, extra_sources
 from bridge.services.watches import WatchService
@@ -118,7 +119,10 @@ class ReconcileLoop:
             return
         signals, self._signals = self._signals, set()
         owners = await self._source_owners()
+        affordable: dict[tuple[str, str], bool] = {}
         for watch in watches:
+            if watch.deferred_until is not None and watch.deferred_until > now:
+                continue  # waiting for the budget: a webhook does not make it cheaper
             sources = owners.get((watch.product, watch.connection), set()) | {
                 watch.connection,
                 *extra_sources(watch),
@@ -128,12 +132,45 @@ class ReconcileLoop:
                 for product, source, module in signals
             ):
                 continue
+            key = (watch.connection, watch.product)
+            if key not in affordable:
+                affordable[key] = await self._affordable(watch.connection, watch.product, watches)
+            if not affordable[key]:
+                continue
             due = after_signal(
                 Signal.WEBHOOK, now, watch.next_run_at, last_started_at=watch.last_started_at,
                 failures=watch.failures, policy=self.reconciler.policy.schedule(watch),
             )  # fmt: skip
             if due < watch.next_run_at:
                 await store.bring_forward(self.engine, [watch.id], due)
+
+    async def _affordable(
+        self, connection: str, product: Product, watches: list[WatchInfo]
+    ) -> bool:
+        """Whether extra runs may spend the connection's reconciliation share: only what
+        is left beyond a whole day of its watches' floor runs (e #11: the interval comes
+        from the budget). Without this, webhook-triggered runs of a busy module spent the
+        daily share within hours and the floor runs, and so detection, then waited for the
+        rolling 24 h to free up (bench/reconcile.py, default limits)."""
+        policy = self.reconciler.policy
+        day = timedelta(days=1)
+        reserve = 0.0
+        for watch in watches:
+            if watch.connection == connection and watch.product is product:
+                reserve += day / policy.schedule(watch).interval
+                if product is Product.CRM:
+                    reserve += day / policy.deletes_interval
+        try:
+            info = await connections.load(self.engine, connection)
+            left = await self.reconciler.zoho.budget_left(
+                connections.to_zoho(info, self.reconciler.box)
+            )
+        except BridgeError:
+            return False
+        share = left.reconcile_crm_credits_today if product is Product.CRM else (
+            left.reconcile_books_today
+        )  # fmt: skip
+        return share > reserve
 
     async def _source_owners(self) -> dict[tuple[str, str], set[str]]:
         """Which event sources belong to which connection: its channels' and its linked

@@ -43,6 +43,12 @@ class Miss:
     event: Event
     cause: MissCause
 
+    def failed(self) -> Miss:
+        """This miss, with Books' own word that its webhook failed (B10): that cause
+        comes first (reconcile_causes)."""
+        self.event.miss_cause = MissCause.DELIVERY_FAILED.value
+        return Miss(self.version, self.event, MissCause.DELIVERY_FAILED)
+
 
 @dataclass
 class Plan:

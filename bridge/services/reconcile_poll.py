@@ -244,7 +244,11 @@ async def list_books(
 
 
 async def probe_books(
-    zoho: ZohoClient, connection: Connection, entity: BooksEntity, meter: CallMeter
+    zoho: ZohoClient,
+    connection: Connection,
+    entity: BooksEntity,
+    meter: CallMeter,
+    now: datetime,
 ) -> StrategyChoice:
     """Which strategy lists this entity safely (e #10): the newest rows sorted by
     `last_modified_time` (or in Books' default order, if sorting is refused), then the
@@ -270,7 +274,7 @@ async def probe_books(
     bound = (
         times[len(times) // 2]
         if len(times) >= 3
-        else datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+        else now.astimezone(UTC).replace(microsecond=0) - timedelta(days=1)
     )
     later = {v.record_id for v in known if v.modified_at > bound}
 

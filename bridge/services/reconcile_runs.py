@@ -231,7 +231,7 @@ class RunService:
             strategy = (
                 ListingStrategy(watch.strategy)
                 if watch.strategy
-                else (await probe_books(zoho, connection, entity, meter)).strategy
+                else (await probe_books(zoho, connection, entity, meter, now)).strategy
             )
             listing = await list_books(zoho, connection, entity, strategy, since, meter, now)
             context = await books_context(engine, watch, since=since,

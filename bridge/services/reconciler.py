@@ -18,19 +18,9 @@ from typing import Any, Literal
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.domain.books_entities import BooksEntity, by_key
-from bridge.domain.events import Event, Operation, Product
-from bridge.domain.reconcile_books_strategy import ListingStrategy, review_run, unlisted
-from bridge.domain.reconcile_books_sweep import sweep
-from bridge.domain.reconcile_causes import Interval
-from bridge.domain.reconcile_cursor import (
-    Cursor,
-    CursorPolicy,
-    Version,
-    advance,
-    read_from,
-    shifted_from,
-)
+from bridge.domain.books_entities import by_key
+from bridge.domain.events import Event, Product
+from bridge.domain.reconcile_cursor import Cursor, CursorPolicy, Version, advance, read_from
 from bridge.domain.reconcile_match import MatchPolicy
 from bridge.domain.reconcile_schedule import (
     SchedulePolicy,
@@ -42,35 +32,28 @@ from bridge.errors import BridgeError
 from bridge.metrics import RECONCILE_LAG, RECONCILE_MISSED, RECONCILE_RUNS
 from bridge.secretbox import SecretBox
 from bridge.services import connections
-from bridge.services.reconcile_context import WatchContext, books_context, crm_context
+from bridge.services.reconcile_books import BooksSide, Swept
+from bridge.services.reconcile_context import books_context, crm_context
+from bridge.services.reconcile_crm import CrmSide
 from bridge.services.reconcile_plan import Plan, plan
-from bridge.services.reconcile_poll import (
-    Listing,
-    books_version,
-    crm_deleted_version,
-    list_books,
-    list_crm,
-    list_crm_deleted,
-    probe_books,
-)
+from bridge.services.reconcile_poll import Listing, list_books, list_crm
 from bridge.store import sweeps
 from bridge.store import watches as store
 from bridge.store.managed_channels import cover_gaps
-from bridge.store.reconcile_writes import commit_run, known_events, webhook_versions
+from bridge.store.reconcile_writes import commit_run
 from bridge.store.watches import WatchInfo
 from bridge.zoho.client import ZohoClient
 from bridge.zoho.connection import Connection
-from bridge.zoho.errors import BudgetExhausted, ZohoApiError, ZohoAuthError, ZohoError
+from bridge.zoho.errors import BudgetExhausted, ZohoAuthError, ZohoError
 from bridge.zoho.meter import CallMeter
-from bridge.zoho.times import parse_zoho_time
 
 log = structlog.get_logger(__name__)
 
 Outcome = Literal["ok", "failed", "deferred", "paused", "skipped"]
 CommittedHook = Callable[[Sequence[Event]], None]
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-FAILED_ACTION_PAGES = 5  # newest first: older pages are older failures
-REVIEW_CHECKS = 20  # records a strategy review asks Books about, at most, per run
+# Versions in their grace period a watch carries to its next run; beyond this many, the
+# oldest hold its cursor instead (a burst of dropped callbacks stays bounded in the row).
+PENDING_CAP = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +111,12 @@ class Reconciler:
     committed: list[CommittedHook]
     policy: ReconcilePolicy = field(default_factory=ReconcilePolicy)
     rng: random.Random = field(default_factory=random.Random)
+    crm: CrmSide = field(init=False)
+    books: BooksSide = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.crm = CrmSide(self.zoho, self.policy.deletes_interval)
+        self.books = BooksSide(self.engine, self.zoho, self.clock, self.policy.sweep_interval)
 
     async def run_watch(self, watch_id: int, *, due: bool = True) -> RunReport:
         """Run one watch now if this replica wins its lease (and, with `due`, it is still
@@ -222,15 +211,16 @@ class Reconciler:
         self, watch: WatchInfo, connection: Connection, meter: CallMeter, started: datetime
     ) -> RunReport:
         cursor_policy = self.policy.cursor(watch.product)
+        schedule = self.policy.schedule(watch)
         cursor = Cursor(watch.watermark, frozenset(watch.ids_at_watermark))
         since = read_from(cursor, cursor_policy, watch.start_at)
         values: dict[str, Any] = {}
         change: str | None = None
         held: list[datetime] = []
         deletions: Listing | None = None
-        failed_ids: frozenset[str] = frozenset()
         swept: Swept | None = None
-        if watch.product is Product.CRM:
+        entity = by_key(watch.module) if watch.product is Product.BOOKS else None
+        if entity is None:
             listing = await list_crm(
                 self.zoho, connection, watch.module, since, meter, started, coql=self.policy.coql
             )
@@ -240,14 +230,15 @@ class Reconciler:
                     self.zoho, connection, watch.module, since, meter, started,
                     coql=self.policy.coql,
                 )  # fmt: skip
-            held = await self._walk_shift(watch, connection, meter, listing)
+            held = await self.crm.walk_shift(watch, connection, meter, listing)
             context = await crm_context(
                 self.engine, watch, since=since, extra_sources=extra_sources(watch)
             )
-            deletions = await self._crm_deletions(watch, connection, meter, started, values)
+            deletions = await self.crm.deletions(
+                watch, connection, meter, started, cursor_policy, values
+            )
         else:
-            entity = by_key(watch.module)
-            strategy = await self._strategy(watch, connection, entity, meter, values)
+            strategy = await self.books.strategy(watch, connection, entity, meter, values)
             listing = await list_books(
                 self.zoho, connection, entity, strategy, since, meter, started
             )
@@ -259,39 +250,45 @@ class Reconciler:
             context = await books_context(
                 self.engine, watch, since=since, extra_sources=extra_sources(watch)
             )
-            change = await self._review(
+            change = await self.books.review(
                 watch, connection, meter, strategy, listing, context, cursor_policy, values
             )
-            failed_ids = await self._failed_actions(watch, connection, meter, since, values)
-            swept = await self._sweep(watch, connection, entity, meter, started, values)
+            swept = await self.books.sweep(watch, connection, entity, meter, started, values)
         assert listing.started_at is not None
         zoho_now = listing.started_at
         grace = MatchPolicy(grace=self.policy.grace)
+        carried = carry_over(watch.pending, listing, deletions)
         decided = await plan(
-            self.engine, watch, context, listing.versions.values(), zoho_now=zoho_now,
-            read_from=since, now=self.clock(), grace=grace, failed_ids=failed_ids,
+            self.engine, watch, context, [*listing.versions.values(), *carried.updates],
+            zoho_now=zoho_now, read_from=since, now=self.clock(), grace=grace,
         )  # fmt: skip
-        if swept is not None:
-            swept_plan = await plan(
-                self.engine, watch, context, swept.versions, zoho_now=zoho_now,
-                read_from=since, now=self.clock(), grace=grace, happened=swept.happened,
-            )  # fmt: skip
-            decided.misses.extend(swept_plan.misses)
-        if deletions is not None:
-            deleted_plan = await plan(
-                self.engine, watch, context, deletions.versions.values(), zoho_now=zoho_now,
-                read_from=since, now=self.clock(), grace=grace,
-            )  # fmt: skip
-            self._deletes_cursor(watch, deletions, deleted_plan, cursor_policy, values)
-            decided.misses.extend(deleted_plan.misses)
+        gone = [*(deletions.versions.values() if deletions else ()), *carried.deletions]
+        for found, happened in ((gone, None), (swept.versions if swept else [], swept)):
+            if found:
+                more = await plan(
+                    self.engine, watch, context, found, zoho_now=zoho_now, read_from=since,
+                    now=self.clock(), grace=grace,
+                    happened=happened.happened if happened is not None else None,
+                )  # fmt: skip
+                decided.misses.extend(more.misses)
+                decided.pending.extend(more.pending)
+        if entity is not None and decided.misses:
+            failed = await self.books.failed_ids(watch, connection, meter, since, values)
+            decided.misses = [m.failed() if m.version.record_id in failed else m
+                              for m in decided.misses]  # fmt: skip
         await fill_data(self.zoho, watch, connection, decided, listing, deletions, meter)
+        # Versions still in their grace period are carried by the watch and checked again
+        # next run, so the cursor need not wait for them (holding it re-listed ~16 minutes
+        # of changes on every run of a busy module: bench/reconcile.py); beyond the cap,
+        # the oldest hold the cursor as before.
+        keep, hold = decided.pending[:PENDING_CAP], decided.pending[PENDING_CAP:]
         new_cursor = advance(
             cursor, completed=listing.completed and change is None, zoho_started_at=zoho_now,
-            seen=listing.versions.values(), pending=decided.pending, held=held,
-            policy=cursor_policy,
+            seen=listing.versions.values(), pending=hold, held=held, policy=cursor_policy,
         )  # fmt: skip
+        values["pending"] = [pending_row(v) for v in keep]
         finished = self.clock()
-        next_run = next_after_success(started, finished, self.policy.schedule(watch))
+        next_run = next_after_success(started, finished, schedule)
         if decided.pending:
             # Come back when the oldest waiting version's grace is over (Zoho's clock,
             # turned into ours), so detection stays within interval + grace.
@@ -325,7 +322,7 @@ class Reconciler:
             RECONCILE_LAG.labels(watch.connection, watch.module).set(
                 (zoho_now - new_cursor.watermark).total_seconds()
             )
-            if watch.product is Product.CRM:
+            if entity is None:
                 await cover_gaps(self.engine, watch.connection, new_cursor.watermark, finished)
         if swept is not None:
             await sweeps.replace(self.engine, watch.id, swept.known)
@@ -337,29 +334,6 @@ class Reconciler:
             emitted=emitted, calls=meter.calls, credits=meter.crm_credits,
             strategy_change=change,
         )  # fmt: skip
-
-    async def _walk_shift(
-        self, watch: WatchInfo, connection: Connection, meter: CallMeter, listing: Listing
-    ) -> list[datetime]:
-        """Where the cursor must stay because records deleted during a walk of several
-        pages may have made it skip rows (`shifted_from`); one `/deleted` call since the
-        walk began, for walks of two pages or more only (a single page is read at once:
-        idle runs still cost one call). Without it, each record deleted above the reading
-        position mid-walk silently lost one record from the walk, for good."""
-        if len(listing.walk_pages) < 2:
-            return []
-        assert listing.started_at is not None
-        deleted: list[datetime] = []
-        async for page in self.zoho.crm_deleted_pages(
-            connection, watch.module, listing.started_at - timedelta(seconds=1), meter=meter
-        ):
-            deleted += [v.modified_at for v in map(crm_deleted_version, page.rows) if v]
-        hold = shifted_from(listing.walk_pages, deleted)
-        if hold is None:
-            return []
-        log.info("records deleted during the walk: the cursor stays where rows may have been "
-                 "skipped", watch=watch.id, module=watch.module, held=hold.isoformat())  # fmt: skip
-        return [hold]
 
     def _zoho_start(
         self, watch: WatchInfo, started: datetime, listing: Listing, values: dict[str, Any]
@@ -384,168 +358,53 @@ class Reconciler:
                     start_at=start.isoformat())  # fmt: skip
         return replace(watch, start_at=start)
 
-    async def _crm_deletions(
-        self, watch: WatchInfo, connection: Connection, meter: CallMeter, now: datetime,
-        values: dict[str, Any],
-    ) -> Listing | None:  # fmt: skip
-        """`/{module}/deleted` when due (every BRIDGE_RECONCILE_DELETES_MINUTES, C6)."""
-        checked = watch.deletes_checked_at
-        if checked is not None and now - checked < self.policy.deletes_interval:
-            return None
-        cursor = Cursor(watch.deletes_watermark, frozenset(watch.deletes_ids))
-        since = read_from(cursor, self.policy.cursor(Product.CRM), watch.start_at)
-        listing = await list_crm_deleted(self.zoho, connection, watch.module, since, meter, now)
-        values["deletes_checked_at"] = now
-        return listing
 
-    def _deletes_cursor(
-        self, watch: WatchInfo, listing: Listing, decided: Plan, policy: CursorPolicy,
-        values: dict[str, Any],
-    ) -> None:  # fmt: skip
-        assert listing.started_at is not None
-        moved = advance(
-            Cursor(watch.deletes_watermark, frozenset(watch.deletes_ids)),
-            completed=listing.completed, zoho_started_at=listing.started_at,
-            seen=listing.versions.values(), pending=decided.pending, policy=policy,
-        )  # fmt: skip
-        if moved is not None:
-            values.update(deletes_watermark=moved.watermark,
-                          deletes_ids=sorted(moved.ids_at_watermark))  # fmt: skip
-        if decided.pending:
-            values.pop("deletes_checked_at", None)  # look again next run
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """The versions a watch carried from its last run that this run did not list again:
+    they are matched again (their grace may be over now)."""
 
-    async def _strategy(
-        self, watch: WatchInfo, connection: Connection, entity: BooksEntity, meter: CallMeter,
-        values: dict[str, Any],
-    ) -> ListingStrategy:  # fmt: skip
-        """The watch's Books listing strategy; probed on the first run (e #10)."""
-        if watch.strategy is not None:
-            return ListingStrategy(watch.strategy)
-        choice = await probe_books(self.zoho, connection, entity, meter)
-        values.update(strategy=choice.strategy.value, strategy_reason=f"probe: {choice.reason}")
-        log.info("Books listing strategy chosen", watch=watch.id, entity=entity.key,
-                 strategy=choice.strategy.value, reason=choice.reason)  # fmt: skip
-        return choice.strategy
+    updates: list[Version]
+    deletions: list[Version]
 
-    async def _failed_actions(
-        self, watch: WatchInfo, connection: Connection, meter: CallMeter, since: datetime,
-        values: dict[str, Any],
-    ) -> frozenset[str]:  # fmt: skip
-        """Records whose webhook Books itself lists as failed since `since` (B10): their
-        misses get the cause `delivery_failed`. The endpoint's path is UNCERTAIN: if Books
-        refuses it, the watch stops asking (option `failed_actions`) and says why."""
-        if not watch.options.get("failed_actions", True):
-            return frozenset()
-        found: set[str] = set()
+
+def pending_row(version: Version) -> dict[str, Any]:
+    return {
+        "id": version.record_id,
+        "t": version.modified_at.isoformat(),
+        "c": version.created_at.isoformat() if version.created_at else None,
+        "d": version.deleted,
+    }
+
+
+def carry_over(
+    pending: Sequence[dict[str, Any]], listing: Listing, deletions: Listing | None
+) -> Carried:
+    """The carried versions still worth matching: not listed again (a newer version of the
+    record supersedes it; the same one is matched from the listing), and not deleted since
+    (a deletion supersedes an update)."""
+    updates, deleted = [], []
+    gone = deletions.versions if deletions is not None else {}
+    for row in pending:
         try:
-            async for page in self.zoho.books_failed_actions(connection, meter=meter):
-                older = 0
-                for row in page.rows:
-                    at = parse_zoho_time(row.get("execution_time"))
-                    if at is not None and at < since:
-                        older += 1
-                        continue
-                    if str(row.get("entity", "")).casefold() == watch.module.casefold():
-                        found.add(str(row.get("entity_id", "")))
-                if older or not page.has_more or page.page >= FAILED_ACTION_PAGES:
-                    break
-        except ZohoApiError as exc:
-            values["options"] = {**watch.options, "failed_actions": False}
-            log.warning("Books failed workflow actions unavailable; not asked again",
-                        watch=watch.id, error=exc.message)  # fmt: skip
-        return frozenset(found - {""})
-
-    async def _sweep(
-        self, watch: WatchInfo, connection: Connection, entity: BooksEntity, meter: CallMeter,
-        now: datetime, values: dict[str, Any],
-    ) -> Swept | None:  # fmt: skip
-        """The opt-in deletion sweep (option `sweep`, e #9), when due: list every id and
-        judge deleted only ids two complete sweeps in a row missed."""
-        if not watch.options.get("sweep"):
-            return None
-        if watch.swept_at is not None and now - watch.swept_at < self.policy.sweep_interval:
-            return None
-        listing = await list_books(
-            self.zoho, connection, entity, ListingStrategy.SCAN, EPOCH, meter, now
-        )
-        before = await sweeps.load(self.engine, watch.id)
-        result = sweep(
-            before, listing.versions, {i: m for i, (_, m) in before.items() if m},
-            complete=listing.completed,
-        )  # fmt: skip
-        values["swept_at"] = now
-        if result.held is not None:
-            log.warning("Books deletion sweep held", watch=watch.id, reason=result.held)
-        known: sweeps.Known = {
-            record_id: (
-                listing.versions[record_id].modified_at if record_id in listing.versions
-                else before.get(record_id, (None, 0))[0],
-                result.misses.get(record_id, 0),
-            )
-            for record_id in result.known
-        }  # fmt: skip
-        since = watch.swept_at or watch.start_at
-        versions = [
-            Version(record_id, modified, None, deleted=True)
-            for record_id in sorted(result.deleted)
-            if (modified := before.get(record_id, (None, 0))[0]) is not None
-        ]
-        happened = {v.record_id: Interval(since, now) for v in versions}
-        return Swept(versions, known, happened)
-
-    async def _review(
-        self, watch: WatchInfo, connection: Connection, meter: CallMeter,
-        strategy: ListingStrategy, listing: Listing, context: WatchContext,
-        policy: CursorPolicy, values: dict[str, Any],
-    ) -> str | None:  # fmt: skip
-        """Did the strategy misbehave (old rows under `filter`, disorder under `sorted`, an
-        announced version missing)? Then switch to a safer one, say why, and keep the
-        cursor (this run may have missed rows: the next one reads the span again)."""
-        assert listing.started_at is not None
-        announced = await webhook_versions(
-            self.engine, sources=context.sources, module=watch.module,
-            since=listing.since, until=listing.started_at - policy.settle,
-        )  # fmt: skip
-        expected = [Version(record_id, at) for record_id, at in announced]
-        lost = unlisted(listing.all_versions, expected)
-        if lost:
-            # review_run wants only records neither deleted nor changed since the run
-            # started: a deleted record is rightly absent from every listing, and it
-            # used to push a healthy watch all the way down to `scan`.
-            gone = await self._explained(watch, connection, context, lost, listing, meter)
-            expected = [e for e in expected if e.record_id not in gone]
-        verdict = review_run(strategy, listing.since, listing.all_versions, expected)
-        if verdict is None:
-            return None
-        reason = f"switched from {verdict.previous.value}: {verdict.reason}"
-        values.update(strategy=verdict.next.value, strategy_reason=reason)
-        log.warning("Books listing strategy misbehaved; switching to a safer one",
-                    watch=watch.id, entity=watch.module, previous=verdict.previous.value,
-                    next=verdict.next.value, reason=verdict.reason)  # fmt: skip
-        return verdict.reason
-
-    async def _explained(
-        self, watch: WatchInfo, connection: Connection, context: WatchContext,
-        lost: list[Version], listing: Listing, meter: CallMeter,
-    ) -> set[str]:  # fmt: skip
-        """The records of `lost` (announced, yet not listed) whose absence is no fault of
-        the strategy: a stored deletion, or, asked one by one (at most REVIEW_CHECKS, so a
-        mass of them costs little; the rest count as faults), gone at Zoho (B7: no deleted
-        API, a dropped delete webhook leaves only this) or changed since the run started."""
-        ids = sorted({v.record_id for v in lost})
-        known = await known_events(
-            self.engine, product=watch.product, module=watch.module, sources=context.sources,
-            record_ids=ids,
-        )  # fmt: skip
-        gone = {i for i in ids if any(k.operation is Operation.DELETED for k in known.get(i, ()))}
-        assert listing.started_at is not None
-        entity = by_key(watch.module)
-        for record_id in [i for i in ids if i not in gone][:REVIEW_CHECKS]:
-            found = await self.zoho.books_get(connection, entity.path, record_id, meter=meter)
-            now = books_version(entity, found) if found is not None else None
-            if found is None or (now is not None and now.modified_at >= listing.started_at):
-                gone.add(record_id)
-        return gone
+            version = Version(
+                str(row["id"]), datetime.fromisoformat(str(row["t"])),
+                datetime.fromisoformat(str(row["c"])) if row.get("c") else None,
+                deleted=bool(row.get("d")),
+            )  # fmt: skip
+        except (KeyError, ValueError):
+            continue  # not written by this version of the bridge: nothing to carry
+        if version.deleted:
+            if version.record_id not in gone:
+                deleted.append(version)
+            continue
+        listed = listing.versions.get(version.record_id)
+        if (listed is not None and listed.modified_at >= version.modified_at) or (
+            version.record_id in gone
+        ):
+            continue
+        updates.append(version)
+    return Carried(updates, deleted)
 
 
 async def fill_data(
@@ -569,6 +428,7 @@ async def fill_data(
                                          meter=meter)  # fmt: skip
             if found is not None:
                 records[miss.version.record_id] = found
+    kept = []
     for miss in decided.misses:
         record_id = miss.version.record_id
         if miss.version.deleted:
@@ -576,16 +436,8 @@ async def fill_data(
             miss.event.data = dict(rows.get(record_id) or {"id": record_id})
         else:
             miss.event.data = dict(records.get(record_id) or listing.rows.get(record_id) or {})
-
-
-@dataclass(frozen=True, slots=True)
-class Swept:
-    """What a Books deletion sweep found: the deleted versions (at each record's last known
-    modified time), the ids known afterwards, and when each deletion happened at latest."""
-
-    versions: list[Version]
-    known: dict[str, tuple[datetime | None, int]]
-    happened: dict[str, Interval]
+        kept.append(miss)
+    decided.misses = kept
 
 
 def extra_sources(watch: WatchInfo) -> tuple[str, ...]:

@@ -115,7 +115,7 @@ class WatchService:
                 "interval_seconds": interval_seconds, "strategy": chosen,
                 "strategy_reason": "set by an operator" if chosen else None,
                 "options": _options(options), "start_at": now, "next_run_at": now,
-                "ids_at_watermark": [], "deletes_ids": [], "failures": 0,
+                "ids_at_watermark": [], "pending": [], "deletes_ids": [], "failures": 0,
                 "created_at": now, "updated_at": now,
             },
         )  # fmt: skip

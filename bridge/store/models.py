@@ -322,6 +322,9 @@ class WatchRow(Base):
     start_at: Mapped[datetime]
     watermark: Mapped[datetime | None]
     ids_at_watermark: Mapped[list[str]] = mapped_column(JSONDoc, default=list)
+    # Versions listed but still in their grace period, checked again by the next run
+    # without listing their span again: [{"id", "t", "c", "d"}] (docs/reconciliation.md).
+    pending: Mapped[list[dict[str, Any]]] = mapped_column(JSONDoc, default=list)
     # CRM deletions (`/{module}/deleted`) have a cursor of their own.
     deletes_watermark: Mapped[datetime | None]
     deletes_ids: Mapped[list[str]] = mapped_column(JSONDoc, default=list)

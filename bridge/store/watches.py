@@ -43,6 +43,7 @@ class WatchInfo:
     start_at: datetime
     watermark: datetime | None
     ids_at_watermark: tuple[str, ...]
+    pending: tuple[dict[str, Any], ...]
     deletes_watermark: datetime | None
     deletes_ids: tuple[str, ...]
     deletes_checked_at: datetime | None
@@ -68,6 +69,7 @@ def _info(row: Any) -> WatchInfo:
     values["status"] = WatchStatus(row.status)
     values["options"] = dict(row.options or {})
     values["ids_at_watermark"] = tuple(row.ids_at_watermark or ())
+    values["pending"] = tuple(row.pending or ())
     values["deletes_ids"] = tuple(row.deletes_ids or ())
     return WatchInfo(**values)
 

@@ -67,6 +67,7 @@ def upgrade() -> None:
     sa.Column('start_at', bridge.store.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('watermark', bridge.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('ids_at_watermark', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('pending', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('deletes_watermark', bridge.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('deletes_ids', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('deletes_checked_at', bridge.store.types.UTCDateTime(timezone=True), nullable=True),
