@@ -54,6 +54,8 @@ CommittedHook = Callable[[Sequence[Event]], None]
 # Versions in their grace period a watch carries to its next run; beyond this many, the
 # oldest hold its cursor instead (a burst of dropped callbacks stays bounded in the row).
 PENDING_CAP = 2000
+PACE_WINDOW = timedelta(days=1)  # Zoho's daily budgets are rolling 24 h windows (C11)
+MAX_PACE = timedelta(hours=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +297,15 @@ class Reconciler:
             skew = finished - zoho_now
             oldest = min(v.modified_at for v in decided.pending)
             next_run = min(next_run, oldest + self.policy.grace + skew + timedelta(seconds=5))
+        paced = await self._paced(watch, connection, meter, schedule, finished)
+        paced_reason = None
+        if paced is not None and paced > next_run:
+            next_run = paced
+            paced_reason = (
+                f"budget: the daily share would not last the day at this schedule, so runs "
+                f"are spread out (next at {paced.isoformat(timespec='seconds')}); raise the "
+                "connection's limits or BRIDGE_RECONCILE_DAILY_SHARE"
+            )
         if new_cursor is not None:
             values.update(
                 watermark=new_cursor.watermark,
@@ -302,7 +313,7 @@ class Reconciler:
             )
         values.update(
             last_zoho_date=zoho_now, last_success_at=finished, last_finished_at=finished,
-            failures=0, last_error=None, deferred_until=None, deferred_reason=None,
+            failures=0, last_error=None, deferred_until=None, deferred_reason=paced_reason,
             next_run_at=next_run, updated_at=finished,
         )  # fmt: skip
         counts = {"runs": 1, "calls": meter.calls, "credits": meter.crm_credits,
@@ -334,6 +345,29 @@ class Reconciler:
             emitted=emitted, calls=meter.calls, credits=meter.crm_credits,
             strategy_change=change,
         )  # fmt: skip
+
+    async def _paced(
+        self, watch: WatchInfo, connection: Connection, meter: CallMeter,
+        schedule: SchedulePolicy, now: datetime,
+    ) -> datetime | None:  # fmt: skip
+        """When the next run may come so that what is left of the daily share lasts a
+        rolling day at this run's cost (e #11: the interval from the budget), if that is
+        later than the schedule; None while the share is ample. A share spent early and
+        then waited out for hours left dropped changes undetected meanwhile (bench)."""
+        cost = max(1, meter.crm_credits if watch.product is Product.CRM else meter.books_calls)
+        left = await self.zoho.budget_left(connection)
+        share = (
+            left.reconcile_crm_credits_today
+            if watch.product is Product.CRM
+            else left.reconcile_books_today
+        )
+        runs_a_day = PACE_WINDOW / schedule.interval
+        if share >= cost * runs_a_day:
+            return None
+        # This many runs fit in what is left; spread them over the window, at most
+        # MAX_PACE apart so a freed window is used again soon.
+        room = max(share / cost, 1.0)
+        return now + min(PACE_WINDOW / room, MAX_PACE)
 
     def _zoho_start(
         self, watch: WatchInfo, started: datetime, listing: Listing, values: dict[str, Any]

@@ -281,6 +281,12 @@ class WatchService:
         again (with what is known of why)."""
         found = []
         for view in await self.views(connection=connection, module=module, days=1):
+            budget = str(view["deferred_reason"] or "").startswith("budget")
+            if view["status"] == WatchStatus.ACTIVE and budget and view["healthy"]:
+                found.append(
+                    f"reconciliation of {view['connection']} {view['module']} is slowed: "
+                    f"{view['deferred_reason']}"
+                )
             if view["status"] == WatchStatus.ACTIVE and not view["healthy"]:
                 detail = view["last_error"] or view["deferred_reason"] or ""
                 found.append(

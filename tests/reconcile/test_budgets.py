@@ -206,7 +206,9 @@ async def test_two_replicas_run_one_due_watch_once(
         runtimes.append(await open_runtime(settings, clock=lambda: sandbox_now(state)))
     a, b = runtimes
     try:
-        body = connection_body(sandbox)
+        # Credits to spare: this is about leases, not the budget (a share too small for
+        # the schedule would space the runs out: Reconciler._paced).
+        body = {**connection_body(sandbox), "limits": {"crm_daily_credits": 100_000}}
         await connections.add_connection(
             a.engine, a.box, connections.NewConnection(**body), a.clock()
         )
@@ -292,3 +294,33 @@ async def test_a_run_longer_than_its_lease_keeps_it(
     finally:
         for runtime in runtimes:
             await runtime.close()
+
+
+async def test_a_share_too_small_for_the_schedule_spreads_the_runs(
+    database_url: str, sandbox: RunningSandbox
+) -> None:
+    """A daily share that cannot pay for a day of 15-minute runs at what a run costs: the
+    next run comes later, so the share lasts the (rolling) day, and the status says why.
+    Spending it at the floor pace instead ran it dry within hours, and every change missed
+    afterwards waited for the window to free up (bench/reconcile.py, default limits)."""
+    state = sandbox.state
+    small = {"limits": {"crm_daily_credits": 100}}  # 10 credits a day for reconciliation
+    async with bridge_rig(database_url, sandbox, connection=small) as rig:
+        await rig.create(["Leads.all"])
+        watch = next(w for w in await rig.runtime.watches.all() if w.module == "Leads")
+        state.drop_rate = 1.0
+        for i in range(5):
+            state.crm_create("Leads", {"Last_Name": f"L{i}"})
+        await state.flush()
+        state.clock.advance(15 * 60)
+        report = await rig.runtime.reconciler.run_watch(watch.id, due=False)
+        assert report.outcome == "ok" and report.emitted == {"missed": 5}
+        after = await rig.runtime.watches.get(watch.id)
+        # 2 credits a run (a list, an ids= fetch) into the 8 left: one run every 6 h at most,
+        # capped at 2 h so a freed window is used again soon.
+        assert after.next_run_at - after.last_finished_at >= timedelta(hours=2) - timedelta(
+            seconds=1
+        )
+        assert after.deferred_reason is not None and after.deferred_reason.startswith("budget")
+        problems = (await rig.http.get("/admin/status")).json()["problems"]
+        assert any("is slowed" in p and "BRIDGE_RECONCILE_DAILY_SHARE" in p for p in problems)
