@@ -6,7 +6,7 @@ Pure apart from the one read of the records' stored events."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,6 +31,7 @@ from bridge.domain.reconcile_match import (
 )
 from bridge.domain.reconcile_synthetic import synthesize
 from bridge.services.reconcile_context import WatchContext
+from bridge.services.reconcile_poll import Listing
 from bridge.store.reconcile_writes import known_events
 from bridge.store.watches import WatchInfo
 
@@ -133,3 +134,51 @@ def _event(
         id=new_ulid(now),
         received_at=now,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """The versions a watch carried from its last run that this run did not list again:
+    they are matched again (their grace may be over now)."""
+
+    updates: list[Version]
+    deletions: list[Version]
+
+
+def pending_row(version: Version) -> dict[str, Any]:
+    return {
+        "id": version.record_id,
+        "t": version.modified_at.isoformat(),
+        "c": version.created_at.isoformat() if version.created_at else None,
+        "d": version.deleted,
+    }
+
+
+def carry_over(
+    pending: Sequence[dict[str, Any]], listing: Listing, deletions: Listing | None
+) -> Carried:
+    """The carried versions still worth matching: not listed again (a newer version of the
+    record supersedes it; the same one is matched from the listing), and not deleted since
+    (a deletion supersedes an update)."""
+    updates, deleted = [], []
+    gone = deletions.versions if deletions is not None else {}
+    for row in pending:
+        try:
+            version = Version(
+                str(row["id"]), datetime.fromisoformat(str(row["t"])),
+                datetime.fromisoformat(str(row["c"])) if row.get("c") else None,
+                deleted=bool(row.get("d")),
+            )  # fmt: skip
+        except (KeyError, ValueError):
+            continue  # not written by this version of the bridge: nothing to carry
+        if version.deleted:
+            if version.record_id not in gone:
+                deleted.append(version)
+            continue
+        listed = listing.versions.get(version.record_id)
+        if (listed is not None and listed.modified_at >= version.modified_at) or (
+            version.record_id in gone
+        ):
+            continue
+        updates.append(version)
+    return Carried(updates, deleted)

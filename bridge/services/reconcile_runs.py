@@ -29,9 +29,10 @@ from bridge.domain.states import RunState, WatchStatus
 from bridge.errors import BridgeError, InvalidInput
 from bridge.services import connections
 from bridge.services.reconcile_context import books_context, crm_context
+from bridge.services.reconcile_fetch import fill_data
 from bridge.services.reconcile_plan import plan
 from bridge.services.reconcile_poll import list_books, list_crm, list_crm_deleted, probe_books
-from bridge.services.reconciler import Reconciler, day_of, extra_sources, fill_data
+from bridge.services.reconciler import Reconciler, day_of, extra_sources
 from bridge.services.views import iso
 from bridge.services.watches import module_names
 from bridge.store import reconcile_runs as store

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.books_entities import by_key
 from bridge.domain.events import Event, Product
-from bridge.domain.reconcile_cursor import Cursor, CursorPolicy, Version, advance, read_from
+from bridge.domain.reconcile_cursor import Cursor, CursorPolicy, advance, read_from
 from bridge.domain.reconcile_match import MatchPolicy
 from bridge.domain.reconcile_schedule import (
     SchedulePolicy,
@@ -35,7 +35,8 @@ from bridge.services import connections
 from bridge.services.reconcile_books import BooksSide, Swept
 from bridge.services.reconcile_context import books_context, crm_context
 from bridge.services.reconcile_crm import CrmSide
-from bridge.services.reconcile_plan import Plan, plan
+from bridge.services.reconcile_fetch import fill_data
+from bridge.services.reconcile_plan import carry_over, pending_row, plan
 from bridge.services.reconcile_poll import Listing, list_books, list_crm
 from bridge.store import sweeps
 from bridge.store import watches as store
@@ -391,87 +392,6 @@ class Reconciler:
                     watch=watch.id, ahead_seconds=int(ahead.total_seconds()),
                     start_at=start.isoformat())  # fmt: skip
         return replace(watch, start_at=start)
-
-
-@dataclass(frozen=True, slots=True)
-class Carried:
-    """The versions a watch carried from its last run that this run did not list again:
-    they are matched again (their grace may be over now)."""
-
-    updates: list[Version]
-    deletions: list[Version]
-
-
-def pending_row(version: Version) -> dict[str, Any]:
-    return {
-        "id": version.record_id,
-        "t": version.modified_at.isoformat(),
-        "c": version.created_at.isoformat() if version.created_at else None,
-        "d": version.deleted,
-    }
-
-
-def carry_over(
-    pending: Sequence[dict[str, Any]], listing: Listing, deletions: Listing | None
-) -> Carried:
-    """The carried versions still worth matching: not listed again (a newer version of the
-    record supersedes it; the same one is matched from the listing), and not deleted since
-    (a deletion supersedes an update)."""
-    updates, deleted = [], []
-    gone = deletions.versions if deletions is not None else {}
-    for row in pending:
-        try:
-            version = Version(
-                str(row["id"]), datetime.fromisoformat(str(row["t"])),
-                datetime.fromisoformat(str(row["c"])) if row.get("c") else None,
-                deleted=bool(row.get("d")),
-            )  # fmt: skip
-        except (KeyError, ValueError):
-            continue  # not written by this version of the bridge: nothing to carry
-        if version.deleted:
-            if version.record_id not in gone:
-                deleted.append(version)
-            continue
-        listed = listing.versions.get(version.record_id)
-        if (listed is not None and listed.modified_at >= version.modified_at) or (
-            version.record_id in gone
-        ):
-            continue
-        updates.append(version)
-    return Carried(updates, deleted)
-
-
-async def fill_data(
-    zoho: ZohoClient, watch: WatchInfo, connection: Connection, decided: Plan,
-    listing: Listing, deletions: Listing | None, meter: CallMeter,
-) -> None:  # fmt: skip
-    """Fetch the records of the unannounced versions only (e #5): CRM `?ids=` by 100,
-    Books one `GET` each; a record Zoho no longer returns keeps its listed row."""
-    wanted = [m for m in decided.misses if not m.version.deleted]
-    full = watch.options.get("full_records", True)
-    records: dict[str, dict[str, Any]] = {}
-    if wanted and full and watch.product is Product.CRM:
-        fetched = await zoho.crm_get_records(
-            connection, watch.module, [m.version.record_id for m in wanted], meter=meter
-        )
-        records = {str(r.get("id")): r for r in fetched}
-    elif wanted and full:
-        entity = by_key(watch.module)
-        for miss in wanted:
-            found = await zoho.books_get(connection, entity.path, miss.version.record_id,
-                                         meter=meter)  # fmt: skip
-            if found is not None:
-                records[miss.version.record_id] = found
-    kept = []
-    for miss in decided.misses:
-        record_id = miss.version.record_id
-        if miss.version.deleted:
-            rows = deletions.rows if deletions is not None else {}
-            miss.event.data = dict(rows.get(record_id) or {"id": record_id})
-        else:
-            miss.event.data = dict(records.get(record_id) or listing.rows.get(record_id) or {})
-        kept.append(miss)
-    decided.misses = kept
 
 
 def extra_sources(watch: WatchInfo) -> tuple[str, ...]:
