@@ -57,6 +57,7 @@ CommittedHook = Callable[[Sequence[Event]], None]
 PENDING_CAP = 2000
 PACE_WINDOW = timedelta(days=1)  # Zoho's daily budgets are rolling 24 h windows (C11)
 MAX_PACE = timedelta(hours=2)
+AMPLE_RUNS = 20  # a share that pays for this many more runs is not nearly spent
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,13 +293,7 @@ class Reconciler:
         values["pending"] = [pending_row(v) for v in keep]
         finished = self.clock()
         next_run = next_after_success(started, finished, schedule)
-        if decided.pending:
-            # Come back when the oldest waiting version's grace is over (Zoho's clock,
-            # turned into ours), so detection stays within interval + grace.
-            skew = finished - zoho_now
-            oldest = min(v.modified_at for v in decided.pending)
-            next_run = min(next_run, oldest + self.policy.grace + skew + timedelta(seconds=5))
-        paced = await self._paced(watch, connection, meter, schedule, finished)
+        paced, ample = await self._paced(watch, connection, meter, schedule, finished)
         paced_reason = None
         if paced is not None and paced > next_run:
             next_run = paced
@@ -307,6 +302,13 @@ class Reconciler:
                 f"are spread out (next at {paced.isoformat(timespec='seconds')}); raise the "
                 "connection's limits or BRIDGE_RECONCILE_DAILY_SHARE"
             )
+        if decided.pending and ample:
+            # Come back when the oldest waiting version's grace is over (Zoho's clock,
+            # turned into ours), so detection stays within interval + grace: one more run,
+            # worth it while the share is not nearly spent.
+            skew = finished - zoho_now
+            oldest = min(v.modified_at for v in decided.pending)
+            next_run = min(next_run, oldest + self.policy.grace + skew + timedelta(seconds=5))
         if new_cursor is not None:
             values.update(
                 watermark=new_cursor.watermark,
@@ -350,11 +352,13 @@ class Reconciler:
     async def _paced(
         self, watch: WatchInfo, connection: Connection, meter: CallMeter,
         schedule: SchedulePolicy, now: datetime,
-    ) -> datetime | None:  # fmt: skip
+    ) -> tuple[datetime | None, bool]:  # fmt: skip
         """When the next run may come so that what is left of the daily share lasts a
         rolling day at this run's cost (e #11: the interval from the budget), if that is
-        later than the schedule; None while the share is ample. A share spent early and
-        then waited out for hours left dropped changes undetected meanwhile (bench)."""
+        later than the schedule (None while the share suffices); and whether the share is
+        far from spent (an extra run for a waiting version is then affordable). A share
+        spent early and then waited out for hours left dropped changes undetected
+        meanwhile (bench/reconcile.py with the default limits)."""
         cost = max(1, meter.crm_credits if watch.product is Product.CRM else meter.books_calls)
         left = await self.zoho.budget_left(connection)
         share = (
@@ -362,13 +366,13 @@ class Reconciler:
             if watch.product is Product.CRM
             else left.reconcile_books_today
         )
-        runs_a_day = PACE_WINDOW / schedule.interval
-        if share >= cost * runs_a_day:
-            return None
+        ample = share >= AMPLE_RUNS * cost
+        if share >= cost * (PACE_WINDOW / schedule.interval):
+            return None, ample
         # This many runs fit in what is left; spread them over the window, at most
         # MAX_PACE apart so a freed window is used again soon.
         room = max(share / cost, 1.0)
-        return now + min(PACE_WINDOW / room, MAX_PACE)
+        return now + min(PACE_WINDOW / room, MAX_PACE), ample
 
     def _zoho_start(
         self, watch: WatchInfo, started: datetime, listing: Listing, values: dict[str, Any]
