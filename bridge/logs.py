@@ -45,14 +45,19 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    # structlog's own list, changed in place: a logger cached on first use keeps the list
+    # it was built with, so a later configuration (a CLI command run in-process, a test
+    # capturing logs) reaches loggers already used only if the list object stays the same.
+    processors = structlog.get_config()["processors"]
+    processors[:] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact,
+        renderer,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redact,
-            renderer,
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         cache_logger_on_first_use=True,
     )

@@ -112,7 +112,8 @@ REGISTRY.register(WEBHOOKS)
 
 DELIVERIES = Counter(
     "bridge_deliveries_total",
-    "Outbox publish attempts by sink and outcome (delivered, retry, dead).",
+    "Outbox publish attempts by sink and outcome (delivered, retry, dead, unavailable: the "
+    "sink could not be reached and the row waits, its retry budget untouched).",
     ["sink", "outcome"],
 )
 PUBLISH_SECONDS = Histogram(
@@ -146,4 +147,32 @@ UNEXPECTED_ERRORS = Counter(
     "Requests answered 500 by an unexpected error (a bug: see the log line with the same "
     "request id), by area (hooks, admin, v1, other) and exception type.",
     ["area", "error_type"],
+)
+
+LONG_POLLS = Gauge(
+    "bridge_long_polls",
+    "Pull-subscription reads waiting for events now (long-polls held by this process).",
+)
+LONG_POLLS_REFUSED = Counter(
+    "bridge_long_polls_refused",
+    "Long-polls answered 429 at once because BRIDGE_LONG_POLLS_PER_SUBSCRIPTION or "
+    "BRIDGE_LONG_POLLS_TOTAL waiting reads were already held (nothing was new).",
+)
+
+SINK_UP = Gauge(
+    "bridge_sink_up",
+    "1 while this process's relay can reach a push sink, 0 while the sink is paused as "
+    "unreachable (its deliveries wait in the outbox and are probed for).",
+    ["sink"],
+)
+DATABASE_UP = Gauge(
+    "bridge_database_up",
+    "1 when the last check could write to the database, 0 when it could not (unreachable "
+    "or full: webhooks are answered 503 and readiness fails).",
+)
+CONNECTION_NEEDS_REAUTH = Gauge(
+    "bridge_connection_needs_reauth",
+    "1 for a Zoho connection whose refresh token Zoho refused (status needs_reauth: its "
+    "channels are paused and it is not reconciled until a new refresh token is set).",
+    ["connection"],
 )

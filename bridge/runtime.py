@@ -23,6 +23,7 @@ from bridge.services.channel_keeper import ChannelKeeper
 from bridge.services.channels import ChannelService
 from bridge.services.connections import ConnectionService
 from bridge.services.deliveries import DeliveryService
+from bridge.services.health import HealthMonitor
 from bridge.services.ingest import IngestService
 from bridge.services.lookup import Lookup
 from bridge.services.managed_channels import ManagedChannelService
@@ -81,6 +82,7 @@ class Runtime:
     events: EventQueries
     requests: RequestQueries
     status: StatusService
+    health: HealthMonitor
     keeper: ChannelKeeper
     # Reconciliation: the runs, the watches, on-demand runs and backfills.
     reconciler: Reconciler
@@ -117,6 +119,7 @@ class Runtime:
             await self.reconcile_loop.stop()
         if self.relay is not None:
             await self.relay.stop()
+        await self.health.stop()
         if self.purge_loop is not None:
             await self.purge_loop.stop()
         await self.writer.stop()
@@ -126,8 +129,11 @@ class Runtime:
         await self.engine.dispose()
 
 
-def relay_owner() -> str:
-    """Who holds a lease, as shown in the outbox: host, process, and a random part."""
+def replica_name(settings: Settings) -> str:
+    """This replica's name in leases (outbox rows, channels, watches, heartbeats):
+    BRIDGE_REPLICA_ID, or host, process and a random part, unique to this runtime."""
+    if settings.replica_id:
+        return settings.replica_id[:64]
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
@@ -146,9 +152,10 @@ def reconcile_policy(settings: Settings) -> ReconcilePolicy:
     )
 
 
-def relay_options(settings: Settings) -> RelayOptions:
+def relay_options(settings: Settings, owner: str | None = None) -> RelayOptions:
+    """The relay's options; `owner` (the lease owner) is the replica's name."""
     return RelayOptions(
-        owner=relay_owner(),
+        owner=owner or replica_name(settings),
         policy=BackoffPolicy(
             settings.retry_base_seconds, settings.retry_cap_seconds, settings.max_attempts
         ),
@@ -156,6 +163,10 @@ def relay_options(settings: Settings) -> RelayOptions:
         lease=timedelta(seconds=settings.relay_lease_seconds),
         poll=settings.relay_poll_seconds,
         concurrency=settings.relay_concurrency,
+        probe=BackoffPolicy(
+            settings.sink_probe_seconds,
+            max(settings.sink_probe_cap_seconds, settings.sink_probe_seconds),
+        ),
     )
 
 
@@ -221,17 +232,31 @@ async def open_runtime(
                     daily=settings.reconcile_daily_share)  # fmt: skip
     budget = Budget(DbBudgetStore(engine), clock=seconds, shares=shares)
     zoho = ZohoClient(http, tokens, budget)
-    replica = (settings.replica_id or f"{socket.gethostname()}:{os.getpid()}:{id(engine):x}")[:64]
+    replica = replica_name(settings)
     keeper = _keeper(settings, engine, box, zoho, lookup, clock, replica)
     policy = reconcile_policy(settings)
     watches = WatchService(engine, clock, policy, settings.reconcile_auto_watches)
     managed_channels = ManagedChannelService(keeper, settings.public_url, watches)
     deliveries = DeliveryService(engine, settings.push_sinks, clock, settings.retention_days)
     secret_problem = await check_secret_key(engine, box)
+    health = HealthMonitor(
+        engine, settings.database_url, clock, replica, settings.health_check_seconds
+    )
     reconciler = Reconciler(
         engine, box, zoho, clock, replica, settings.push_sinks, writer.committed, policy
     )
     runs = RunService(engine, reconciler, clock)
+    subscriptions = SubscriptionService(
+        engine, commit_signal, clock,
+        max_waiting_per_subscription=settings.long_polls_per_subscription,
+        max_waiting=settings.long_polls_total,
+    )  # fmt: skip
+    status = StatusService(
+        engine, settings.database_url, deliveries, managed_channels, watches, health,
+        secret_problem,
+        # A few probes' time: an outage no relay has confirmed since is flagged stale.
+        sink_stale_after=timedelta(seconds=3 * settings.sink_probe_cap_seconds + 30),
+    )  # fmt: skip
     runtime = Runtime(
         settings=settings,
         engine=engine,
@@ -249,17 +274,11 @@ async def open_runtime(
         managed_channels=managed_channels,
         connections=ConnectionService(engine, box, zoho, clock),
         deliveries=deliveries,
-        subscriptions=SubscriptionService(engine, commit_signal, clock),
+        subscriptions=subscriptions,
         events=EventQueries(engine),
         requests=RequestQueries(engine),
-        status=StatusService(
-            engine,
-            settings.database_url,
-            deliveries,
-            managed_channels,
-            watches,
-            secret_problem,
-        ),
+        status=status,
+        health=health,
         keeper=keeper,
         reconciler=reconciler,
         watches=watches,
@@ -271,7 +290,7 @@ async def open_runtime(
         if "webhook" in settings.push_sinks:
             runtime.sink_http = httpx.AsyncClient()
         sinks = build_sinks(settings.sink_config, http_client=runtime.sink_http)
-        runtime.relay = Relay(engine, sinks, relay_options(settings), clock)
+        runtime.relay = Relay(engine, sinks, relay_options(settings, replica), clock)
         writer.committed.append(runtime.relay.wake)
         deliveries.wake = runtime.relay.wake
         runtime.status.relay_problems = runtime.relay.problems
@@ -291,4 +310,6 @@ async def open_runtime(
         await runtime.relay.start()
     if runtime.purge_loop is not None:
         await runtime.purge_loop.start()
+    if background:
+        await health.start()
     return runtime

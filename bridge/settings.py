@@ -108,6 +108,24 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a claimed row is held before another relay may take it.",
     )
+    sink_probe_seconds: float = Field(
+        1.0, gt=0,
+        description="First wait before probing a sink that failed as a whole (doubles, jittered).",
+    )  # fmt: skip
+    sink_probe_cap_seconds: float = Field(
+        10.0, gt=0, description="Longest wait between two probes of a sink that is down."
+    )
+    health_check_seconds: float = Field(
+        5.0, gt=0,
+        description="How often `serve` checks that the database takes writes and which "
+        "connections need re-authorisation (metrics, and a log line when that changes).",
+    )  # fmt: skip
+    long_polls_per_subscription: int = Field(
+        10, ge=1, description="Long-polls of one subscription waiting at once; 429 beyond."
+    )
+    long_polls_total: int = Field(
+        100, ge=1, description="Long-polls waiting at once in one process; 429 beyond."
+    )
     retry_base_seconds: float = Field(1.0, gt=0, description="First retry delay ceiling.")
     retry_cap_seconds: float = Field(600.0, gt=0, description="Longest delay between retries.")
     max_attempts: int = Field(

@@ -270,6 +270,8 @@ async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
             "database": "ok",
             "schema": "current",
             "secret_key": "ok",
+            "sinks": "ok",
+            "connections": "ok",
             "channels": "ok",
             "reconciliation": "ok",
         },
@@ -278,3 +280,11 @@ async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
     metrics = (await client.get("/metrics")).text
     assert 'bridge_webhook_requests_total{kind="crm",outcome="rejected"}' in metrics
     assert "bridge_write_batch_size_bucket" in metrics
+
+
+async def test_names_with_a_trailing_newline_are_refused(client: httpx.AsyncClient) -> None:
+    """`$` also matches before a final newline: names are checked whole, or `acme\\n`
+    became a source no webhook path could ever reach."""
+    answer = await client.post("/admin/sources", json={"name": "acme\n"}, headers=ADMIN)
+    assert answer.status_code == 400
+    assert "name must be" in answer.json()["message"]

@@ -315,3 +315,16 @@ async def test_admin_json_bodies_are_bounded_too(client: httpx.AsyncClient) -> N
     for body in (b"[" * 5000 + b"]" * 5000, b'{"ids": [' + b"1" * 5000 + b"]}"):
         r = await client.post("/admin/outbox/retry", content=body, headers=ADMIN)
         assert (r.status_code, r.json()["error"]) == (400, "bad_request"), r.text
+
+
+@pytest.mark.parametrize("modified", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-14:00"])
+async def test_books_times_beyond_the_calendar_in_utc_are_not_used(
+    ready: httpx.AsyncClient, modified: str
+) -> None:
+    invoice = sample("books-invoice.json")
+    invoice["invoice"]["last_modified_time"] = modified
+    r = await ready.post("/hooks/books/acme", params={"token": TOKEN}, json=invoice)
+    assert r.status_code == 200, r.text
+    [event] = await _events(ready)
+    assert event["occurred_at"] == event["received_at"]  # as for a missing time
+    assert event["data"]["last_modified_time"] == modified

@@ -4,6 +4,15 @@ A worker sleeps until the writer's `committed` hook calls `wake` (new events rea
 sink within milliseconds) or, as a fallback for rows written by another replica or due
 for retry, until `poll` seconds pass. Every replica may run a relay: leases in the
 database decide who delivers which row.
+
+A sink that cannot be reached at all (connection refused, broker down: `SinkUnavailable`)
+is paused as a unit: its rows go back untried (no attempt counted, no backoff), nothing is
+claimed for it, and it is probed after a growing, jittered delay (`RelayOptions.probe`)
+with one real row, or a `check` when none is due. The first probe that gets through
+resumes it at full rate. Row-level failures (one event refused) keep their own backoff.
+Outages are recorded in the database (`sink_states`), so every process's status shows
+them, logged once when they start and once when they end, and exported as
+`bridge_sink_up`.
 """
 
 from __future__ import annotations
@@ -22,18 +31,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.domain.backoff import BackoffPolicy, RandomSource
 from bridge.domain.delivery import DeadLetter, FailureKind, Retry, after_failure
 from bridge.errors import BridgeError
-from bridge.metrics import DELIVERIES, PUBLISH_SECONDS
+from bridge.metrics import DELIVERIES, PUBLISH_SECONDS, SINK_UP
 from bridge.sinks.base import (
     Sink,
     SinkError,
+    SinkNotStarted,
     SinkPermanentError,
     SinkTransientError,
+    SinkUnavailable,
     SubscriberGone,
 )
 from bridge.store import outbox, outbox_queries
 from bridge.store.outbox import Claimed, Failure
 
 log = structlog.get_logger(__name__)
+
+
+def _default_probe() -> BackoffPolicy:
+    return BackoffPolicy(base=1.0, cap=10.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +59,30 @@ class RelayOptions:
     lease: timedelta = timedelta(seconds=120)
     poll: float = 1.0
     concurrency: int = 32
+    # Delays between probes of an unreachable sink (max_attempts is not used).
+    probe: BackoffPolicy = field(default_factory=_default_probe)
+
+
+@dataclass
+class SinkHealth:
+    """What this relay knows of one sink: started, and since when it is unreachable."""
+
+    started: bool = False
+    down_since: datetime | None = None
+    reason: str | None = None
+    failed_probes: int = 0
+    # Whether `sink_states` says what this holds (the write may have failed).
+    recorded: bool = False
+    database_error: str | None = None
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether `error` says the sink as a whole cannot be reached (not this one event)."""
+    return isinstance(error, SinkUnavailable | SinkNotStarted)
+
+
+def _message(error: BaseException) -> str:
+    return error.message if isinstance(error, BridgeError) else repr(error)
 
 
 class Relay:
@@ -63,17 +102,25 @@ class Relay:
         self._clock = clock
         self._rng = rng or random.Random()
         self._wakeups = {sink.name: asyncio.Event() for sink in self._sinks}
+        self._health = {sink.name: SinkHealth() for sink in self._sinks}
         self._tasks: list[asyncio.Task[None]] = []
-        self._not_started: dict[str, str] = {}
         self._stopped = asyncio.Event()
 
     @property
     def sink_names(self) -> list[str]:
         return [sink.name for sink in self._sinks]
 
+    def health(self, name: str) -> SinkHealth:
+        return self._health[name]
+
     def problems(self) -> list[str]:
-        """What keeps this relay from delivering right now (sinks it cannot start)."""
-        return [f"sink {name} cannot start: {why}" for name, why in self._not_started.items()]
+        """Outages this relay sees that the database does not hold yet (its write failed);
+        the recorded ones are in `sink_states`, read by every process's status."""
+        return [
+            f"sink {name} {h.reason} (since {h.down_since:%Y-%m-%d %H:%M:%S}Z)"
+            for name, h in self._health.items()
+            if h.down_since is not None and not h.recorded
+        ]
 
     def wake(self, *_: object) -> None:
         """Tell every worker there is new work (the writer's `committed` hook)."""
@@ -105,49 +152,144 @@ class Relay:
                 await sink.close()
 
     async def _work(self, sink: Sink) -> None:
-        await self._start_sink(sink)
+        health = self._health[sink.name]
         wakeup = self._wakeups[sink.name]
         while not self._stopped.is_set():
             wait = self._options.poll
+            handled = 0
             try:
+                if not health.recorded:
+                    await self._record(sink.name, health)
+                if health.down_since is not None or not health.started:
+                    if health.down_since is not None:
+                        await self._sleep(self._probe_delay(health))
+                    if self._stopped.is_set() or not await self._recover(sink, health):
+                        continue
                 if sink.name in await outbox_queries.disabled_sinks(self._engine):
                     handled = 0
                 else:
                     handled, soonest = await self.deliver_batch(sink)
                     if soonest is not None:
                         wait = min(wait, max(0.0, (soonest - self._clock()).total_seconds()))
+                self._database_ok(sink.name, health)
             except BridgeError as exc:
-                log.warning("relay cannot reach the database", sink=sink.name, error=exc.message)
-                handled = 0
+                if health.database_error is None:
+                    log.warning("relay cannot reach the database", sink=sink.name,
+                                error=exc.message)  # fmt: skip
+                health.database_error = exc.message
             except Exception as exc:  # a bug must not end delivery for good: log, go on
                 log.error("relay error", sink=sink.name, error_type=type(exc).__name__)
-                handled = 0
-            if handled >= self._options.batch or self._stopped.is_set():
+            if health.down_since is not None or self._stopped.is_set():
+                continue  # paused: the next turn waits for the probe, not for new rows
+            if handled >= self._options.batch:
                 continue  # more may be waiting: no sleep while there is a backlog
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout=wait)
             wakeup.clear()
 
-    async def _start_sink(self, sink: Sink) -> None:
-        # A broker that is down at startup must not stop the bridge: keep trying. A
-        # permanent refusal (wrong password, an exchange of another type) is retried too,
-        # slowly, since the operator may fix the broker without restarting the bridge.
-        attempt = 0
-        while not self._stopped.is_set():
+    def _database_ok(self, name: str, health: SinkHealth) -> None:
+        if health.database_error is not None:
+            log.warning("relay reaches the database again", sink=name)
+            health.database_error = None
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once when the relay stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), timeout=seconds)
+
+    def _probe_delay(self, health: SinkHealth) -> float:
+        # Between half and all of the ceiling: probes of several replicas spread out, and
+        # none comes back so soon that a dead broker is hammered.
+        ceiling = self._options.probe.ceiling(health.failed_probes + 1)
+        return ceiling * (0.5 + 0.5 * self._rng.random())
+
+    async def _recover(self, sink: Sink, health: SinkHealth) -> bool:
+        """Start the sink, or probe it while it is paused; True once it works."""
+        if not health.started:
+            # A broker that is down at startup must not stop the bridge: keep trying. A
+            # permanent refusal (wrong password, an exchange of another type) is retried
+            # too, since the operator may fix the broker without restarting the bridge.
             try:
                 await sink.start()
-                self._not_started.pop(sink.name, None)
-                return
             except SinkError as exc:
-                attempt += 1
-                self._not_started[sink.name] = exc.message
-                delay = self._options.policy.ceiling(attempt)
-                log.warning("sink not started", sink=sink.name, error=exc.message, retry_in=delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopped.wait(), timeout=delay)
+                await self._went_down(sink.name, health, f"cannot start: {exc.message}")
+                return False
+            health.started = True
+            await self._came_up(sink.name, health)
+            return True
+        now = self._clock()
+        disabled = sink.name in await outbox_queries.disabled_sinks(self._engine)
+        claimed = [] if disabled else await outbox.claim(
+            self._engine, sink.name, self._options.owner, now=now, lease=self._options.lease,
+            limit=1,
+        )  # fmt: skip
+        if not claimed:
+            try:
+                await sink.check()
+            except SinkError as exc:
+                await self._went_down(sink.name, health, f"is unreachable: {exc.message}")
+                return False
+            await self._came_up(sink.name, health)
+            return True
+        [row] = claimed
+        error = await self._publish(sink, row, asyncio.Semaphore(1))
+        if error is not None and is_outage(error):
+            await outbox.release(self._engine, [row.delivery_id], _message(error))
+            DELIVERIES.labels(sink.name, "unavailable").inc()
+            await self._went_down(sink.name, health, f"is unreachable: {_message(error)}")
+            return False
+        # It answered (even a refusal of this one event): the sink is back.
+        await self._settle(sink, [row], [error], self._clock())
+        await self._came_up(sink.name, health)
+        return True
+
+    async def _went_down(self, name: str, health: SinkHealth, reason: str) -> None:
+        now = self._clock()
+        if health.down_since is None:
+            health.down_since, health.failed_probes = now, 0
+            log.warning("sink unreachable: its deliveries wait in the outbox", sink=name,
+                        error=reason)  # fmt: skip
+            SINK_UP.labels(name).set(0)
+        else:
+            health.failed_probes += 1
+        health.reason = reason
+        health.recorded = False
+        await self._record(name, health)
+
+    async def _came_up(self, name: str, health: SinkHealth) -> None:
+        if health.down_since is not None:
+            seconds = (self._clock() - health.down_since).total_seconds()
+            log.warning("sink reachable again: delivering", sink=name,
+                        down_seconds=round(seconds, 1))  # fmt: skip
+            health.recorded = False
+        health.down_since, health.reason, health.failed_probes = None, None, 0
+        SINK_UP.labels(name).set(1)
+        if not health.recorded:
+            await self._record(name, health)
+
+    async def _record(self, name: str, health: SinkHealth) -> None:
+        """Make `sink_states` say what `health` holds (at start, this clears an outage a
+        previous process recorded). A failure is left for the next turn to retry."""
+        try:
+            if health.down_since is None:
+                if health.started:
+                    await outbox_queries.record_sink_up(self._engine, name)
+                else:
+                    return  # nothing known yet
+            else:
+                await outbox_queries.record_sink_down(
+                    self._engine, name, reason=health.reason or "is unreachable",
+                    since=health.down_since, now=self._clock(), replica=self._options.owner,
+                )  # fmt: skip
+        except BridgeError:
+            return
+        health.recorded = True
 
     async def deliver_batch(self, sink: Sink) -> tuple[int, datetime | None]:
-        """Claim and publish one batch; returns (rows handled, earliest retry time)."""
+        """Claim and publish one batch; returns (rows handled, earliest retry time).
+
+        If the sink turns out to be unreachable, the rows it failed go back untried and
+        the sink is paused (`health(name).down_since` is set)."""
         opts = self._options
         claimed = await outbox.claim(
             self._engine, sink.name, opts.owner, now=self._clock(), lease=opts.lease,
@@ -160,11 +302,35 @@ class Relay:
         gate = asyncio.Semaphore(opts.concurrency)
         results = await asyncio.gather(*(self._publish(sink, row, gate) for row in claimed))
         now = self._clock()
-        delivered = [row.delivery_id for row, error in zip(claimed, results, strict=True)
+        outages = [(row, error) for row, error in zip(claimed, results, strict=True)
+                   if error is not None and is_outage(error)]  # fmt: skip
+        if outages:
+            await outbox.release(
+                self._engine, [row.delivery_id for row, _ in outages], _message(outages[0][1])
+            )
+            DELIVERIES.labels(sink.name, "unavailable").inc(len(outages))
+            await self._went_down(
+                sink.name, self._health[sink.name], f"is unreachable: {_message(outages[0][1])}"
+            )
+        rest = [(row, error) for row, error in zip(claimed, results, strict=True)
+                if error is None or not is_outage(error)]  # fmt: skip
+        retry_at = await self._settle(sink, [r for r, _ in rest], [e for _, e in rest], now)
+        return len(claimed), retry_at
+
+    async def _settle(
+        self,
+        sink: Sink,
+        rows: Sequence[Claimed],
+        errors: Sequence[BaseException | None],
+        now: datetime,
+    ) -> datetime | None:
+        """Mark published rows delivered and failed ones for retry or dead; returns the
+        earliest retry time."""
+        delivered = [row.delivery_id for row, error in zip(rows, errors, strict=True)
                      if error is None]  # fmt: skip
         failures = [
             self._failure(row, error, now)
-            for row, error in zip(claimed, results, strict=True)
+            for row, error in zip(rows, errors, strict=True)
             if error is not None
         ]
         await outbox.mark_delivered(self._engine, delivered, now)
@@ -179,8 +345,7 @@ class Relay:
                 self._engine, sink.name, disabled=True, reason=reason, now=now
             )
             log.error("sink disabled: the subscriber is gone", sink=sink.name, reason=reason)
-        retries = [f.outcome.at for f in failures if isinstance(f.outcome, Retry)]
-        return len(claimed), min(retries, default=None)
+        return min((f.outcome.at for f in failures if isinstance(f.outcome, Retry)), default=None)
 
     async def _publish(
         self, sink: Sink, row: Claimed, gate: asyncio.Semaphore
@@ -210,5 +375,4 @@ class Relay:
             else:
                 log.error("unexpected publish error", error_type=type(error).__name__)
         outcome = after_failure(kind, attempts, self._options.policy, self._rng, now, retry_after)
-        message = error.message if isinstance(error, BridgeError) else repr(error)
-        return Failure(row.delivery_id, attempts, outcome, message)
+        return Failure(row.delivery_id, attempts, outcome, _message(error))

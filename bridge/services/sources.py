@@ -26,7 +26,7 @@ MIN_TOKEN_LENGTH = 12
 
 def check_name(name: str, what: str = "name") -> None:
     """Names of sources, connections, subscriptions: safe in URLs, paths and logs."""
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise InvalidInput(
             f"{what} must be 1-64 characters: letters, digits, '_', '.', '-' (not first)"
         )
@@ -67,7 +67,7 @@ class SourceService:
 
     def _encrypt_secrets(self, secrets: list[str]) -> list[str]:
         for secret in secrets:
-            if not BOOKS_SECRET_PATTERN.match(secret):
+            if not BOOKS_SECRET_PATTERN.fullmatch(secret):
                 raise InvalidInput(
                     "each secret must be 12-50 letters and digits, as Zoho Books requires"
                 )

@@ -1,44 +1,99 @@
 """The status overview (`/admin/status`, `zoho-bridge status`) and readiness (`/readyz`):
-one section per concern, and the problems an operator must act on."""
+one section per concern, and the problems an operator must act on.
+
+Everything here is read from the database, or checked now, so the server and a one-shot
+CLI process say the same; outages come first in `problems`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import BridgeError
 from bridge.services.deliveries import DeliveryService
+from bridge.services.health import (
+    HealthMonitor,
+    database_problem,
+    reauth_problem,
+    sink_problem,
+)
 from bridge.services.managed_channels import ManagedChannelService
 from bridge.services.schema import schema_state
-from bridge.services.views import status_view
+from bridge.services.views import iso, status_view
 from bridge.services.watches import WatchService
+from bridge.store.health import WriteCheck
 
 
 def _no_problems() -> list[str]:
     return []
 
 
+def _database_view(check: WriteCheck) -> dict[str, Any]:
+    return {"state": check.state, "detail": check.detail,
+            "disk_free_bytes": check.disk_free_bytes}  # fmt: skip
+
+
+def _unreadable_view(check: WriteCheck, problem: str) -> dict[str, Any]:
+    """The overview's shape when nothing can be read: only the database's problem."""
+    return {
+        "database": _database_view(check),
+        "sinks": [],
+        "events": {"count": None, "last_seq": None, "last_received_at": None},
+        "subscriptions": [],
+        "connections": {"needs_reauth": []},
+        "channels": {"managed": None, "at_risk": []},
+        "reconciliation": {"problems": []},
+        "problems": [problem],
+    }
+
+
 @dataclass
 class StatusService:
     """Assembles what each service reports. `relay_problems` is this process's relay's
-    (none in a one-shot CLI process); `secret_problem` says why stored secrets cannot be
-    opened, if they cannot."""
+    outages not yet recorded in the database (none in a one-shot CLI process);
+    `secret_problem` says why stored secrets cannot be opened, if they cannot. A sink
+    outage no relay has confirmed for `sink_stale_after` is marked as such."""
 
     engine: AsyncEngine
     database_url: str
     deliveries: DeliveryService
     managed_channels: ManagedChannelService
     watches: WatchService
+    health: HealthMonitor
     secret_problem: str | None = None
     relay_problems: Callable[[], list[str]] = field(default=_no_problems)
+    sink_stale_after: timedelta = timedelta(seconds=60)
 
     async def overview(self) -> dict[str, Any]:
-        found = await self.deliveries.status()
-        found.problems.extend(self.relay_problems())
+        check = await self.health.database()
+        if check.state == "unreachable":
+            return _unreadable_view(check, database_problem(check) or check.detail)
+        try:
+            found = await self.deliveries.status()
+        except BridgeError:
+            check = await self.health.check_database()
+            return _unreadable_view(check, database_problem(check) or "the database failed")
         view = status_view(found)
+        outages = [p for p in [database_problem(check)] if p is not None]
+        view["database"] = _database_view(check)
+        down = await self.health.sinks_down()
+        now = self.health.clock()
+        for sink in view["sinks"]:
+            outage = down.get(sink["name"])
+            sink["state"] = "disabled" if sink["disabled"] else "unreachable" if outage else "ok"
+            sink["unreachable_since"] = iso(outage.since) if outage else None
+            sink["unreachable_reason"] = outage.reason if outage else None
+        outages.extend(sink_problem(d, now, self.sink_stale_after) for d in down.values())
+        outages.extend(self.relay_problems())
+        reauth = await self.health.connections_needing_reauth()
+        view["connections"] = {"needs_reauth": [c.name for c in reauth]}
+        outages.extend(reauth_problem(c) for c in reauth)
+        view["problems"][:0] = outages
         channels = await self.managed_channels.problems()
         view["channels"] = channels
         view["problems"].extend(
@@ -52,7 +107,11 @@ class StatusService:
         return view
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:
-        """Whether this bridge can store deliveries now, and each check's outcome."""
+        """Whether this bridge can store deliveries now, and each check's outcome.
+
+        It fails when the database cannot be reached, its schema is not current, it does
+        not take writes (full), or the secret key is wrong; sinks, connections, channels
+        and reconciliation are reported but never fail it: deliveries are still stored."""
         checks: dict[str, str] = {}
         try:
             checks["schema"] = await schema_state(self.engine, self.database_url)
@@ -61,16 +120,48 @@ class StatusService:
             checks["database"] = exc.message
         except Exception as exc:  # readiness must answer, whatever the database says
             checks["database"] = f"unreachable ({type(exc).__name__})"
+        if checks["database"] == "ok":
+            written = await self.health.database()
+            if written.state != "ok":
+                free = (
+                    "" if written.disk_free_bytes is None
+                    else f", {written.disk_free_bytes} bytes free"
+                )  # fmt: skip
+                checks["database"] = f"{written.state}: {written.detail}{free}"
         checks["secret_key"] = self.secret_problem or "ok"
-        if checks.get("database") == "ok" and checks.get("schema") == "current":
+        if checks["database"] == "ok" and checks.get("schema") == "current":
+            checks["sinks"] = await self._sink_detail()
+            checks["connections"] = await self._connection_detail()
             checks["channels"] = await self._channel_detail()
             checks["reconciliation"] = await self._reconciliation_detail()
         ready = (
-            checks.get("database") == "ok"
+            checks["database"] == "ok"
             and checks.get("schema") == "current"
             and checks["secret_key"] == "ok"
         )
         return ready, checks
+
+    async def _sink_detail(self) -> str:
+        """Push sinks a relay cannot reach (their deliveries wait in the outbox)."""
+        try:
+            down = await self.health.sinks_down()
+        except BridgeError as exc:
+            return f"unknown ({exc.message})"
+        found = [f"{d.sink} {d.reason} (since {iso(d.since)})" for d in down.values()]
+        found.extend(self.relay_problems())
+        return "ok" if not found else "; ".join(found)
+
+    async def _connection_detail(self) -> str:
+        try:
+            reauth = await self.health.connections_needing_reauth()
+        except BridgeError as exc:
+            return f"unknown ({exc.message})"
+        if not reauth:
+            return "ok"
+        return f"{len(reauth)} needs_reauth: " + "; ".join(
+            f"{c.name} (run `zoho-bridge connections update {c.name} --refresh-token <token>`)"
+            for c in reauth
+        )
 
     async def _reconciliation_detail(self) -> str:
         """Watches lagging or failing; never makes readiness fail (deliveries are still

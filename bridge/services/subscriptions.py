@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.credentials import matches_any, new_token, token_digest
 from bridge.domain.envelope import build_envelope
-from bridge.domain.events import EventFilter
-from bridge.errors import InvalidInput, NotFound, VerificationFailed
-from bridge.services.notify import CommitSignal
+from bridge.domain.events import EventFilter, StoredEvent
+from bridge.errors import BridgeError, InvalidInput, NotFound, VerificationFailed
+from bridge.metrics import LONG_POLLS, LONG_POLLS_REFUSED
+from bridge.services.notify import CommitSignal, FilterKey
 from bridge.services.sources import check_name
 from bridge.store import event_queries
 from bridge.store import subscriptions as store
@@ -32,6 +33,15 @@ MAX_SOURCE, MAX_MODULE = 64, 100  # the events columns' sizes
 RECHECK_SECONDS = 1.0
 # Compared against when the name is unknown, so a wrong name costs the same as a wrong token.
 _NO_SUCH_DIGEST = token_digest("no such subscription")
+# What a consumer refused a long-poll is told to wait before asking again: long enough that
+# a thousand refused consumers cost little, short next to a long-poll's own wait.
+REFUSED_RETRY_AFTER = 5
+
+
+class TooManyLongPolls(BridgeError):
+    """Too many long-polls are waiting; try again later."""
+
+    retry_after = REFUSED_RETRY_AFTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +54,27 @@ def _filter(sub: SubscriptionInfo) -> EventFilter:
     return EventFilter(source=sub.source, module=sub.module, operation=sub.operation)
 
 
+def _key(sub: SubscriptionInfo) -> FilterKey:
+    return (sub.source, sub.module, sub.operation)
+
+
 @dataclass
 class SubscriptionService:
     """Pull subscriptions: managed by operators, read and acknowledged by consumers.
-    `signal` wakes this process's long-polls when events are committed or a cursor moves."""
+    `signal` wakes this process's long-polls when events are committed or a cursor moves.
+
+    Every long-poll reads the database again on each commit its filter matches and every
+    second, so at most `max_waiting_per_subscription` of one subscription and
+    `max_waiting` in all are held at once in this process; one more is refused at once
+    (`TooManyLongPolls`)."""
 
     engine: AsyncEngine
     signal: CommitSignal
     clock: Callable[[], datetime]
+    max_waiting_per_subscription: int = 10
+    max_waiting: int = 100
+    _waiting: dict[str, int] = field(default_factory=dict, init=False)
+    _waiting_total: int = field(default=0, init=False)
 
     async def add(
         self,
@@ -97,20 +120,68 @@ class SubscriptionService:
         self, sub: SubscriptionInfo, *, after: int | None, limit: int, wait: float
     ) -> tuple[list[dict[str, Any]], int]:
         """Envelopes after `after` (default: the acked position), waiting up to `wait`
-        seconds for the first one. Returns them and the cursor to pass as `after` next."""
+        seconds for the first one. Returns them and the cursor to pass as `after` next.
+
+        A read that may wait is a long-poll: it raises `TooManyLongPolls` before reading
+        anything when the caps are reached (reading first would cost what the caps save)."""
         cursor = sub.acked_seq if after is None else after
-        deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
+        wait = min(max(wait, 0.0), MAX_WAIT)
+        if not wait:
+            found = await event_queries.list_events(
+                self.engine, _filter(sub), after_seq=cursor, limit=limit
+            )
+        else:
+            self._enter(sub.name)
+            try:
+                found = await self._wait_for_events(sub, cursor, limit, wait)
+            finally:
+                self._leave(sub.name)
+        envelopes = [build_envelope(e) for e in found]
+        return envelopes, (found[-1].seq if found else cursor)
+
+    async def _wait_for_events(
+        self, sub: SubscriptionInfo, cursor: int, limit: int, wait: float
+    ) -> list[StoredEvent]:
+        deadline = time.monotonic() + wait
         while True:
-            signal = self.signal.signal()
+            signal = self.signal.signal(_key(sub))
             found = await event_queries.list_events(
                 self.engine, _filter(sub), after_seq=cursor, limit=limit
             )
             left = deadline - time.monotonic()
             if found or left <= 0:
-                break
+                return found
             await self.signal.wait(min(left, RECHECK_SECONDS), signal)
-        envelopes = [build_envelope(e) for e in found]
-        return envelopes, (found[-1].seq if found else cursor)
+
+    def waiting(self) -> dict[str, int]:
+        """Long-polls held now in this process, by subscription."""
+        return dict(self._waiting)
+
+    def _enter(self, name: str) -> None:
+        mine = self._waiting.get(name, 0)
+        if mine >= self.max_waiting_per_subscription or self._waiting_total >= self.max_waiting:
+            scope = (
+                f"{mine} for subscription {name!r} (BRIDGE_LONG_POLLS_PER_SUBSCRIPTION)"
+                if mine >= self.max_waiting_per_subscription
+                else f"{self._waiting_total} in all (BRIDGE_LONG_POLLS_TOTAL)"
+            )
+            LONG_POLLS_REFUSED.inc()
+            raise TooManyLongPolls(
+                f"too many long-polls are waiting ({scope}); ask again after "
+                f"{REFUSED_RETRY_AFTER} s, or read without `wait`"
+            )
+        self._waiting[name] = mine + 1
+        self._waiting_total += 1
+        LONG_POLLS.inc()
+
+    def _leave(self, name: str) -> None:
+        left = self._waiting.get(name, 1) - 1
+        if left > 0:
+            self._waiting[name] = left
+        else:
+            self._waiting.pop(name, None)
+        self._waiting_total -= 1
+        LONG_POLLS.dec()
 
     async def ack(self, name: str, seq: int) -> int:
         """The consumer processed everything up to `seq`: move its cursor forward only."""

@@ -42,7 +42,7 @@ def module_of(product: Product, module: str) -> str:
     """The module as events name it: a CRM API name, or the Books webhook entity key
     (`invoices` and `invoice` both give `invoice`)."""
     if product is Product.CRM:
-        if not _CRM_MODULE.match(module):
+        if not _CRM_MODULE.fullmatch(module):
             raise InvalidInput("a CRM module is its API name, e.g. Leads or Sales_Orders")
         return module
     entity = books_entity(module)

@@ -6,6 +6,7 @@ from bridge.sinks.base import (
     SinkNotStarted,
     SinkPermanentError,
     SinkTransientError,
+    SinkUnavailable,
     SubscriberGone,
 )
 
@@ -15,5 +16,6 @@ __all__ = [
     "SinkNotStarted",
     "SinkPermanentError",
     "SinkTransientError",
+    "SinkUnavailable",
     "SubscriberGone",
 ]

@@ -19,6 +19,7 @@ from aio_pika.exceptions import (
     CONNECTION_EXCEPTIONS,
     AuthenticationError,
     ChannelClosed,
+    DeliveryError,
     ProbableAuthenticationError,
 )
 
@@ -31,7 +32,12 @@ from bridge.domain.envelope import (
     subject_for,
 )
 from bridge.domain.events import StoredEvent
-from bridge.sinks.base import SinkNotStarted, SinkPermanentError, SinkTransientError
+from bridge.sinks.base import (
+    SinkNotStarted,
+    SinkPermanentError,
+    SinkTransientError,
+    SinkUnavailable,
+)
 from bridge.sinks.config import AMQP_DEFAULT_EXCHANGE
 
 DEFAULT_EXCHANGE = AMQP_DEFAULT_EXCHANGE
@@ -77,7 +83,7 @@ class AmqpSink:
             raise SinkPermanentError(f"amqp: login refused: {exc!r}") from exc
         except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
             await _close_quietly(connection)
-            raise SinkTransientError(f"amqp: cannot connect: {exc!r}") from exc
+            raise SinkUnavailable(f"amqp: cannot connect: {exc!r}") from exc
         try:
             channel: AbstractChannel = await connection.channel(
                 publisher_confirms=True, on_return_raises=True
@@ -91,7 +97,7 @@ class AmqpSink:
             raise SinkPermanentError(f"amqp exchange {self._exchange_name!r}: {exc!r}") from exc
         except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
             await connection.close()
-            raise SinkTransientError(f"amqp exchange {self._exchange_name!r}: {exc!r}") from exc
+            raise SinkUnavailable(f"amqp exchange {self._exchange_name!r}: {exc!r}") from exc
         self._connection = connection
 
     async def publish(self, event: StoredEvent) -> None:
@@ -112,10 +118,25 @@ class AmqpSink:
                 mandatory=self._require_route,
                 timeout=self._timeout,
             )
-        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
-            # Nacks, returns, closed channels and broken connections all include the case
-            # of a broker in trouble that the robust connection will recover from.
+        except DeliveryError as exc:
+            # A nack, or (with require_route) a message returned as unroutable: this
+            # message's fate, while the broker itself answers.
             raise SinkTransientError(f"amqp exchange {self._exchange_name!r}: {exc!r}") from exc
+        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+            # Closed channels, broken connections and a broker that blocks publishers (a
+            # memory or disk alarm): every message fails alike until the robust connection
+            # has recovered.
+            raise SinkUnavailable(f"amqp exchange {self._exchange_name!r}: {exc!r}") from exc
+
+    async def check(self) -> None:
+        if self._connection is None:
+            raise SinkNotStarted(f"sink {self.name!r} is not started")
+        try:
+            # The robust connection sets this again once it has reconnected and declared
+            # the exchange anew.
+            await asyncio.wait_for(self._connection.ready(), self._timeout)
+        except TimeoutError as exc:
+            raise SinkUnavailable(f"amqp: not connected (reconnecting): {exc!r}") from exc
 
     async def close(self) -> None:
         connection, self._connection, self._exchange = self._connection, None, None

@@ -25,6 +25,15 @@ class SinkTransientError(SinkError):
         self.retry_after = retry_after
 
 
+class SinkUnavailable(SinkTransientError):
+    """The sink as a whole cannot be reached (connection refused, broker down or
+    reconnecting): every event would fail the same way for now.
+
+    The relay pauses such a sink and probes it, instead of retrying each event on its own
+    ladder, and does not count the attempt against the event's retry budget.
+    """
+
+
 class SinkPermanentError(SinkError):
     """The sink refused the event for good; retrying the same event cannot succeed."""
 
@@ -54,7 +63,16 @@ class Sink(Protocol):
         ...
 
     async def publish(self, event: StoredEvent) -> None:
-        """Deliver one event, or raise SinkTransientError / SinkPermanentError."""
+        """Deliver one event, or raise SinkTransientError / SinkPermanentError.
+
+        SinkUnavailable (a SinkTransientError) says the sink cannot be reached at all, as
+        opposed to a failure of this one event."""
+        ...
+
+    async def check(self) -> None:
+        """Cheaply check that the sink can be reached now (after `start`); raises
+        SinkUnavailable if not. The relay calls it to probe a paused sink when it has no
+        event to try."""
         ...
 
     async def close(self) -> None:

@@ -33,7 +33,7 @@ from bridge.sinks.base import (
     SinkError,
     SinkNotStarted,
     SinkPermanentError,
-    SinkTransientError,
+    SinkUnavailable,
     redact_url,
 )
 from bridge.sinks.config import NATS_DEFAULT_DUPLICATE_WINDOW, NATS_DEFAULT_STREAM
@@ -91,7 +91,7 @@ class JetStreamSink:
         except (NatsError, OSError, TimeoutError) as exc:
             await nc.close()
             shown = ", ".join(map(redact_url, _as_list(self._servers)))
-            raise SinkTransientError(f"nats {shown}: cannot connect: {exc!r}") from exc
+            raise SinkUnavailable(f"nats {shown}: cannot connect: {exc!r}") from exc
         js = nc.jetstream(timeout=self._timeout)
         try:
             await self._ensure_stream(js)
@@ -130,6 +130,18 @@ class JetStreamSink:
         except NatsError as exc:
             raise _translate(exc, self._stream) from exc
 
+    async def check(self) -> None:
+        if self._nc is None or self._js is None:
+            raise SinkNotStarted(f"sink {self.name!r} is not started")
+        if not self._nc.is_connected:
+            raise SinkUnavailable(f"nats stream {self._stream!r}: not connected (reconnecting)")
+        try:
+            # A JetStream API round trip: the server and JetStream answer, the stream is
+            # there (created again if it was deleted meanwhile).
+            await self._ensure_stream(self._js)
+        except NatsError as exc:
+            raise _translate(exc, self._stream) from exc
+
     async def close(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
         if nc is not None and not nc.is_closed:
@@ -148,7 +160,8 @@ async def _log_error(exc: Exception) -> None:
 def _translate(exc: NatsError, stream: str) -> SinkError:
     message = f"nats stream {stream!r}: {exc!r}"
     # A bad request (wrong expected stream, invalid config) or an over-size message will be
-    # refused the same way every time; timeouts, no responders and 503s pass.
+    # refused the same way every time; timeouts, no responders, a closed or reconnecting
+    # connection and 503s pass, and hit every message alike: the sink is unavailable.
     if isinstance(exc, BadRequestError | MaxPayloadError):
         return SinkPermanentError(message)
-    return SinkTransientError(message)
+    return SinkUnavailable(message)

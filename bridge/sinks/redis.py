@@ -25,7 +25,7 @@ from redis.typing import EncodableT, FieldT
 
 from bridge.domain.envelope import envelope_bytes, event_type
 from bridge.domain.events import StoredEvent
-from bridge.sinks.base import SinkError, SinkNotStarted, SinkPermanentError, SinkTransientError
+from bridge.sinks.base import SinkError, SinkNotStarted, SinkPermanentError, SinkUnavailable
 from bridge.sinks.config import REDIS_DEFAULT_MAXLEN, REDIS_DEFAULT_STREAM
 
 DEFAULT_STREAM = REDIS_DEFAULT_STREAM
@@ -88,6 +88,14 @@ class RedisStreamSink:
         except redis_errors.RedisError as exc:
             raise _translate(exc, self._stream) from exc
 
+    async def check(self) -> None:
+        if self._client is None:
+            raise SinkNotStarted(f"sink {self.name!r} is not started")
+        try:
+            await self._client.ping()
+        except redis_errors.RedisError as exc:
+            raise _translate(exc, self._stream) from exc
+
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
@@ -99,9 +107,11 @@ def _translate(exc: redis_errors.RedisError, stream: str) -> SinkError:
     if isinstance(exc, redis_errors.AuthenticationError):
         # A subclass of ConnectionError, but a wrong password will not fix itself.
         return SinkPermanentError(message)
+    # Refused or lost connections, timeouts, and a server loading, failing over or out of
+    # memory: every command fails alike until Redis is back, so the sink is unavailable.
     if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError):
-        return SinkTransientError(message)
+        return SinkUnavailable(message)
     if isinstance(exc, redis_errors.ResponseError) and str(exc).startswith(_TRANSIENT_REPLIES):
-        return SinkTransientError(message)
+        return SinkUnavailable(message)
     # WRONGTYPE, NOPERM, a bad password: retrying the same command will not help.
     return SinkPermanentError(message)

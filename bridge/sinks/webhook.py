@@ -8,10 +8,13 @@ because the same request will meet the same answer. Transport failures are trans
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -23,6 +26,7 @@ from bridge.sinks.base import (
     SinkError,
     SinkPermanentError,
     SinkTransientError,
+    SinkUnavailable,
     SubscriberGone,
     redact_url,
 )
@@ -84,11 +88,29 @@ class WebhookSink:
                 status, retry_after = response.status_code, response.headers.get("retry-after")
         except httpx.UnsupportedProtocol as exc:
             raise SinkPermanentError(f"webhook {self._shown_url}: {exc}") from exc
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # Nothing was sent: the subscriber cannot be reached at all, whatever the event.
+            raise SinkUnavailable(f"webhook {self._shown_url}: {exc!r}") from exc
         except httpx.TransportError as exc:
             raise SinkTransientError(f"webhook {self._shown_url}: {exc!r}") from exc
         error = _status_error(self._shown_url, status, retry_after, now)
         if error is not None:
             raise error
+
+    async def check(self) -> None:
+        """A TCP connection to the subscriber's host and port, closed at once: no request
+        is sent (Standard Webhooks defines none to probe with)."""
+        parts = urlsplit(self._url)
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(parts.hostname, port), self._timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            raise SinkUnavailable(f"webhook {self._shown_url}: {exc!r}") from exc
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
 
     async def close(self) -> None:
         """Nothing to close: the HTTP client belongs to the app's lifespan."""

@@ -272,7 +272,8 @@ class DeliveryRow(Base):
 
 
 class SinkStateRow(Base):
-    """A push sink switched off because its subscriber answered 410 Gone."""
+    """A push sink's state: switched off because its subscriber answered 410 Gone, or
+    found unreachable by a relay (so every process's status shows it)."""
 
     __tablename__ = "sink_states"
 
@@ -280,6 +281,12 @@ class SinkStateRow(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(Text)
     changed_at: Mapped[datetime]
+    # Set while a relay finds the sink unreachable as a whole: since when, why, and when
+    # and by which replica that was last confirmed (a probe).
+    down_since: Mapped[datetime | None]
+    down_reason: Mapped[str | None] = mapped_column(Text)
+    checked_at: Mapped[datetime | None]
+    checked_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class SubscriptionRow(Base):

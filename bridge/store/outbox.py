@@ -194,3 +194,17 @@ async def mark_failed(engine: AsyncEngine, failures: Sequence[Failure]) -> None:
                 .where(DeliveryRow.id == failure.delivery_id, DeliveryRow.status == PENDING)
                 .values(**values)
             )
+
+
+async def release(engine: AsyncEngine, ids: Sequence[int], error: str) -> None:
+    """Hand leased rows back untried: their sink could not be reached at all. Attempts and
+    the next attempt time stay as they were, so an outage spends no retry budget and
+    leaves no backoff behind; `last_error` says why they are still pending."""
+    if not ids:
+        return
+    async with begin(engine) as conn:
+        await conn.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id.in_(ids), DeliveryRow.status == PENDING)
+            .values(last_error=error[:MAX_ERROR], lease_owner=None, lease_until=None)
+        )

@@ -182,3 +182,60 @@ async def disabled_sinks(engine: AsyncEngine) -> dict[str, str]:
             )
         ).all()
     return {sink: reason or "" for sink, reason in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class SinkDown:
+    """A push sink a relay found unreachable as a whole, as recorded for every process."""
+
+    sink: str
+    since: datetime
+    reason: str
+    checked_at: datetime
+    checked_by: str | None
+
+
+async def record_sink_down(
+    engine: AsyncEngine, sink: str, *, reason: str, since: datetime, now: datetime,
+    replica: str,
+) -> None:  # fmt: skip
+    """The sink is unreachable (still, or newly): keep the earliest `since` recorded."""
+    values = {"down_reason": reason, "checked_at": now, "checked_by": replica[:64]}
+    async with begin(engine) as conn:
+        changed = await conn.execute(
+            update(SinkStateRow)
+            .where(SinkStateRow.sink == sink)
+            .values(down_since=func.coalesce(SinkStateRow.down_since, since), **values)
+        )
+        if changed.rowcount == 0:
+            await conn.execute(
+                insert(SinkStateRow).values(
+                    sink=sink, disabled=False, reason=None, changed_at=now, down_since=since,
+                    **values,
+                )
+            )  # fmt: skip
+
+
+async def record_sink_up(engine: AsyncEngine, sink: str) -> None:
+    """The sink is reachable: clear what any relay recorded of an outage."""
+    async with begin(engine) as conn:
+        await conn.execute(
+            update(SinkStateRow)
+            .where(SinkStateRow.sink == sink, SinkStateRow.down_since.is_not(None))
+            .values(down_since=None, down_reason=None, checked_at=None, checked_by=None)
+        )
+
+
+async def sinks_down(engine: AsyncEngine) -> dict[str, SinkDown]:
+    """Sink name -> the outage a relay recorded and has not seen end."""
+    query = select(
+        SinkStateRow.sink, SinkStateRow.down_since, SinkStateRow.down_reason,
+        SinkStateRow.checked_at, SinkStateRow.checked_by,
+    ).where(SinkStateRow.down_since.is_not(None))  # fmt: skip
+    async with connect(engine) as conn:
+        rows = (await conn.execute(query)).all()
+    return {
+        r.sink: SinkDown(r.sink, r.down_since, r.down_reason or "", r.checked_at or r.down_since,
+                         r.checked_by)
+        for r in rows
+    }  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -14,17 +14,18 @@ from bridge.domain.requests import RequestStatus
 from bridge.runtime import Runtime
 from bridge.services.views import channel_view, event_view, request_view, source_view
 from bridge.web.admin_auth import admin
+from bridge.web.input_models import StrictBody
 from bridge.web.inputs import choice_param, int_param, json_body, optional_int, time_param
 
 
-class SourceIn(BaseModel):
+class SourceIn(StrictBody):
     name: str
     tokens: list[str] | None = Field(None, description="Omit (and give no secrets) to get one.")
     secrets: list[str] = Field(default_factory=list)
     signature_mode: str = "enforce"
 
 
-class SourceChange(BaseModel):
+class SourceChange(StrictBody):
     tokens: list[str] | None = None
     secrets: list[str] | None = None
     signature_mode: str | None = None
@@ -34,14 +35,14 @@ class SourceChange(BaseModel):
     )
 
 
-class ChannelImport(BaseModel):
+class ChannelImport(StrictBody):
     channel_id: str | int
     token: str
     events: list[str] = Field(default_factory=list)
     source: str = "crm"
 
 
-class ChannelTokenIn(BaseModel):
+class ChannelTokenIn(StrictBody):
     token: str
     retire_others_after_seconds: int | None = Field(None, ge=0, le=30 * 86400)
 

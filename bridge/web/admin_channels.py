@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -11,10 +11,11 @@ from bridge.services.managed_channels import ChannelRequest
 from bridge.services.views import gap_view
 from bridge.web.admin import _rt
 from bridge.web.admin_auth import admin
+from bridge.web.input_models import StrictBody
 from bridge.web.inputs import json_body
 
 
-class ChannelCreate(BaseModel):
+class ChannelCreate(StrictBody):
     connection: str
     events: list[str] = Field(description="e.g. ['Leads.all', 'Deals.edit']")
     source: str | None = Field(None, description="Event source name (default: connection)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -12,10 +12,11 @@ from bridge.services.connections import NewConnection
 from bridge.services.views import connection_view
 from bridge.web.admin import _rt
 from bridge.web.admin_auth import admin
+from bridge.web.input_models import StrictBody
 from bridge.web.inputs import json_body
 
 
-class ConnectionIn(BaseModel):
+class ConnectionIn(StrictBody):
     name: str
     dc: str = Field("com", description="com, eu, in, com.au, jp, ca, com.cn, sa, uk")
     client_id: str
@@ -30,7 +31,7 @@ class ConnectionIn(BaseModel):
     )
 
 
-class ConnectionChange(BaseModel):
+class ConnectionChange(StrictBody):
     refresh_token: str | None = Field(None, description="After a new consent: resumes it")
     client_secret: str | None = None
     status: str | None = Field(None, description="active, needs_reauth or disabled")

@@ -11,7 +11,7 @@ import asyncio
 from typing import Any, Literal
 
 import structlog
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -21,6 +21,7 @@ from bridge.runtime import Runtime
 from bridge.services.reconcile_runs import RunService
 from bridge.services.watches import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS, OPTIONS
 from bridge.web.admin_auth import admin
+from bridge.web.input_models import IsoTime, StrictBody
 from bridge.web.inputs import json_body
 
 log = structlog.get_logger(__name__)
@@ -33,7 +34,7 @@ _OPTIONS = f"Any of {', '.join(OPTIONS)}, e.g. {{'full_records': false}}."
 _LARGEST_ID = 2**63 - 1
 
 
-class WatchIn(BaseModel):
+class WatchIn(StrictBody):
     model_config = ConfigDict(extra="forbid")
 
     connection: str
@@ -44,7 +45,7 @@ class WatchIn(BaseModel):
     options: dict[str, Any] | None = Field(None, description=_OPTIONS)
 
 
-class WatchChange(BaseModel):
+class WatchChange(StrictBody):
     model_config = ConfigDict(extra="forbid")
 
     interval_seconds: int | None = Field(None, description=_INTERVAL)
@@ -52,16 +53,16 @@ class WatchChange(BaseModel):
     options: dict[str, Any] | None = Field(None, description=f"Merged in. {_OPTIONS}")
 
 
-class RunIn(BaseModel):
+class RunIn(StrictBody):
     # A misspelt `dry_run` must not quietly turn a dry run into a real one.
     model_config = ConfigDict(extra="forbid")
 
     connection: str | None = Field(None, description="Only this connection's watches.")
     module: str | None = Field(None, description="Only watches of this module or entity.")
-    since: AwareDatetime | None = Field(
+    since: IsoTime | None = Field(
         None, description="Backfill changes from (ISO 8601 with offset); omit to run now."
     )
-    until: AwareDatetime | None = Field(None, description="Backfill up to (needs since).")
+    until: IsoTime | None = Field(None, description="Backfill up to (needs since).")
     dry_run: bool = Field(False, description="Backfill only: count what would be emitted.")
 
 

@@ -26,6 +26,7 @@ from bridge.web import (
     subscriptions,
 )
 from bridge.web.errors import HANDLERS
+from bridge.web.routing import one_route_per_path
 from bridge.web.statuses import status_for
 
 
@@ -57,19 +58,21 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             await runtime.close()
 
     return BridgeApp(
-        routes=[
-            *hooks.routes,
-            *health.routes,
-            *admin.routes,
-            *admin_connections.routes,
-            *admin_channels.routes,
-            *admin_reconcile.routes,
-            *delivery_admin.routes,
-            *subscriptions.routes,
-            *status.routes,
-            *dashboard.routes,
-            *openapi.routes,
-        ],
+        routes=one_route_per_path(
+            [
+                *hooks.routes,
+                *health.routes,
+                *admin.routes,
+                *admin_connections.routes,
+                *admin_channels.routes,
+                *admin_reconcile.routes,
+                *delivery_admin.routes,
+                *subscriptions.routes,
+                *status.routes,
+                *dashboard.routes,
+                *openapi.routes,
+            ]
+        ),
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -14,10 +14,11 @@ from bridge.domain.events import EventFilter
 from bridge.runtime import Runtime
 from bridge.services.views import delivery_view, subscription_view
 from bridge.web.admin_auth import admin
+from bridge.web.input_models import IsoTime, StrictBody
 from bridge.web.inputs import choice_param, int_param, json_body, optional_int
 
 
-class SubscriptionIn(BaseModel):
+class SubscriptionIn(StrictBody):
     name: str
     source: str | None = None
     module: str | None = None
@@ -25,11 +26,11 @@ class SubscriptionIn(BaseModel):
     from_start: bool = Field(False, description="Start at the oldest stored event, not now.")
 
 
-class RewindIn(BaseModel):
+class RewindIn(StrictBody):
     seq: int = Field(ge=0, description="Reads resume after this seq (0: from the start).")
 
 
-class RetryIn(BaseModel):
+class RetryIn(StrictBody):
     sink: str | None = None
     # Row ids are positive 64-bit integers; the list is bounded so that the query's
     # parameters stay within what SQLite and asyncpg take.
@@ -38,19 +39,19 @@ class RetryIn(BaseModel):
     )
 
 
-class ReplayOne(BaseModel):
+class ReplayOne(StrictBody):
     sink: str | None = Field(None, description="One push sink; all of them when omitted.")
 
 
-class ReplayIn(BaseModel):
+class ReplayIn(StrictBody):
     source: str | None = None
     module: str | None = None
     record_id: str | None = None
     operation: Literal["created", "updated", "deleted", "changed"] | None = None
     origin: Literal["webhook", "reconciliation", "replay"] | None = None
     product: Literal["crm", "books"] | None = None
-    since: AwareDatetime | None = Field(None, description="Received at or after (ISO 8601, UTC).")
-    until: AwareDatetime | None = Field(None, description="Received before.")
+    since: IsoTime | None = Field(None, description="Received at or after (ISO 8601, UTC).")
+    until: IsoTime | None = Field(None, description="Received before.")
     request_id: str | None = Field(None, description="Only the events of this delivery.")
     sink: str | None = Field(None, description="One push sink; all of them when omitted.")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -10,11 +10,12 @@ from starlette.routing import Route
 from bridge.errors import VerificationFailed
 from bridge.runtime import Runtime
 from bridge.services.records import SubscriptionInfo
-from bridge.services.subscriptions import MAX_WAIT
+from bridge.services.subscriptions import MAX_WAIT, TooManyLongPolls
+from bridge.web.input_models import StrictBody
 from bridge.web.inputs import int_param, json_body, optional_int
 
 
-class AckIn(BaseModel):
+class AckIn(StrictBody):
     seq: int = Field(ge=0, description="The last seq processed; the next read starts after it.")
 
 
@@ -32,12 +33,20 @@ async def _authorized(request: Request) -> SubscriptionInfo:
 
 async def read_events(request: Request) -> Response:
     sub = await _authorized(request)
-    items, cursor = await _rt(request).subscriptions.read(
-        sub,
-        after=optional_int(request, "after"),
-        limit=int_param(request, "limit", 100, 1, 1000),
-        wait=float(int_param(request, "wait", 0, 0, int(MAX_WAIT))),
-    )
+    try:
+        items, cursor = await _rt(request).subscriptions.read(
+            sub,
+            after=optional_int(request, "after"),
+            limit=int_param(request, "limit", 100, 1, 1000),
+            wait=float(int_param(request, "wait", 0, 0, int(MAX_WAIT))),
+        )
+    except TooManyLongPolls as exc:
+        # Not an error of the consumer's: it asked in the right way at a busy moment.
+        return JSONResponse(
+            {"error": "too_many_requests", "message": exc.message},
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     return JSONResponse({"items": items, "next": cursor})
 
 

@@ -44,6 +44,8 @@ FAST = {
     "relay_poll_seconds": 0.05,
     "retry_base_seconds": 0.02,
     "retry_cap_seconds": 0.1,
+    "sink_probe_seconds": 0.02,
+    "sink_probe_cap_seconds": 0.1,
 }
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 from click.testing import CliRunner, Result
 
 from bridge.cli import main
-from tests.sinks.support import closed_port_socket
 from tests.support import bridge_env, crm_body, serve_process
 
 from .conftest import CHANNEL, TOKEN, WEBHOOK_SECRET
@@ -31,18 +32,34 @@ def test_every_delivery_command_has_help() -> None:
         assert "Usage: zoho-bridge" in result.output
 
 
+class _Refusing(BaseHTTPRequestHandler):
+    """A webhook subscriber that refuses every event (400: dead at once)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.send_response(400)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @pytest.fixture
 def env(database_url: str) -> Iterator[dict[str, str]]:
-    refused = closed_port_socket()  # the webhook subscriber is down throughout
+    refusing = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    thread = threading.Thread(target=refusing.serve_forever, daemon=True)
+    thread.start()
     yield bridge_env(
         database_url,
         BRIDGE_SINKS="pull,webhook",
-        BRIDGE_WEBHOOK_URL=f"http://127.0.0.1:{refused.getsockname()[1]}/hook",
+        BRIDGE_WEBHOOK_URL=f"http://127.0.0.1:{refusing.server_address[1]}/hook",
         BRIDGE_WEBHOOK_SECRETS=WEBHOOK_SECRET,
         BRIDGE_MAX_ATTEMPTS="1",
         BRIDGE_RELAY_POLL_SECONDS="0.05",
     )
-    refused.close()
+    refusing.shutdown()
+    refusing.server_close()
 
 
 @pytest.fixture
@@ -71,7 +88,7 @@ def test_subscribe_tail_outbox_status_replay_purge(env: dict[str, str], served: 
     listed = _cli(env, "subscriptions", "list").output
     assert "feed" in listed and token not in listed
 
-    for _ in range(100):  # the served relay dead-letters at once (max attempts 1)
+    for _ in range(100):  # the served relay dead-letters at once (a 400)
         dead = json.loads(_cli(env, "outbox", "list", "--status", "dead", "--json").output)
         if len(dead) == 2:
             break
