@@ -53,6 +53,7 @@ def _resident_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
+
 Request = tuple[str, str, bytes, list[tuple[bytes, bytes]], list[bytes] | None]
 
 
