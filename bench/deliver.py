@@ -1,7 +1,7 @@
 """Outbox delivery throughput per sink and end-to-end latency, beside the raw broker clients.
 
     python bench/deliver.py [--events 2000] [--samples 200] [--sinks redis,nats,amqp,webhook]
-                            [--database-url URL]
+                            [--rounds 3] [--database-url URL]
 
 For each sink, in one process on 127.0.0.1 (SQLite in a temporary directory unless a
 database URL is given):
@@ -13,7 +13,9 @@ database URL is given):
 2. latency: the real app (lifespan, relay and all) takes CRM webhooks one at a time over
    ASGI; a consumer on the broker notes when each event arrives. p50/p99 in ms.
 
-Bounded by the counts; stops by itself. Streams, exchanges and queues it makes are deleted.
+Rounds are interleaved (every sink once per round) and the table shows medians over them;
+relay/raw is the median of each round's own ratio. Bounded by the counts; stops by itself.
+Streams, exchanges and queues it makes are deleted.
 """
 
 from __future__ import annotations
@@ -338,19 +340,26 @@ async def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--sinks", default="redis,nats,amqp,webhook")
     parser.add_argument("--database-url")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    sinks = args.sinks.split(",")
+    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in sinks}
     with tempfile.TemporaryDirectory() as tmp:
         db_url = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
         await upgrade(db_url)
-        rows = [await bench_sink(s, db_url, args.events, args.samples)
-                for s in args.sinks.split(",")]  # fmt: skip
+        for _ in range(args.rounds):
+            for s in sinks:
+                runs[s].append(await bench_sink(s, db_url, args.events, args.samples))
     print(f"\n{args.events} events per sink, {args.samples} latency samples, "
-          f"database {db_url.split(':')[0]}, publish concurrency {CONCURRENCY}")  # fmt: skip
+          f"database {db_url.split(':')[0]}, publish concurrency {CONCURRENCY}, "
+          f"medians of {args.rounds} interleaved rounds")  # fmt: skip
     print(f"{'sink':<8} {'relay ev/s':>11} {'raw ev/s':>10} {'relay/raw':>9} "
           f"{'e2e p50 ms':>11} {'e2e p99 ms':>11}")  # fmt: skip
-    for r in rows:
-        print(f"{r['sink']:<8} {r['relay']:>11.0f} {r['raw']:>10.0f} {r['relay'] / r['raw']:>9.2f} "
-              f"{r['p50']:>11.2f} {r['p99']:>11.2f}")  # fmt: skip
+    for s, rs in runs.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in ("relay", "raw", "p50", "p99")}
+        ratio = statistics.median(r["relay"] / r["raw"] for r in rs)
+        print(f"{s:<8} {med['relay']:>11.0f} {med['raw']:>10.0f} {ratio:>9.2f} "
+              f"{med['p50']:>11.2f} {med['p99']:>11.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
