@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
@@ -33,6 +34,7 @@ from bridge.domain.envelope import (
 )
 from bridge.domain.events import StoredEvent
 from bridge.sinks.base import (
+    SinkError,
     SinkNotStarted,
     SinkPermanentError,
     SinkTransientError,
@@ -128,6 +130,13 @@ class AmqpSink:
             # has recovered.
             raise SinkUnavailable(f"amqp exchange {self._exchange_name!r}: {exc!r}") from exc
 
+    async def publish_batch(self, events: Sequence[StoredEvent]) -> list[SinkError | None]:
+        """Every message sent at once on the channel, then the confirms awaited together
+        (RabbitMQ confirms many deliveries with one ack frame): each event's result is
+        its own confirm, nack or return."""
+        results = await asyncio.gather(*(self.publish(e) for e in events), return_exceptions=True)
+        return [_as_sink_error(r) for r in results]
+
     async def check(self) -> None:
         if self._connection is None:
             raise SinkNotStarted(f"sink {self.name!r} is not started")
@@ -142,6 +151,14 @@ class AmqpSink:
         connection, self._connection, self._exchange = self._connection, None, None
         if connection is not None:
             await connection.close()
+
+
+def _as_sink_error(result: BaseException | None) -> SinkError | None:
+    if result is None or isinstance(result, SinkError):
+        return result
+    if isinstance(result, Exception):
+        return SinkTransientError(f"amqp: {result!r}")
+    raise result  # CancelledError and the like are not one event's failure
 
 
 async def _close_quietly(connection: AbstractRobustConnection) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -77,6 +78,22 @@ class Sink(Protocol):
 
     async def close(self) -> None:
         """Release connections; safe to call twice or without `start`."""
+        ...
+
+
+@runtime_checkable
+class BatchSink(Sink, Protocol):
+    """A sink that publishes a batch in one go (pipelined, acks gathered per batch).
+
+    The relay hands it the rows of one claim: events of distinct records, so their order
+    among themselves does not matter.
+    """
+
+    async def publish_batch(self, events: Sequence[StoredEvent]) -> list[SinkError | None]:
+        """Publish every event; for each, in order, None once the broker or subscriber
+        has accepted it (confirm, ack or 2xx) or the error it failed with. Never raises
+        for one event's failure: an event without a confirmation gets an error, so the
+        relay never marks it delivered."""
         ...
 
 

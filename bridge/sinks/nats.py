@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.errors import MaxPayloadError
 from nats.js import JetStreamContext
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import PubAck, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
 from bridge.domain.envelope import (
@@ -129,6 +130,44 @@ class JetStreamSink:
             )
         except NatsError as exc:
             raise _translate(exc, self._stream) from exc
+
+    async def publish_batch(self, events: Sequence[StoredEvent]) -> list[SinkError | None]:
+        """Every message sent at once (`publish_async`), then the stream's acks awaited
+        together, up to `timeout`: a message without an ack by then counts as failed."""
+        if self._js is None:
+            raise SinkNotStarted(f"sink {self.name!r} is not started")
+        results: list[SinkError | None] = [None] * len(events)
+        acks: dict[asyncio.Future[PubAck], int] = {}
+        for n, event in enumerate(events):
+            try:
+                ack = await self._js.publish_async(
+                    subject_for(event, self._prefix),
+                    envelope_bytes(event),
+                    wait_stall=self._timeout,
+                    stream=self._stream,
+                    headers={"Nats-Msg-Id": event.id, "Content-Type": CONTENT_TYPE},
+                )
+            except NatsError as exc:
+                results[n:] = [_translate(exc, self._stream)] * (len(events) - n)
+                break
+            acks[ack] = n
+        if not acks:
+            return results
+        done, late = await asyncio.wait(acks, timeout=self._timeout)
+        for ack in late:
+            ack.cancel()  # frees its place among the client's pending publishes
+            results[acks[ack]] = SinkUnavailable(
+                f"nats stream {self._stream!r}: no ack within {self._timeout} s"
+            )
+        for ack in done:
+            error = ack.exception()
+            if error is not None:
+                results[acks[ack]] = (
+                    _translate(error, self._stream)
+                    if isinstance(error, NatsError)
+                    else SinkUnavailable(f"nats stream {self._stream!r}: {error!r}")
+                )
+        return results
 
     async def check(self) -> None:
         if self._nc is None or self._js is None:

@@ -34,6 +34,9 @@ from bridge.sinks.config import WEBHOOK_DEFAULT_TIMEOUT
 
 DEFAULT_TIMEOUT = WEBHOOK_DEFAULT_TIMEOUT
 USER_AGENT = "zoho-bridge"
+# Requests in flight to one subscriber. httpx gets slower per request as more are in
+# flight on one client; see docs/delivery.md for the measurements behind this value.
+DEFAULT_CONCURRENCY = 16
 _TRANSIENT_4XX = frozenset({408, 429})
 
 
@@ -54,6 +57,7 @@ class WebhookSink:
         timeout: float = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
         name: str = "webhook",
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         if not secrets:
             raise ConfigurationError(f"sink {name!r}: at least one signing secret is needed")
@@ -64,6 +68,7 @@ class WebhookSink:
         self._client = client
         self._timeout = timeout
         self._clock = clock
+        self._concurrency = concurrency
 
     async def start(self) -> None:
         """Nothing to open: the HTTP client belongs to the app's lifespan."""
@@ -96,6 +101,21 @@ class WebhookSink:
         error = _status_error(self._shown_url, status, retry_after, now)
         if error is not None:
             raise error
+
+    async def publish_batch(self, events: Sequence[StoredEvent]) -> list[SinkError | None]:
+        """POST the batch with at most `concurrency` requests in flight to the subscriber,
+        over the client's kept-alive connections."""
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(event: StoredEvent) -> SinkError | None:
+            async with gate:
+                try:
+                    await self.publish(event)
+                except SinkError as exc:
+                    return exc
+            return None
+
+        return list(await asyncio.gather(*(one(e) for e in events)))
 
     async def check(self) -> None:
         """A TCP connection to the subscriber's host and port, closed at once: no request
