@@ -15,6 +15,7 @@ from bridge.services.retention import purge
 from bridge.sinks.config import PULL
 from bridge.store import event_queries, outbox_queries
 from bridge.store import subscriptions as subscription_store
+from bridge.store.event_deliveries import deliveries_of_event
 from bridge.store.outbox_queries import DeliveryInfo
 
 # Oldest pending delivery older than this shows up as a problem in the status.
@@ -82,6 +83,10 @@ class DeliveryService:
         return await outbox_queries.list_deliveries(
             self.engine, status=status, sink=sink, before_id=before_id, limit=limit
         )
+
+    async def of_event(self, event_seq: int) -> list[DeliveryInfo]:
+        """One event's outbox rows, oldest first: its first delivery per sink, then replays."""
+        return await deliveries_of_event(self.engine, event_seq)
 
     async def replay_event(self, event_id: str, sink: str | None) -> list[str]:
         """Queue one stored event again (same envelope, same `id`); returns the sinks."""

@@ -16,6 +16,7 @@ from bridge.web import (
     admin_channels,
     admin_connections,
     admin_reconcile,
+    console,
     dashboard,
     delivery_admin,
     front,
@@ -70,6 +71,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
                 *subscriptions.routes,
                 *status.routes,
                 *dashboard.routes,
+                *console.routes,
                 *openapi.routes,
             ]
         ),

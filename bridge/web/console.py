@@ -1,0 +1,264 @@
+"""The operator console under /admin/ui: server-rendered pages (Jinja2, no script needed
+for anything but local times) over the same services as the admin API.
+
+Signing in posts the admin token once; the browser then holds a session cookie
+(HttpOnly, SameSite=Strict, path /admin/ui) derived from it (domain/console_session.py).
+Every form that changes something carries a CSRF token and is confirmed on its own page
+first. The pages send the dashboard's strict Content-Security-Policy.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from bridge.domain.console_session import (
+    SESSION_SECONDS,
+    csrf_is_valid,
+    csrf_token,
+    new_session,
+    session_is_valid,
+)
+from bridge.domain.envelope import build_envelope
+from bridge.domain.events import EventFilter, Operation, Origin, Product
+from bridge.errors import BridgeError, InvalidInput, NotFound
+from bridge.runtime import Runtime
+from bridge.services.views import request_view
+from bridge.web.dashboard import SECURITY_HEADERS
+from bridge.web.inputs import choice_param, optional_int
+
+PREFIX = "/admin/ui"
+COOKIE = "zb_console"
+PAGE_SIZE = 50
+FILTERS = ("source", "module", "record_id", "operation", "origin", "product", "since", "until",
+           "range", "request_id")  # fmt: skip
+RANGES = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "24h": timedelta(days=1),
+          "7d": timedelta(days=7)}  # fmt: skip
+
+_templates = Environment(
+    loader=PackageLoader("bridge.web", "templates"),
+    autoescape=select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _pretty(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _iso(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+_templates.filters["pretty"] = _pretty
+_templates.filters["iso"] = _iso
+
+Page = Callable[[Request, Runtime, str], Awaitable[Response]]
+
+
+def _render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    body = _templates.get_template(name).render(prefix=PREFIX, **context)
+    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _admin_token(runtime: Runtime) -> str | None:
+    token = runtime.settings.admin_token
+    return None if token is None else token.get_secret_value()
+
+
+def _disabled() -> HTMLResponse:
+    return _render("console/message.html", 403, title="Console disabled",
+                   message="The console and the admin API are off: set BRIDGE_ADMIN_TOKEN "
+                           "and restart the bridge.")  # fmt: skip
+
+
+def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
+    """Run `handler` for a signed-in operator (else to the sign-in page); a POST must carry
+    the session's CSRF token. Domain errors become a page with the reason."""
+
+    async def endpoint(request: Request) -> Response:
+        runtime = _runtime(request)
+        token = _admin_token(runtime)
+        if token is None:
+            return _disabled()
+        session = request.cookies.get(COOKIE, "")
+        if not session_is_valid(token, session, time.time()):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"{PREFIX}/login?{urlencode({'next': target})}", 303)
+        if request.method == "POST":
+            form = await request.form()
+            if not csrf_is_valid(token, session, str(form.get("csrf", ""))):
+                return _render("console/message.html", 403, title="Form expired",
+                               message="This form is from another session: go back, reload "
+                                       "the page and try again.")  # fmt: skip
+        try:
+            return await handler(request, runtime, csrf_token(token, session))
+        except NotFound as exc:
+            return _render("console/message.html", 404, title="Not found", message=str(exc),
+                           signed_in=True)  # fmt: skip
+        except BridgeError as exc:
+            return _render("console/message.html", 400, title="Cannot do that",
+                           message=str(exc), signed_in=True)  # fmt: skip
+
+    return endpoint
+
+
+def _safe_next(target: str) -> str:
+    """Only a console path: never another site (an open redirect)."""
+    if target.startswith(PREFIX + "/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return f"{PREFIX}/events"
+
+
+async def login_form(request: Request) -> Response:
+    if _admin_token(_runtime(request)) is None:
+        return _disabled()
+    return _render("console/login.html", next=_safe_next(request.query_params.get("next", "")))
+
+
+async def login(request: Request) -> Response:
+    token = _admin_token(_runtime(request))
+    if token is None:
+        return _disabled()
+    form = await request.form()
+    target = _safe_next(str(form.get("next", "")))
+    presented = str(form.get("token", "")).strip().encode("utf-8", "replace")
+    if not hmac.compare_digest(presented, token.encode("utf-8")):
+        return _render("console/login.html", 401, next=target,
+                       error="That is not the admin token (BRIDGE_ADMIN_TOKEN).")  # fmt: skip
+    answer = RedirectResponse(target, 303)
+    answer.set_cookie(
+        COOKIE, new_session(token, time.time()), max_age=SESSION_SECONDS, path=PREFIX,
+        httponly=True, samesite="strict", secure=request.url.scheme == "https",
+    )  # fmt: skip
+    return answer
+
+
+async def _logout(request: Request, runtime: Runtime, csrf: str) -> Response:
+    answer = RedirectResponse(f"{PREFIX}/login", 303)
+    answer.delete_cookie(COOKIE, path=PREFIX)
+    return answer
+
+
+def _filter(request: Request, now: datetime) -> tuple[EventFilter, dict[str, str]]:
+    """The events filter from the query string, and the values to show back in the form."""
+    q = request.query_params
+    shown = {k: q.get(k, "") for k in FILTERS}
+    since, until = _when(q.get("since", ""), "since"), _when(q.get("until", ""), "until")
+    if q.get("range"):
+        if q["range"] not in RANGES:
+            raise InvalidInput(f"range must be one of {', '.join(RANGES)}")
+        since = now - RANGES[q["range"]]
+    where = EventFilter(
+        source=q.get("source") or None,
+        module=q.get("module") or None,
+        record_id=q.get("record_id") or None,
+        operation=choice_param(request, "operation", tuple(Operation)),
+        origin=choice_param(request, "origin", tuple(Origin)),
+        product=choice_param(request, "product", tuple(Product)),
+        since=since,
+        until=until,
+        request_id=q.get("request_id") or None,
+    )
+    return where, shown
+
+
+def _when(value: str, name: str) -> datetime | None:
+    """A form's `datetime-local` value (read as UTC, as the form says) or ISO 8601."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name} must be a time such as 2026-12-06T18:00 (UTC)") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+async def _events(request: Request, runtime: Runtime, csrf: str) -> Response:
+    now = runtime.clock()
+    try:
+        where, shown = _filter(request, now)
+        cursor = optional_int(request, "cursor")
+    except InvalidInput as exc:
+        return _render("console/events.html", 400, csrf=csrf, events=[], shown={},
+                       error=str(exc), following=None, now=now, signed_in=True)  # fmt: skip
+    events = await runtime.events.find(where, before_seq=cursor, limit=PAGE_SIZE)
+    given = {k: v for k, v in shown.items() if v}
+    following = None
+    if len(events) == PAGE_SIZE:
+        following = urlencode({**given, "cursor": str(events[-1].seq)})
+    return _render("console/events.html", csrf=csrf, events=events, shown=shown, error=None,
+                   following=following, first_page=cursor is None, newest=urlencode(given),
+                   now=now,
+                   operations=tuple(Operation), origins=tuple(Origin), products=tuple(Product),
+                   ranges=tuple(RANGES), signed_in=True)  # fmt: skip
+
+
+async def _event(request: Request, runtime: Runtime, csrf: str) -> Response:
+    event = await runtime.events.get(request.path_params["event_id"])
+    inbound = None
+    if event.request_id is not None:
+        try:
+            inbound = request_view(await runtime.requests.get(event.request_id), body_limit=None)
+        except NotFound:
+            inbound = None  # purged by retention
+    deliveries = await runtime.deliveries.of_event(event.seq)
+    return _render("console/event.html", csrf=csrf, event=event, envelope=build_envelope(event),
+                   inbound=inbound, deliveries=deliveries, sinks=runtime.deliveries.push_sinks,
+                   replayed=request.query_params.get("replayed"), signed_in=True)  # fmt: skip
+
+
+async def _confirm_replay(request: Request, runtime: Runtime, csrf: str) -> Response:
+    event = await runtime.events.get(request.path_params["event_id"])
+    sink = request.query_params.get("sink") or None
+    sinks = runtime.deliveries.target_sinks(sink)
+    if not sinks:
+        raise InvalidInput("no push sink is configured (BRIDGE_SINKS): nothing to replay to")
+    return _render("console/confirm_replay.html", csrf=csrf, event=event, sink=sink or "",
+                   sinks=sinks, signed_in=True)  # fmt: skip
+
+
+async def _replay(request: Request, runtime: Runtime, csrf: str) -> Response:
+    form = await request.form()
+    sink = str(form.get("sink", "")) or None
+    sinks = runtime.deliveries.target_sinks(sink)
+    if not sinks:
+        raise InvalidInput("no push sink is configured (BRIDGE_SINKS): nothing to replay to")
+    event_id = request.path_params["event_id"]
+    queued = await runtime.deliveries.replay_event(event_id, sink)
+    target = f"{PREFIX}/events/{event_id}?{urlencode({'replayed': ', '.join(queued)})}"
+    return RedirectResponse(target, 303)
+
+
+async def _home(request: Request) -> Response:
+    return RedirectResponse(f"{PREFIX}/events", 307)
+
+
+routes = [
+    Route(PREFIX, _home, methods=["GET"]),
+    Route(f"{PREFIX}/login", login_form, methods=["GET"]),
+    Route(f"{PREFIX}/login", login, methods=["POST"]),
+    Route(f"{PREFIX}/logout", page(_logout), methods=["POST"]),
+    Route(f"{PREFIX}/events", page(_events), methods=["GET"]),
+    Route(f"{PREFIX}/events/{{event_id}}", page(_event), methods=["GET"]),
+    Route(f"{PREFIX}/events/{{event_id}}/replay", page(_confirm_replay), methods=["GET"]),
+    Route(f"{PREFIX}/events/{{event_id}}/replay", page(_replay), methods=["POST"]),
+]

@@ -1,0 +1,115 @@
+"""The console in a real headless Chromium (Debian's `chromium`, driven by Playwright's
+Python package; nothing is downloaded) against a real `serve` process: sign in, filter
+events by time range, open an event and see its envelope, raw request and deliveries,
+replay it to one sink after confirming, sign out; the page fits a 420 px wide screen."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.delivery.conftest import WEBHOOK_SECRET
+from tests.sinks.support import closed_port_socket
+from tests.support import ADMIN, ADMIN_TOKEN, bridge_env, crm_body, serve_process
+
+CHROMIUM = "/usr/bin/chromium"
+CHANNEL, TOKEN = "1000000068001", "TOKEN_FOR_VERIFICATION_OF_1000000068001"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # Not a skip: CI installs Debian's chromium (.ci/run); without it this test must fail.
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def bridge(tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    database = tmp_path / "bridge.db"
+    shutil.copy(sqlite_template, database)
+    sock = closed_port_socket()  # a subscriber that is down: deliveries stay pending
+    env = bridge_env(
+        f"sqlite+aiosqlite:///{database}", BRIDGE_SINKS="pull,webhook",
+        BRIDGE_WEBHOOK_URL=f"http://127.0.0.1:{sock.getsockname()[1]}/in",
+        BRIDGE_WEBHOOK_SECRETS=WEBHOOK_SECRET, BRIDGE_SCHEDULER="false",
+    )  # fmt: skip
+    try:
+        with serve_process(env) as url:
+            imported = httpx.post(f"{url}/admin/channels/import", headers=ADMIN,
+                                  json={"channel_id": CHANNEL, "token": TOKEN})  # fmt: skip
+            assert imported.status_code == 201, imported.text
+            for n, record in enumerate(("4876876000000101", "4876876000000102")):
+                body = crm_body(ids=[record], server_time=1718117126473 + n)
+                assert httpx.post(f"{url}/hooks/crm", json=body).status_code == 200
+            yield url
+    finally:
+        sock.close()
+
+
+def _sign_in(page: Page, url: str) -> None:
+    page.goto(f"{url}/admin/ui/events")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Admin token").fill("not-the-token")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not the admin token")
+    page.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Events")).to_be_visible()
+
+
+def test_an_operator_finds_an_event_replays_it_and_signs_out(browser: Browser, bridge: str) -> None:
+    page = browser.new_page(viewport={"width": 420, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    _sign_in(page, bridge)
+    rows = page.locator("table.events tbody tr")
+    expect(rows).to_have_count(2)
+    # Local times with their age; the UTC value stays in the title.
+    expect(rows.first.locator(".age")).to_contain_text("ago")
+
+    page.get_by_label("received from (UTC)").fill("2999-01-01T00:00:00")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("p.empty")).to_contain_text("No events match these filters")
+    page.get_by_role("link", name="Clear").click()
+    page.get_by_label("last").select_option("15m")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(2)
+    assert "range=15m" in page.url
+
+    page.get_by_role("link", name="4876876000000101").click()
+    expect(page.get_by_role("heading", name="Envelope")).to_be_visible()
+    expect(page.locator("#envelope")).to_contain_text('"specversion": "1.0"')
+    expect(page.locator("#data")).to_contain_text('"server_time": 1718117126473')
+    expect(page.locator("#body")).to_contain_text("4876876000000101")
+    expect(page.locator("#headers")).to_contain_text("content-type: application/json")
+    assert TOKEN not in page.content()
+    deliveries = page.locator("table.deliveries tbody tr")
+    expect(deliveries).to_have_count(1)
+    expect(deliveries.first).to_contain_text("pending")
+
+    page.get_by_label("Replay to").select_option("webhook")
+    page.get_by_role("button", name="Replay…").click()
+    expect(page.get_by_role("heading", name="Replay event")).to_be_visible()
+    page.get_by_role("button", name="Replay to webhook").click()
+    expect(page.get_by_role("status")).to_contain_text("Queued again for webhook")
+    expect(deliveries).to_have_count(2)
+    expect(deliveries.nth(1)).to_contain_text("yes")
+
+    # 420 px wide: the page itself never scrolls sideways (wide tables scroll in their box).
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.goto(f"{bridge}/admin/ui/events")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    # The policy refused nothing the page needs (the wrong token's 401 and the browser's
+    # favicon request are "failed to load" errors, and expected).
+    assert [e for e in errors if "Failed to load resource" not in e] == []
