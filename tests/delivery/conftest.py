@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -64,6 +65,8 @@ class Recorder:
     in_flight: dict[str, int] = field(default_factory=dict)
     overlaps: int = 0
     delay: float = 0.0
+    # Up to this much more, at random: requests sent together finish in any order.
+    jitter: float = 0.0
 
     async def endpoint(self, request: Request) -> Response:
         body = await request.body()
@@ -74,8 +77,8 @@ class Recorder:
             self.overlaps += 1  # the same event published twice at once
         self.in_flight[event_id] = self.in_flight.get(event_id, 0) + 1
         try:
-            if self.delay:
-                await asyncio.sleep(self.delay)
+            if self.delay or self.jitter:
+                await asyncio.sleep(self.delay + random.random() * self.jitter)
             status = self.fail.get(record)
             if status is not None:
                 return Response(status_code=status)

@@ -1,0 +1,278 @@
+"""Batches published at once keep each record's order and never count as delivered what
+the broker did not confirm, even when the broker stops in the middle of a batch.
+
+The brokers here are processes each test starts and stops itself, with their data on disk
+(Redis with an fsynced append-only file, JetStream with file storage), so after a restart
+the stream shows what the broker had taken before it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from nats.aio.client import Client as NatsClient
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.domain.backoff import BackoffPolicy
+from bridge.domain.delivery import DeliveryStatus
+from bridge.domain.events import Event, Operation, Origin, Product
+from bridge.domain.ids import new_ulid
+from bridge.domain.standard_webhooks import SigningSecret
+from bridge.runtime import utc_now
+from bridge.services.relay import Relay, RelayOptions
+from bridge.sinks.base import BatchSink
+from bridge.sinks.nats import JetStreamSink
+from bridge.sinks.redis import RedisStreamSink
+from bridge.sinks.webhook import WebhookSink
+from bridge.store.database import create_engine
+from bridge.store.models import DeliveryRow, EventRow
+from bridge.store.outbox import OutboxHook
+from bridge.store.writer import EventWriter, backend_for
+from tests.support import free_port
+
+from .conftest import Recorder
+from .test_recovery import Server
+
+pytestmark = pytest.mark.broker
+
+RECORDS, PER_RECORD = 40, 25  # 1,000 events, each record's interleaved with the others'
+FAST_PROBE = BackoffPolicy(base=0.05, cap=0.2)
+SECRET = SigningSecret(b"t" * 32)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+async def _store(
+    engine: AsyncEngine, sink: str, tag: str, records: int = RECORDS, per_record: int = PER_RECORD
+) -> None:
+    writer = EventWriter(
+        backend_for(engine.url.render_as_string(hide_password=False)),
+        in_transaction=[OutboxHook((sink,))],
+    )
+    await writer.start()
+    now = datetime.now(UTC)
+    for n in range(per_record):
+        events = [
+            Event(Product.CRM, "test", "Leads", Operation.UPDATED, f"{tag}-{r}", now,
+                  Origin.WEBHOOK, f"{tag}:{r}:{n}", {"n": n}, id=new_ulid(now), received_at=now)
+            for r in range(records)
+        ]  # fmt: skip
+        await writer.write(None, events)
+    await writer.stop()
+
+
+async def _rows(engine: AsyncEngine, sink: str) -> dict[str, tuple[str, int, str]]:
+    """Event id -> (status, seq, record id) of `sink`'s rows."""
+    query = (
+        select(EventRow.id, DeliveryRow.status, EventRow.seq, EventRow.record_id)
+        .join(EventRow, EventRow.seq == DeliveryRow.event_seq)
+        .where(DeliveryRow.sink == sink)
+    )
+    async with engine.connect() as conn:
+        return {r[0]: (r[1], r[2], r[3]) for r in (await conn.execute(query)).all()}
+
+
+def _in_order(published: list[str], rows: dict[str, tuple[str, int, str]]) -> bool:
+    """Whether every record's events reached the broker in seq order (a repeat of an event
+    right after itself, at least once, is fine; an earlier event after a later one is not)."""
+    last: dict[str, int] = {}
+    for event_id in published:
+        _, seq, record = rows[event_id]
+        if seq < last.get(record, 0):
+            return False
+        last[record] = seq
+    return True
+
+
+async def _wait(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
+
+
+@contextlib.asynccontextmanager
+async def _redis(
+    store: str,
+) -> AsyncIterator[tuple[Server, str, Callable[[], Awaitable[list[str]]]]]:
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+
+    async def ping() -> None:
+        client = Redis.from_url(url, socket_connect_timeout=0.5)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    async def published() -> list[str]:
+        client = Redis.from_url(url)
+        try:
+            return [f[b"id"].decode() for _, f in await client.xrange("zb.test")]
+        finally:
+            await client.aclose()
+
+    # appendfsync always: Redis writes and fsyncs an XADD before it replies to it.
+    server = Server(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                     "--dir", store, "--appendonly", "yes", "--appendfsync", "always"],
+                    ping)  # fmt: skip
+    await server.start()
+    try:
+        yield server, url, published
+    finally:
+        server.stop()
+
+
+@contextlib.asynccontextmanager
+async def _nats(
+    store: str,
+) -> AsyncIterator[tuple[Server, str, Callable[[], Awaitable[list[str]]]]]:
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+
+    async def ready() -> None:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.close()
+
+    async def published() -> list[str]:
+        nc = NatsClient()
+        await nc.connect(url)
+        try:
+            js = nc.jetstream()
+            sub = await js.subscribe("zbtest.>", stream="ZB_TEST", ordered_consumer=True)
+            ids = []
+            pending = (await js.stream_info("ZB_TEST")).state.messages
+            while len(ids) < pending:
+                msg = await sub.next_msg(timeout=5)
+                assert msg.headers is not None
+                ids.append(msg.headers["Nats-Msg-Id"])
+            return ids
+        finally:
+            await nc.close()
+
+    server = Server(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store],
+                    ready)  # fmt: skip
+    await server.start()
+    try:
+        yield server, url, published
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("broker", ["redis", "nats"])
+async def test_a_broker_stopped_mid_batch_leaves_nothing_delivered_it_did_not_take(
+    engine: AsyncEngine, broker: str
+) -> None:
+    with tempfile.TemporaryDirectory() as store:
+        opened = _redis(store) if broker == "redis" else _nats(store)
+        async with opened as (server, url, published):
+            sink: BatchSink = (
+                RedisStreamSink(url, stream="zb.test", timeout=1.0, name=broker)
+                if broker == "redis"
+                else JetStreamSink(
+                    url, stream="ZB_TEST", subject_prefix="zbtest", timeout=1.0, name=broker
+                )
+            )
+            await _store(engine, broker, "r")
+            relay = Relay(
+                engine, [sink], RelayOptions(owner="test", batch=200, probe=FAST_PROBE,
+                                             lease=timedelta(minutes=5), poll=0.05),
+                utc_now,
+            )  # fmt: skip
+            await relay.start()
+            try:
+
+                async def some_delivered() -> bool:
+                    statuses = [s for s, _, _ in (await _rows(engine, broker)).values()]
+                    return statuses.count(DeliveryStatus.DELIVERED.value) >= 200
+
+                await _wait(some_delivered)
+                server.stop()  # while the next batches are on their way
+                await _wait(lambda: _true(relay.health(broker).down_since is not None))
+                rows = await _rows(engine, broker)
+                delivered = {i for i, (s, _, _) in rows.items() if s == "delivered"}
+                assert 200 <= len(delivered) < len(rows)
+                await server.start()
+                taken = await published()
+                assert delivered <= set(taken)
+                # Back up: the relay resumes and the rest arrives, each record in order.
+
+                async def drained() -> bool:
+                    statuses = [s for s, _, _ in (await _rows(engine, broker)).values()]
+                    return statuses.count(DeliveryStatus.PENDING.value) == 0
+
+                await _wait(drained)
+            finally:
+                await relay.stop()
+            taken = await published()
+            assert set(taken) == set(rows)
+            assert _in_order(taken, rows)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_two_relays_batching_concurrently_keep_each_records_order(
+    engine: AsyncEngine,
+) -> None:
+    with tempfile.TemporaryDirectory() as store:
+        async with _redis(store) as (_, url, published):
+            await _store(engine, "redis", "o")
+            relays = [
+                Relay(engine, [RedisStreamSink(url, stream="zb.test", name="redis")],
+                      RelayOptions(owner=f"relay-{n}", batch=7, poll=0.01), utc_now)
+                for n in range(2)
+            ]  # fmt: skip
+            for relay in relays:
+                await relay.start()
+            try:
+
+                async def drained() -> bool:
+                    statuses = [s for s, _, _ in (await _rows(engine, "redis")).values()]
+                    return statuses.count(DeliveryStatus.PENDING.value) == 0
+
+                await _wait(drained)
+            finally:
+                for relay in relays:
+                    await relay.stop()
+            rows = await _rows(engine, "redis")
+            taken = await published()
+            assert sorted(taken) == sorted(rows)  # each exactly once: no crash, no repeat
+            assert _in_order(taken, rows)
+
+
+async def test_batches_posted_concurrently_keep_each_records_order(
+    engine: AsyncEngine, recorder: Recorder
+) -> None:
+    recorder.jitter = 0.005  # requests of one batch finish in any order
+    await _store(engine, "webhook", "w", records=4, per_record=100)
+    async with httpx.AsyncClient() as http:
+        relays = [
+            Relay(engine, [WebhookSink(recorder.url, [SECRET], http, name="webhook")],
+                  RelayOptions(owner=f"relay-{n}", batch=50, poll=0.01), utc_now)
+            for n in range(2)
+        ]  # fmt: skip
+        for relay in relays:
+            await relay.start()
+        try:
+            await _wait(lambda: _true(len(recorder.envelopes) >= 400))
+        finally:
+            for relay in relays:
+                await relay.stop()
+    rows = await _rows(engine, "webhook")
+    assert sorted(recorder.ids()) == sorted(rows)
+    assert _in_order(recorder.ids(), rows)
