@@ -138,19 +138,27 @@ class JetStreamSink:
             raise SinkNotStarted(f"sink {self.name!r} is not started")
         results: list[SinkError | None] = [None] * len(events)
         acks: dict[asyncio.Future[PubAck], int] = {}
-        for n, event in enumerate(events):
-            try:
-                ack = await self._js.publish_async(
-                    subject_for(event, self._prefix),
-                    envelope_bytes(event),
-                    wait_stall=self._timeout,
-                    stream=self._stream,
-                    headers={"Nats-Msg-Id": event.id, "Content-Type": CONTENT_TYPE},
-                )
-            except NatsError as exc:
-                results[n:] = [_translate(exc, self._stream)] * (len(events) - n)
-                break
-            acks[ack] = n
+        sent = 0
+        try:
+            # One deadline for the sends (the client holds at most 4,000 unacked publishes,
+            # and a send waits for room), not one `wait_for` task per message.
+            async with asyncio.timeout(self._timeout):
+                for event in events:
+                    ack = await self._js.publish_async(
+                        subject_for(event, self._prefix),
+                        envelope_bytes(event),
+                        stream=self._stream,
+                        headers={"Nats-Msg-Id": event.id, "Content-Type": CONTENT_TYPE},
+                    )
+                    acks[ack] = sent
+                    sent += 1
+        except (NatsError, TimeoutError) as exc:
+            error = (
+                _translate(exc, self._stream)
+                if isinstance(exc, NatsError)
+                else SinkUnavailable(f"nats stream {self._stream!r}: cannot send: {exc!r}")
+            )
+            results[sent:] = [error] * (len(events) - sent)
         if not acks:
             return results
         done, late = await asyncio.wait(acks, timeout=self._timeout)
@@ -160,12 +168,12 @@ class JetStreamSink:
                 f"nats stream {self._stream!r}: no ack within {self._timeout} s"
             )
         for ack in done:
-            error = ack.exception()
-            if error is not None:
+            failure = ack.exception() if not ack.cancelled() else TimeoutError("cancelled")
+            if failure is not None:
                 results[acks[ack]] = (
-                    _translate(error, self._stream)
-                    if isinstance(error, NatsError)
-                    else SinkUnavailable(f"nats stream {self._stream!r}: {error!r}")
+                    _translate(failure, self._stream)
+                    if isinstance(failure, NatsError)
+                    else SinkUnavailable(f"nats stream {self._stream!r}: {failure!r}")
                 )
         return results
 
