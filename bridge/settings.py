@@ -6,10 +6,13 @@ tests pass a dict. Secrets are `SecretStr`, so they never print.
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -21,6 +24,13 @@ from bridge.sinks.config import SinkConfig
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./bridge.db"
 ENV_PREFIX = "BRIDGE_"
+MIN_ADMIN_TOKEN = 16
+DATABASE_FORMS = (
+    "postgresql+asyncpg://user:password@host:5432/database or sqlite+aiosqlite:///path/to/file.db"
+)
+# `BRIDGE_*` names read by the CLI alone, and prefixes the test suite uses.
+OTHER_VARIABLES = ("BRIDGE_SUBSCRIPTION_TOKEN",)
+OTHER_PREFIXES = ("BRIDGE_TEST_",)
 
 
 class Settings(BaseSettings):
@@ -36,6 +46,12 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, description="Port `serve` listens on.")
     public_url: str | None = Field(
         None, description="URL at which Zoho reaches this bridge, e.g. https://hooks.example.com"
+    )
+    url: str | None = Field(
+        None,
+        description="For the CLI: a running bridge, e.g. http://127.0.0.1:8000; status, replay, "
+        "outbox, requests and channel renewal then go through its admin API "
+        "(with BRIDGE_ADMIN_TOKEN) and its sinks.",
     )
     admin_token: SecretStr | None = Field(
         None, description="Bearer token for /admin; the admin API is off without it."
@@ -213,10 +229,33 @@ class Settings(BaseSettings):
         "console", description="Log lines for people (console) or machines (json)."
     )
 
-    @field_validator("public_url")
+    @field_validator("public_url", "url")
     @classmethod
-    def _strip_slash(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else value
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an absolute http:// or https:// URL, not {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN:
+            raise ValueError(
+                f"must be at least {MIN_ADMIN_TOKEN} characters "
+                "(`zoho-bridge keygen` prints a good one)"
+            )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_form(cls, value: str) -> str:
+        problem = database_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -232,7 +271,10 @@ class Settings(BaseSettings):
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
-        """Settings from `BRIDGE_*` keys of `environ`, then `overrides` on top."""
+        """Settings from `BRIDGE_*` keys of `environ`, then `overrides` on top.
+
+        Raises ValueError (a pydantic ValidationError); `describe_errors` words it in
+        terms of the environment variables."""
         values = _MappingEnvSource(cls, environ)()
         values["sink_config"] = SinkConfig.from_environ(environ)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -246,6 +288,62 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why `url` cannot work as BRIDGE_DATABASE_URL, naming the expected form; or None."""
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+        return None
+    if scheme in ("postgres", "postgresql") or scheme.startswith(("postgresql+", "postgres+")):
+        cause = f"{scheme}:// has no async driver" if scheme != "postgres" else (
+            "postgres:// is not a SQLAlchemy dialect name"
+        )  # fmt: skip
+        return f"must be postgresql+asyncpg://user:password@host:5432/database ({cause})"
+    if scheme == "sqlite" or scheme.startswith("sqlite+"):
+        return f"must be sqlite+aiosqlite:///path/to/file.db ({scheme}:// has no async driver)"
+    what = f"{scheme}://" if scheme else "no scheme"
+    return f"must be {DATABASE_FORMS} ({what} is not a database the bridge supports)"
+
+
+def known_variables() -> set[str]:
+    """Every `BRIDGE_*` name some part of the bridge reads."""
+    names = {n for n in Settings.model_fields if n != "sink_config"} | set(SinkConfig.model_fields)
+    return {ENV_PREFIX + n.upper() for n in names} | set(OTHER_VARIABLES)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """`BRIDGE_*` keys no part of the bridge reads, each with the closest known name."""
+    known = known_variables()
+    suffixes = sorted(name.removeprefix(ENV_PREFIX) for name in known)
+    found = []
+    for key in sorted(environ):
+        name = key.upper()
+        if not name.startswith(ENV_PREFIX) or name in known or name.startswith(OTHER_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), suffixes, n=1)
+        found.append((key, ENV_PREFIX + close[0] if close else None))
+    return found
+
+
+_FIELD_WORDS = re.compile(
+    r"\b(" + "|".join(n for n in SinkConfig.model_fields if "_" in n) + r")s?\b"
+)
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """A settings error in terms of the environment variables (never the value: it may be
+    a secret), one `BRIDGE_X: what is wrong` per problem."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = [str(part) for part in error["loc"] if not str(part).isdigit()]
+        field = loc[-1] if loc and loc[-1] != "sink_config" else ""
+        name = ENV_PREFIX + field.upper() if field else "BRIDGE_SINKS"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        # Sink checks name their fields ("needs webhook_url"): name the variables instead.
+        message = _FIELD_WORDS.sub(lambda m: ENV_PREFIX + m.group(0).upper(), message)
+        parts.append(f"{name}: {message}")
+    return "; ".join(parts)
 
 
 class _MappingEnvSource(EnvSettingsSource):

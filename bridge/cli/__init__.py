@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 
 import click
+from pydantic import ValidationError
 
 from bridge import __version__
 from bridge.cli.common import ENV_HELP, CliContext
 from bridge.logs import configure_logging
-from bridge.settings import Settings
+from bridge.settings import Settings, describe_errors, unknown_variables
 
 
 @click.group(
@@ -29,10 +30,15 @@ def main(ctx: click.Context, database_url: str | None) -> None:
     Settings come from BRIDGE_* environment variables; see `zoho-bridge serve --help`
     and the README's configuration table.
     """
+    for name, close in unknown_variables(os.environ):
+        hint = f"; did you mean {close}?" if close else ""
+        click.echo(f"warning: {name} is not a zoho-bridge setting{hint}", err=True)
     try:
         settings = Settings.from_environ(os.environ, database_url=database_url)
-    except ValueError as exc:
-        raise click.UsageError(f"invalid BRIDGE_* setting: {exc}") from None
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid setting: {describe_errors(exc)}") from None
+    except ValueError as exc:  # pydantic-settings' own parsing (e.g. a list that is not JSON)
+        raise click.ClickException(f"invalid setting: {exc}") from None
     configure_logging(settings.log_level, settings.log_format)
     ctx.obj = CliContext(settings)
 
@@ -46,6 +52,7 @@ def _register() -> None:
         events,
         managed_channels,
         reconcile,
+        requests,
         samples,
         sandbox,
         serve,
@@ -70,6 +77,7 @@ def _register() -> None:
     main.add_command(delivery.status)
     main.add_command(delivery.replay)
     main.add_command(delivery.purge)
+    main.add_command(requests.requests)
     events.events.add_command(delivery.replay_event)
     events.events.add_command(tail.tail)
 

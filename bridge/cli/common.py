@@ -15,8 +15,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from bridge.errors import BridgeError
+from bridge.cli import database
+from bridge.cli.remote import AdminApi, admin_api
+from bridge.errors import BridgeError, StoreUnavailable
 from bridge.runtime import Runtime, open_runtime
+from bridge.services import schema
 from bridge.settings import Settings
 
 P = ParamSpec("P")
@@ -43,8 +46,25 @@ def settings_of(ctx: click.Context) -> Settings:
     return obj.settings
 
 
+def remote_of(ctx: click.Context) -> AdminApi | None:
+    """The running bridge's admin API when BRIDGE_URL is set; None to use the database."""
+    return admin_api(settings_of(ctx))
+
+
+async def check_database(settings: Settings) -> None:
+    """Connect once, so that a database that cannot work is one line, not a traceback
+    (or, for `status`, a problem in a table)."""
+    try:
+        await schema.revisions(settings.database_url)
+    except Exception as exc:
+        if not (isinstance(exc, StoreUnavailable) or database.is_database_error(exc)):
+            raise
+        raise click.ClickException(database.describe(settings.database_url, exc)) from None
+
+
 @asynccontextmanager
 async def runtime_for(settings: Settings) -> AsyncIterator[Runtime]:
+    await check_database(settings)
     runtime = await open_runtime(settings, background=False)
     try:
         yield runtime
@@ -53,7 +73,8 @@ async def runtime_for(settings: Settings) -> AsyncIterator[Runtime]:
 
 
 def run_async(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
-    """Run an async command body; BridgeErrors become a clean message and exit code 1."""
+    """Run an async command body; BridgeErrors and database errors become one clean line
+    and exit code 1."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -61,6 +82,13 @@ def run_async(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
             return asyncio.run(func(*args, **kwargs))
         except BridgeError as exc:
             raise click.ClickException(exc.message) from None
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            if not database.is_database_error(exc):
+                raise
+            url = settings_of(click.get_current_context()).database_url
+            raise click.ClickException(database.describe(url, exc)) from None
 
     return wrapper
 

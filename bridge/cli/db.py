@@ -14,11 +14,13 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@click.argument("revision", default="head")
+@click.option("--revision", "old_revision", hidden=True, help="Old spelling of REVISION.")
 @click.pass_context
 @run_async
-async def db_upgrade(ctx: click.Context, revision: str) -> None:
+async def db_upgrade(ctx: click.Context, revision: str, old_revision: str | None) -> None:
     """Apply migrations up to REVISION (head by default)."""
+    revision = old_revision or revision
     settings = settings_of(ctx)
     await schema.upgrade(settings.database_url, revision)
     click.echo(f"database at {revision}")

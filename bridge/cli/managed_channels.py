@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from bridge.cli.channels import channels
-from bridge.cli.common import print_json, print_table, run_async, runtime_for, settings_of
+from bridge.cli.common import (
+    print_json,
+    print_table,
+    remote_of,
+    run_async,
+    runtime_for,
+    settings_of,
+)
+from bridge.cli.remote import AdminApi, ApiError
+from bridge.errors import NotFound
 from bridge.services.managed_channels import ChannelRequest
 
 
@@ -52,10 +63,51 @@ async def create(
 @click.pass_context
 @run_async
 async def renew(ctx: click.Context, channel_id: str) -> None:
-    """Renew managed channel CHANNEL_ID now."""
+    """Renew managed channel CHANNEL_ID now (through the bridge at BRIDGE_URL when set).
+    Imported channels are renewed by whoever created them, not by the bridge."""
+    api = remote_of(ctx)
+    if api is not None:
+        try:
+            view = api.post(f"/admin/channels/{channel_id}/renew")
+        except ApiError as exc:
+            if exc.status == 404 and _imported_remote(api, channel_id):
+                raise click.ClickException(imported_note(channel_id)) from None
+            raise
+        click.echo(f"channel {channel_id} renewed until {view['expires_at']}")
+        return
     async with runtime_for(settings_of(ctx)) as rt:
-        channel = await rt.managed_channels.renew_now(channel_id)
+        try:
+            channel = await rt.managed_channels.renew_now(channel_id)
+        except NotFound:
+            try:
+                known = await rt.channels.view(channel_id)
+            except NotFound:
+                known = None
+            if known is not None and _imported(known):
+                raise click.ClickException(imported_note(channel_id)) from None
+            raise
     click.echo(f"channel {channel_id} renewed until {channel.expires_at}")
+
+
+def _imported(view: dict[str, Any]) -> bool:
+    return not view.get("managed")
+
+
+def _imported_remote(api: AdminApi, channel_id: str) -> bool:
+    try:
+        return _imported(api.get(f"/admin/channels/{channel_id}"))
+    except ApiError as exc:
+        if exc.status == 404:
+            return False
+        raise
+
+
+def imported_note(channel_id: str) -> str:
+    return (
+        f"channel {channel_id} is imported: the bridge only verifies its callbacks, and it is "
+        "renewed by whoever created it (their own call to Zoho's /crm/v8/actions/watch). "
+        "To have the bridge renew a channel, create it with `zoho-bridge channels create`."
+    )
 
 
 @channels.command("rotate")

@@ -33,12 +33,14 @@ def _find(name: str) -> Path:
 
 @click.command("send-sample")
 @click.argument("name", required=False)
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="Bridge base URL.")
+@click.option("--url", envvar="BRIDGE_URL", default="http://127.0.0.1:8000", show_default=True,
+              help="The running bridge (or BRIDGE_URL).")  # fmt: skip
 @click.option("--source", default="books", show_default=True, help="Books source name.")
-@click.option("--token", help="Books source token (sent as ?token=).")
+@click.option("--token", help="The token to send: a Books source's (as ?token=) or a CRM "
+              "channel's (replacing the sample's).")  # fmt: skip
+@click.option("--crm-token", "crm_token", hidden=True, help="Old spelling of --token (CRM).")
 @click.option("--event", help="Books ?event= value: created, updated or deleted.")
 @click.option("--channel-id", help="CRM: replace the sample's channel_id.")
-@click.option("--crm-token", help="CRM: replace the sample's token.")
 @click.option("--list", "list_only", is_flag=True, help="List the samples and exit.")
 def send_sample(
     name: str | None,
@@ -50,7 +52,8 @@ def send_sample(
     crm_token: str | None,
     list_only: bool,
 ) -> None:
-    """Post sample NAME (e.g. crm-insert, books-invoice) to the bridge at --url."""
+    """Post sample NAME (e.g. crm-insert, books-invoice) to the bridge at --url; exits 1
+    when the bridge refuses it (a wrong --token: see it with `zoho-bridge requests list`)."""
     if list_only or not name:
         click.echo("\n".join(available()))
         return
@@ -62,8 +65,8 @@ def send_sample(
         doc = json.loads(body)
         if channel_id:
             doc["channel_id"] = channel_id
-        if crm_token:
-            doc["token"] = crm_token
+        if token or crm_token:
+            doc["token"] = token or crm_token
         body = json.dumps(doc).encode()
     else:
         target = f"{url.rstrip('/')}/hooks/books/{source}"

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import resource
+import socket
 from typing import Any
 
 import click
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
-from bridge.cli.common import ENV_HELP, settings_of
+from bridge.cli import database
+from bridge.cli.common import ENV_HELP, check_database, settings_of
 from bridge.errors import BridgeError
 from bridge.process import tune_gc
 from bridge.secretbox import generate_key
@@ -50,25 +54,24 @@ def serve(
         raise click.UsageError("--workers above 1 needs PostgreSQL (BRIDGE_DATABASE_URL)")
     host = host or settings.host
     port = port or settings.port
+    sock = bind(host, port)  # first: a busy port is one line before anything else runs
     if not no_migrate:
         try:
             asyncio.run(schema.upgrade(settings.database_url))
         except BridgeError as exc:
             raise click.ClickException(exc.message) from None
         except Exception as exc:
-            raise click.ClickException(
-                f"cannot migrate the database ({type(exc).__name__}); "
-                "check BRIDGE_DATABASE_URL and that the database is reachable"
-            ) from None
+            if not database.is_database_error(exc):
+                raise
+            raise click.ClickException(database.describe(settings.database_url, exc)) from None
+    else:
+        asyncio.run(check_database(settings))
     problem = asyncio.run(schema.secret_problem(settings))
     if problem is not None:
         raise click.ClickException(
             f"{problem}. Stored connection secrets and channel tokens cannot be read; "
             "set BRIDGE_SECRET_KEY to the key they were stored with."
         )
-    if settings.admin_token is None:
-        click.echo("note: BRIDGE_ADMIN_TOKEN is not set, so the admin API is disabled", err=True)
-    click.echo(f"zoho-bridge listening on http://{host}:{port}", err=True)
     if workers > 1:
         # Worker processes build the app from the environment: pass on the CLI's override.
         os.environ["BRIDGE_DATABASE_URL"] = settings.database_url
@@ -77,18 +80,96 @@ def serve(
         app = create_app(settings)
         tune_gc()
     server.configure(settings)  # worker processes: in their app factory (web/asgi.py)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         factory=workers > 1,
         workers=workers,
-        host=host,
-        port=port,
         log_level=settings.log_level,
         access_log=False,
         proxy_headers=True,
         lifespan="on",
         **server_limits(settings),
     )
+    for line in banner(settings, host, port, workers):
+        click.echo(line, err=True)
+    try:
+        if workers > 1:
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            config.load_app()
+            runner = uvicorn.Server(config)
+            runner.run(sockets=[sock])
+            if not runner.started:  # the app's start-up failed (it logged why)
+                raise SystemExit(3)
+    except KeyboardInterrupt:
+        pass
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket's address taken now, so that `listening` is only said once it
+    is ours; uvicorn listens on it (and shares it with its workers)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            cause = "the port is in use (another zoho-bridge?); choose one with BRIDGE_PORT"
+        elif exc.errno == errno.EACCES:
+            cause = "permission denied (ports below 1024 need privileges); set BRIDGE_PORT"
+        else:
+            cause = f"{exc.strerror or exc} (check BRIDGE_HOST and BRIDGE_PORT)"
+        raise click.ClickException(f"cannot listen on {host}:{port}: {cause}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def banner(settings: Settings, host: str, port: int, workers: int = 1) -> list[str]:
+    """What `serve` says once its port is bound: where, on what, doing what."""
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    lines = [f"zoho-bridge listening on {base}" + (f" ({workers} workers)" if workers > 1 else "")]
+    if settings.admin_token is None:
+        lines.append("  dashboard: off (set BRIDGE_ADMIN_TOKEN to enable the admin API)")
+    else:
+        lines.append(f"  dashboard: {base}/admin/")
+    lines.append(f"  database:  {database.shown(settings.database_url)}")
+    lines.append(f"  sinks:     {', '.join(sink_lines(settings))}")
+    lines.append(f"  jobs:      {'; '.join(job_lines(settings))}")
+    if settings.public_url is None:
+        lines.append("  note: BRIDGE_PUBLIC_URL is not set; managed CRM channels cannot be created")
+    return lines
+
+
+def sink_lines(settings: Settings) -> list[str]:
+    config = settings.sink_config
+    shown = []
+    for name in config.sinks:
+        if name == "webhook" and config.webhook_url:
+            shown.append(f"webhook ({database.strip_secrets(config.webhook_url)})")
+        elif name in ("redis", "nats", "amqp"):
+            url = getattr(config, f"{name}_url").get_secret_value()
+            shown.append(f"{name} ({database.strip_secrets(url)})")
+        else:
+            shown.append(name)
+    return shown
+
+
+def job_lines(settings: Settings) -> list[str]:
+    jobs = []
+    if settings.push_sinks:
+        jobs.append(f"relay to {', '.join(settings.push_sinks)}")
+    if settings.scheduler:
+        jobs.append(f"channel renewal every {settings.channel_check_seconds:g} s")
+        jobs.append(f"channel check at Zoho every {settings.channel_reconcile_minutes:g} min")
+        if settings.reconcile:
+            jobs.append(f"reconciliation every {settings.reconcile_tick_seconds:g} s")
+    else:
+        jobs.append("no channel renewal or reconciliation (BRIDGE_SCHEDULER=false)")
+    jobs.append(f"retention purge every {settings.purge_interval_seconds:g} s "
+                f"({settings.retention_days} days)")  # fmt: skip
+    return jobs
 
 
 def server_limits(settings: Settings) -> dict[str, Any]:

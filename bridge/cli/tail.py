@@ -15,7 +15,8 @@ WAIT = 25  # seconds per long-poll; below the server's 30 s limit and common pro
 
 @click.command("tail")
 @click.option("--subscription", "name", required=True, help="Subscription name.")
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="Bridge URL.")
+@click.option("--url", envvar="BRIDGE_URL", default="http://127.0.0.1:8000", show_default=True,
+              help="The running bridge (or BRIDGE_URL).")  # fmt: skip
 @click.option("--token", envvar="BRIDGE_SUBSCRIPTION_TOKEN", required=True,
               help="The subscription's token (or BRIDGE_SUBSCRIPTION_TOKEN).")  # fmt: skip
 @click.option("--after", type=click.IntRange(0), help="Start after this seq (default: acked).")
@@ -42,6 +43,10 @@ async def _follow(
     headers = {"Authorization": f"Bearer {token}"}
     base = f"{url}/v1/subscriptions/{name}"
     shown = 0
+    start = "the acknowledged seq" if after is None else f"seq {after}"
+    click.echo(f"following {name} at {url}: waiting for events after {start} "
+               "(Ctrl-C to stop)", err=True)  # fmt: skip
+    waiting = True  # whether "waiting" was said since the last event printed
     async with httpx.AsyncClient(headers=headers, timeout=WAIT + 10) as client:
         while max_events is None or shown < max_events:
             params = {"wait": WAIT, "limit": 100} | ({"after": after} if after is not None else {})
@@ -58,6 +63,13 @@ async def _follow(
             for envelope in items:
                 click.echo(json.dumps(envelope, ensure_ascii=False) if as_json else _line(envelope))
             shown += len(items)
+            if items:
+                waiting = False
+            elif not waiting:
+                seq = page["next"] if after is None else after
+                click.echo(f"waiting for events of {name} after seq {seq} "
+                           "(Ctrl-C to stop)", err=True)  # fmt: skip
+                waiting = True
             after = items[-1]["bridgeseq"] if items else page["next"]
             if ack and items:
                 await client.post(f"{base}/ack", json={"seq": after})

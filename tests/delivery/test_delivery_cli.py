@@ -82,7 +82,7 @@ def test_subscribe_tail_outbox_status_replay_purge(env: dict[str, str], served: 
     r = httpx.post(f"{served}/hooks/crm", json=crm_body(ids=["1", "2"]))
     assert r.status_code == 200
     tailed = _cli(env, "events", "tail", "--subscription", "feed", "--url", served,
-                  "--token", token, "--max-events", "2", "--json", "--ack").output  # fmt: skip
+                  "--token", token, "--max-events", "2", "--json", "--ack").stdout  # fmt: skip
     envelopes = [json.loads(line) for line in tailed.splitlines()]
     assert [e["zohorecordid"] for e in envelopes] == ["1", "2"]
     listed = _cli(env, "subscriptions", "list").output
