@@ -11,18 +11,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.credentials import matches_any, new_token, token_digest
-from bridge.domain.envelope import build_envelope
-from bridge.domain.events import EventFilter, StoredEvent
+from bridge.domain.events import EventFilter
 from bridge.errors import BridgeError, InvalidInput, NotFound, VerificationFailed
 from bridge.metrics import LONG_POLLS, LONG_POLLS_REFUSED
 from bridge.services.notify import CommitSignal, FilterKey
 from bridge.services.sources import check_name
-from bridge.store import event_queries
+from bridge.store import events_envelopes
 from bridge.store import subscriptions as store
 from bridge.store.subscriptions import SubscriptionInfo
 
@@ -118,39 +116,39 @@ class SubscriptionService:
 
     async def read(
         self, sub: SubscriptionInfo, *, after: int | None, limit: int, wait: float
-    ) -> tuple[list[dict[str, Any]], int]:
-        """Envelopes after `after` (default: the acked position), waiting up to `wait`
-        seconds for the first one. Returns them and the cursor to pass as `after` next.
+    ) -> tuple[list[str], int]:
+        """Envelopes (each as its JSON text, ready to send) after `after` (default: the
+        acked position), waiting up to `wait` seconds for the first one. Returns them and
+        the cursor to pass as `after` next.
 
         A read that may wait is a long-poll: it raises `TooManyLongPolls` before reading
         anything when the caps are reached (reading first would cost what the caps save)."""
         cursor = sub.acked_seq if after is None else after
         wait = min(max(wait, 0.0), MAX_WAIT)
         if not wait:
-            found = await event_queries.list_events(
+            found, last = await events_envelopes.envelope_page(
                 self.engine, _filter(sub), after_seq=cursor, limit=limit
             )
         else:
             self._enter(sub.name)
             try:
-                found = await self._wait_for_events(sub, cursor, limit, wait)
+                found, last = await self._wait_for_events(sub, cursor, limit, wait)
             finally:
                 self._leave(sub.name)
-        envelopes = [build_envelope(e) for e in found]
-        return envelopes, (found[-1].seq if found else cursor)
+        return found, (cursor if last is None else last)
 
     async def _wait_for_events(
         self, sub: SubscriptionInfo, cursor: int, limit: int, wait: float
-    ) -> list[StoredEvent]:
+    ) -> tuple[list[str], int | None]:
         deadline = time.monotonic() + wait
         while True:
             signal = self.signal.signal(_key(sub))
-            found = await event_queries.list_events(
+            found, last = await events_envelopes.envelope_page(
                 self.engine, _filter(sub), after_seq=cursor, limit=limit
             )
             left = deadline - time.monotonic()
             if found or left <= 0:
-                return found
+                return found, last
             await self.signal.wait(min(left, RECHECK_SECONDS), signal)
 
     def waiting(self) -> dict[str, int]:

@@ -1,0 +1,192 @@
+"""Read paths that stay fast as events pile up: the admin filters' plans use an index, and
+the envelopes the database writes for the pull API are the ones `build_envelope` gives."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.domain.envelope import build_envelope
+from bridge.domain.events import EventFilter
+from bridge.store.database import create_engine
+from bridge.store import outbox_queries
+from bridge.store.event_queries import events_query, get_event, list_events
+from bridge.store.events_envelopes import envelope_page
+from bridge.store.models import DeliveryRow, EventRow
+
+T0 = datetime(2026, 12, 6, 10, 0, 0, 123_987, tzinfo=UTC)
+MODULES = ("Leads", "Deals", "invoice", "Contacts")
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    made = create_engine(database_url)
+    yield made
+    await made.dispose()
+
+
+def _row(i: int, **changes: Any) -> dict[str, Any]:
+    module = MODULES[i % len(MODULES)]
+    row: dict[str, Any] = {
+        "id": f"01TEST{i:020d}",
+        "product": "books" if module == "invoice" else "crm",
+        "source": "books-a" if module == "invoice" else "crm",
+        "module": module,
+        "operation": ("created", "updated", "deleted", "changed")[i % 4],
+        "record_id": f"rec{i % 997}",
+        "occurred_at": T0 + timedelta(seconds=i, microseconds=i * 37),
+        "received_at": T0 + timedelta(seconds=i + 1),
+        "origin": "webhook",
+        "dedup_key": f"test/{i}",
+        "data": {"id": f"rec{i % 997}", "n": i},
+        "request_id": f"01REQ{i // 2:021d}",
+    }
+    row.update(changes)
+    return row
+
+
+async def _store(engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(insert(EventRow), rows)
+
+
+async def _plan(engine: AsyncEngine, where: EventFilter) -> str:
+    """The database's plan for the admin events query with this filter, as one string."""
+    dialect = engine.dialect.name
+    query = events_query(where, dialect)
+    compiled = query.compile(
+        dialect=sqlite.dialect() if dialect == "sqlite" else postgresql.dialect(),
+        compile_kwargs={"literal_binds": True},
+    )
+    explain = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN "
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text(explain + str(compiled)))).all()
+    return "\n".join(str(row[-1]) for row in rows)
+
+
+async def test_a_record_id_alone_is_looked_up_through_its_index(engine: AsyncEngine) -> None:
+    await _store(engine, [_row(i) for i in range(3000)])
+    where = EventFilter(record_id="rec42")
+    for analysed in (False, True):
+        if analysed:  # the plan must not need statistics, and must survive them
+            async with engine.begin() as conn:
+                await conn.execute(text("ANALYZE"))
+        plan = await _plan(engine, where)
+        assert "ix_events_record_id_seq" in plan, plan
+        assert "SCAN events\n" not in plan + "\n" and "Seq Scan" not in plan, plan
+    found = await list_events(engine, where, limit=100)
+    assert [e.seq for e in found] == sorted((e.seq for e in found), reverse=True)
+    assert [e.dedup_key for e in found] == ["test/2036", "test/1039", "test/42"]
+
+
+@pytest.mark.parametrize(
+    ("where", "index"),
+    [
+        (EventFilter(module="Deals"), "ix_events_module_seq"),
+        (EventFilter(source="books-a"), "ix_events_source_seq"),
+        (EventFilter(origin="reconciliation"), "ix_events_origin_seq"),
+        (EventFilter(operation="deleted"), "ix_events_operation_seq"),
+        (EventFilter(product="books"), "ix_events_product_seq"),
+        (EventFilter(request_id="01REQ000000000000000000007"), "ix_events_request_id"),
+    ],
+)
+async def test_each_filter_alone_has_an_index_on_sqlite(
+    sqlite_template: Path, tmp_path: Path, where: EventFilter, index: str
+) -> None:
+    """Without statistics (the bridge never runs ANALYZE on SQLite) each filter is still
+    answered through its own index, in seq order, with no sort. (PostgreSQL plans by its
+    statistics; the record_id test above runs on both.)"""
+    shutil.copy(sqlite_template, tmp_path / "bridge.db")
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}")
+    await _store(engine, [_row(i) for i in range(200)])
+    plan = await _plan(engine, where)
+    await engine.dispose()
+    assert index in plan and "TEMP B-TREE" not in plan, plan
+
+
+async def test_combined_filters_are_driven_by_one_index_and_still_all_apply(
+    engine: AsyncEngine,
+) -> None:
+    await _store(engine, [_row(i) for i in range(400)])
+    where = EventFilter(module="Leads", operation="created", source="crm")
+    found = await list_events(engine, where, limit=1000)
+    expected = [i for i in range(400) if i % 4 == 0]  # Leads are created, here
+    assert len(found) == len(expected) == 100
+    assert all((e.module, e.operation, e.source) == ("Leads", "created", "crm") for e in found)
+    if engine.dialect.name == "sqlite":
+        assert "ix_events_module_seq" in await _plan(engine, where)
+
+
+async def test_pull_envelopes_are_the_documents_build_envelope_gives(
+    engine: AsyncEngine,
+) -> None:
+    rows = [_row(i) for i in range(12)]
+    rows[3].update(origin="reconciliation", miss_cause="missed", collapsed=True, request_id=None)
+    rows[4].update(origin="reconciliation", miss_cause=None, collapsed=None, request_id=None)
+    rows[5].update(origin="replay")
+    rows[6].update(module="Zählung", product="books", source="books-a")  # non-ASCII module
+    rows[7].update(data={"name": "Zoë \"quoted\" \\ \n tab\t", "emoji": "🙂", "f": 1.5,
+                         "big": 2**62, "nested": {"list": [1, None, True]}, "empty": {}})  # fmt: skip
+    rows[8].update(module="CustomModule_7", operation="changed")
+    rows[9].update(occurred_at=T0.replace(microsecond=999_999))  # milliseconds cut, not rounded
+    rows[10].update(data=[1, 2, 3])
+    rows[11].update(record_id="rec/with/slash", source="crm-eu")
+    await _store(engine, rows)
+    texts, last = await envelope_page(engine, EventFilter(), after_seq=0, limit=100)
+    assert len(texts) == 12
+    for envelope in texts:
+        document = json.loads(envelope)
+        stored = await get_event(engine, str(document["bridgeseq"]))
+        assert stored is not None
+        assert document == json.loads(json.dumps(build_envelope(stored)))
+        assert list(document) == list(build_envelope(stored))  # same key order
+    assert last == json.loads(texts[-1])["bridgeseq"]
+
+
+async def test_pull_pages_follow_the_filter_and_the_cursor(engine: AsyncEngine) -> None:
+    await _store(engine, [_row(i) for i in range(50)])
+    where = EventFilter(source="crm", module="Deals", operation="updated")
+    texts, last = await envelope_page(engine, where, after_seq=0, limit=5)
+    docs = [json.loads(t) for t in texts]
+    assert [d["zohorecordid"] for d in docs] == [f"rec{i}" for i in range(1, 50, 4)][:5]
+    assert {(d["zohomodule"], d["zohooperation"]) for d in docs} == {("Deals", "updated")}
+    rest, end = await envelope_page(engine, where, after_seq=last or 0, limit=100)
+    assert len(rest) == 13 - 5 and end == json.loads(rest[-1])["bridgeseq"]
+    assert await envelope_page(engine, where, after_seq=end or 0, limit=5) == ([], None)
+
+
+async def test_status_counts_of_a_sink_read_only_undelivered_rows(engine: AsyncEngine) -> None:
+    """The per-sink counts of the status overview are answered by the partial index of
+    undelivered rows, so delivered history costs them nothing."""
+    await _store(engine, [_row(i) for i in range(20)])
+    async with engine.begin() as conn:
+        seqs = (await conn.execute(select(EventRow.seq))).scalars().all()
+        await conn.execute(
+            insert(DeliveryRow),
+            [
+                {"event_seq": s, "sink": "redis", "record_key": "k", "next_attempt_at": T0,
+                 "created_at": T0, "status": "delivered" if s % 5 else "pending"}
+                for s in seqs
+            ],
+        )  # fmt: skip
+    query = (
+        "SELECT sink, status, replay, count(*), min(created_at) FROM deliveries "
+        "WHERE status != 'delivered' GROUP BY sink, status, replay"
+    )
+    explain = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+    async with engine.connect() as conn:
+        if engine.dialect.name != "sqlite":
+            await conn.execute(text("SET enable_seqscan = off"))
+        plan = "\n".join(str(r[-1]) for r in (await conn.execute(text(explain + query))).all())
+    assert "ix_deliveries_sink_status_replay_created_at" in plan, plan
+    counts = await outbox_queries.sink_counts(engine)
+    assert (counts["redis"].pending, counts["redis"].dead) == (4, 0)
