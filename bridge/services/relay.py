@@ -106,6 +106,10 @@ class Relay:
         self._health = {sink.name: SinkHealth() for sink in self._sinks}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
+        # Per sink: the next batch, claimed while the one in hand is published.
+        self._ahead: dict[str, asyncio.Task[list[Claimed]]] = {}
+        # Per sink: (disabled, monotonic time it was read).
+        self._disabled: dict[str, tuple[bool, float]] = {}
 
     @property
     def sink_names(self) -> list[str]:
@@ -148,6 +152,8 @@ class Relay:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._tasks.clear()
+        for name in list(self._ahead):
+            await self._release_ahead(name, "the relay stopped")
         for sink in self._sinks:
             with contextlib.suppress(Exception):
                 await sink.close()
@@ -166,7 +172,7 @@ class Relay:
                         await self._sleep(self._probe_delay(health))
                     if self._stopped.is_set() or not await self._recover(sink, health):
                         continue
-                if sink.name in await outbox_queries.disabled_sinks(self._engine):
+                if await self._is_disabled(sink.name):
                     handled = 0
                 else:
                     handled, soonest = await self.deliver_batch(sink)
@@ -187,6 +193,30 @@ class Relay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout=wait)
             wakeup.clear()
+
+    async def _is_disabled(self, name: str) -> bool:
+        """Whether the sink is switched off (410 Gone), read from the database at most once
+        per `poll` seconds: not one more round trip per batch while a backlog drains."""
+        known = self._disabled.get(name)
+        if known is None or time.monotonic() - known[1] >= self._options.poll:
+            disabled = name in await outbox_queries.disabled_sinks(self._engine)
+            known = self._disabled[name] = (disabled, time.monotonic())
+        return known[0]
+
+    async def _claim(self, name: str, limit: int) -> list[Claimed]:
+        opts = self._options
+        return await outbox.claim(
+            self._engine, name, opts.owner, now=self._clock(), lease=opts.lease, limit=limit
+        )
+
+    async def _release_ahead(self, name: str, reason: str) -> None:
+        """Hand back, untried, a batch claimed ahead that will not be published now."""
+        task = self._ahead.pop(name, None)
+        if task is None:
+            return
+        with contextlib.suppress(Exception):
+            rows = await task
+            await outbox.release(self._engine, [row.delivery_id for row in rows], reason)
 
     def _database_ok(self, name: str, health: SinkHealth) -> None:
         if health.database_error is not None:
@@ -291,13 +321,16 @@ class Relay:
 
         If the sink turns out to be unreachable, the rows it failed go back untried and
         the sink is paused (`health(name).down_since` is set)."""
-        opts = self._options
-        claimed = await outbox.claim(
-            self._engine, sink.name, opts.owner, now=self._clock(), lease=opts.lease,
-            limit=opts.batch,
-        )  # fmt: skip
+        batch = self._options.batch
+        ahead = self._ahead.pop(sink.name, None)
+        claimed = await ahead if ahead is not None else await self._claim(sink.name, batch)
         if not claimed:
             return 0, None
+        if len(claimed) >= batch and not self._stopped.is_set():
+            # A backlog: claim the next batch while this one is published, so the database
+            # and the sink work at the same time. Each record's order holds: this batch's
+            # rows are leased, so the next claim passes over their records' later rows.
+            self._ahead[sink.name] = asyncio.create_task(self._claim(sink.name, batch))
         results = await self._publish_batch(sink, claimed)
         now = self._clock()
         outages = [(row, error) for row, error in zip(claimed, results, strict=True)
@@ -307,6 +340,7 @@ class Relay:
                 self._engine, [row.delivery_id for row, _ in outages], _message(outages[0][1])
             )
             DELIVERIES.labels(sink.name, "unavailable").inc(len(outages))
+            await self._release_ahead(sink.name, _message(outages[0][1]))
             await self._went_down(
                 sink.name, self._health[sink.name], f"is unreachable: {_message(outages[0][1])}"
             )
@@ -342,6 +376,8 @@ class Relay:
             await outbox_queries.set_sink_state(
                 self._engine, sink.name, disabled=True, reason=reason, now=now
             )
+            self._disabled[sink.name] = (True, time.monotonic())
+            await self._release_ahead(sink.name, reason)
             log.error("sink disabled: the subscriber is gone", sink=sink.name, reason=reason)
         return min((f.outcome.at for f in failures if isinstance(f.outcome, Retry)), default=None)
 
