@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.envelope import build_envelope
 from bridge.domain.events import EventFilter
+from bridge.store import events_stats, outbox_queries
 from bridge.store.database import create_engine
-from bridge.store import outbox_queries
 from bridge.store.event_queries import events_query, get_event, list_events
 from bridge.store.events_envelopes import envelope_page
 from bridge.store.models import DeliveryRow, EventRow
@@ -190,3 +190,20 @@ async def test_status_counts_of_a_sink_read_only_undelivered_rows(engine: AsyncE
     assert "ix_deliveries_sink_status_replay_created_at" in plan, plan
     counts = await outbox_queries.sink_counts(engine)
     assert (counts["redis"].pending, counts["redis"].dead) == (4, 0)
+
+
+async def test_event_stats_are_exact_while_few_and_the_seq_span_beyond(
+    engine: AsyncEngine,
+) -> None:
+    assert await events_stats.event_stats(engine) == (0, None, None)
+    await _store(engine, [_row(i) for i in range(30)])
+    async with engine.begin() as conn:  # holes, as retention leaves them
+        await conn.execute(delete(EventRow).where(EventRow.dedup_key.in_(["test/3", "test/9"])))
+    assert await events_stats.event_stats(engine) == await outbox_queries.event_stats(engine)
+    assert (await events_stats.event_stats(engine))[0] == 28
+    more = events_stats.EXACT_UP_TO
+    await _store(engine, [_row(i) for i in range(30, 30 + more)])
+    count, last_at, last_seq = await events_stats.event_stats(engine)
+    exact = await outbox_queries.event_stats(engine)
+    assert (last_at, last_seq) == exact[1:]
+    assert count == exact[0] + 2 == more + 30  # the two holes are within the seq span
