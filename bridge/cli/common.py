@@ -54,6 +54,9 @@ def remote_of(ctx: click.Context) -> AdminApi | None:
 async def check_database(settings: Settings) -> None:
     """Connect once, so that a database that cannot work is one line, not a traceback
     (or, for `status`, a problem in a table)."""
+    missing = database.missing_directory(settings.database_url)
+    if missing is not None:
+        raise click.ClickException(missing)
     try:
         await schema.revisions(settings.database_url)
     except Exception as exc:

@@ -32,6 +32,21 @@ def strip_secrets(url: str) -> str:
     return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path.partition('?')[0]}"
 
 
+def missing_directory(url: str) -> str | None:
+    """For a SQLite file whose directory does not exist, the one line to say; checked
+    before connecting (the driver's own failure comes from a thread, as a traceback)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or Path(parsed.database).parent.exists():
+        return None
+    where = f"BRIDGE_DATABASE_URL={shown(url)}"
+    return f"{where}: {_sqlite_cause(parsed.database, '')} (expected {SQLITE_FORM})"
+
+
 def is_database_error(exc: BaseException) -> bool:
     """Whether `exc` comes from opening or using the database (not from the bridge)."""
     if isinstance(exc, SQLAlchemyError | OSError | ImportError):

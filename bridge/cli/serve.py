@@ -27,6 +27,7 @@ from bridge.web.app import create_app
 # broker and Zoho connections, logs.
 RESERVED_FILES = 64
 MAX_CONNECTIONS = 10_000
+BACKLOG = 2048  # uvicorn's default
 
 
 @click.command(epilog=ENV_HELP)
@@ -53,9 +54,12 @@ def serve(
         # Zoho token and budget locks on SQLite hold within one process only.
         raise click.UsageError("--workers above 1 needs PostgreSQL (BRIDGE_DATABASE_URL)")
     host = host or settings.host
-    port = port or settings.port
+    port = settings.port if port is None else port  # 0: any free port
     sock = bind(host, port)  # first: a busy port is one line before anything else runs
     if not no_migrate:
+        missing = database.missing_directory(settings.database_url)
+        if missing is not None:
+            raise click.ClickException(missing)
         try:
             asyncio.run(schema.upgrade(settings.database_url))
         except BridgeError as exc:
@@ -122,6 +126,7 @@ def bind(host: str, port: int) -> socket.socket:
         else:
             cause = f"{exc.strerror or exc} (check BRIDGE_HOST and BRIDGE_PORT)"
         raise click.ClickException(f"cannot listen on {host}:{port}: {cause}") from None
+    sock.listen(BACKLOG)  # from here on, clients wait in the backlog until the app is up
     sock.set_inheritable(True)
     return sock
 
