@@ -6,7 +6,10 @@ replay it to one sink after confirming, sign out; the page fits a 420 px wide sc
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -14,7 +17,6 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.delivery.conftest import WEBHOOK_SECRET
-from tests.sinks.support import closed_port_socket
 from tests.support import ADMIN, ADMIN_TOKEN, bridge_env, crm_body, serve_process
 
 CHROMIUM = "/usr/bin/chromium"
@@ -31,27 +33,58 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+REFUSED = "4876876000000102"
+
+
+class Subscriber(BaseHTTPRequestHandler):
+    """A webhook subscriber that refuses (400) the event of REFUSED while `refusing` is set
+    and otherwise answers 503: deliveries stay pending, one is dead-lettered."""
+
+    refusing = threading.Event()
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        refused = REFUSED.encode() in body and self.refusing.is_set()
+        self.send_response(400 if refused else 503 if REFUSED.encode() not in body else 204)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @pytest.fixture
 def bridge(tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
     database = tmp_path / "bridge.db"
     shutil.copy(sqlite_template, database)
-    sock = closed_port_socket()  # a subscriber that is down: deliveries stay pending
+    subscriber = ThreadingHTTPServer(("127.0.0.1", 0), Subscriber)
+    threading.Thread(target=subscriber.serve_forever, daemon=True).start()
+    Subscriber.refusing.set()
     env = bridge_env(
         f"sqlite+aiosqlite:///{database}", BRIDGE_SINKS="pull,webhook",
-        BRIDGE_WEBHOOK_URL=f"http://127.0.0.1:{sock.getsockname()[1]}/in",
+        BRIDGE_WEBHOOK_URL=f"http://127.0.0.1:{subscriber.server_port}/in",
         BRIDGE_WEBHOOK_SECRETS=WEBHOOK_SECRET, BRIDGE_SCHEDULER="false",
+        BRIDGE_RETRY_BASE_SECONDS="60",
     )  # fmt: skip
     try:
         with serve_process(env) as url:
             imported = httpx.post(f"{url}/admin/channels/import", headers=ADMIN,
                                   json={"channel_id": CHANNEL, "token": TOKEN})  # fmt: skip
             assert imported.status_code == 201, imported.text
-            for n, record in enumerate(("4876876000000101", "4876876000000102")):
+            for n, record in enumerate(("4876876000000101", REFUSED)):
                 body = crm_body(ids=[record], server_time=1718117126473 + n)
                 assert httpx.post(f"{url}/hooks/crm", json=body).status_code == 200
+            for _ in range(100):  # the relay dead-letters the refused one
+                dead = httpx.get(f"{url}/admin/outbox?status=dead", headers=ADMIN).json()
+                if dead["items"]:
+                    break
+                time.sleep(0.1)
+            else:
+                raise AssertionError("no dead letter")
             yield url
     finally:
-        sock.close()
+        subscriber.shutdown()
+        subscriber.server_close()
 
 
 def _sign_in(page: Page, url: str) -> None:
@@ -104,6 +137,28 @@ def test_an_operator_finds_an_event_replays_it_and_signs_out(browser: Browser, b
     expect(deliveries.nth(1)).to_contain_text("yes")
 
     # 420 px wide: the page itself never scrolls sideways (wide tables scroll in their box).
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420
+
+    # The dead letter: listed, selected, retried after confirming; the subscriber takes it.
+    Subscriber.refusing.clear()
+    page.get_by_role("link", name="Deliveries").click()
+    expect(page.locator("table.sinks")).to_contain_text("webhook")
+    page.locator('table.sinks a[href*="status=dead"]').click()  # the sink's dead count
+    expect(page.get_by_role("heading", name="Dead letters")).to_be_visible()
+    dead = page.locator("table.deliveries tbody tr")
+    expect(dead).to_have_count(1)
+    expect(dead.first).to_contain_text("400")
+    dead.first.get_by_role("checkbox").check()
+    page.get_by_role("button", name="Retry selected…").click()
+    expect(page.get_by_role("heading", name="Retry dead deliveries?")).to_be_visible()
+    page.get_by_role("button", name="Retry").click()
+    expect(page.get_by_role("status")).to_contain_text("1 dead deliveries queued again")
+    for _ in range(50):
+        page.goto(f"{bridge}/admin/ui/deliveries?status=dead")
+        if page.locator("p.empty").count():
+            break
+        time.sleep(0.1)
+    expect(page.locator("p.empty")).to_contain_text("No dead letters")
     assert page.evaluate("document.documentElement.scrollWidth") <= 420
 
     page.get_by_role("button", name="Sign out").click()

@@ -11,114 +11,35 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import urlencode
 
-import orjson
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from bridge.domain.console_session import (
-    SESSION_SECONDS,
-    csrf_is_valid,
-    csrf_token,
-    new_session,
-    session_is_valid,
-)
+from bridge.domain.console_session import SESSION_SECONDS, new_session
 from bridge.domain.envelope import build_envelope
 from bridge.domain.events import EventFilter, Operation, Origin, Product
-from bridge.errors import BridgeError, InvalidInput, NotFound
+from bridge.errors import InvalidInput, NotFound
 from bridge.runtime import Runtime
 from bridge.services.views import request_view
-from bridge.web.dashboard import SECURITY_HEADERS
+from bridge.web.console_kit import (
+    COOKIE,
+    PAGE_SIZE,
+    PREFIX,
+    admin_token,
+    disabled,
+    page,
+    render,
+    runtime_of,
+)
 from bridge.web.inputs import choice_param, optional_int
 
-PREFIX = "/admin/ui"
-COOKIE = "zb_console"
-PAGE_SIZE = 50
 FILTERS = ("source", "module", "record_id", "operation", "origin", "product", "since", "until",
            "range", "request_id")  # fmt: skip
 RANGES = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "24h": timedelta(days=1),
           "7d": timedelta(days=7)}  # fmt: skip
-
-_templates = Environment(
-    loader=PackageLoader("bridge.web", "templates"),
-    autoescape=select_autoescape(default=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
-
-def _pretty(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
-
-
-def _iso(moment: datetime | None) -> str:
-    if moment is None:
-        return ""
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-_templates.filters["pretty"] = _pretty
-_templates.filters["iso"] = _iso
-
-Page = Callable[[Request, Runtime, str], Awaitable[Response]]
-
-
-def _render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    body = _templates.get_template(name).render(prefix=PREFIX, **context)
-    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _admin_token(runtime: Runtime) -> str | None:
-    token = runtime.settings.admin_token
-    return None if token is None else token.get_secret_value()
-
-
-def _disabled() -> HTMLResponse:
-    return _render("console/message.html", 403, title="Console disabled",
-                   message="The console and the admin API are off: set BRIDGE_ADMIN_TOKEN "
-                           "and restart the bridge.")  # fmt: skip
-
-
-def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
-    """Run `handler` for a signed-in operator (else to the sign-in page); a POST must carry
-    the session's CSRF token. Domain errors become a page with the reason."""
-
-    async def endpoint(request: Request) -> Response:
-        runtime = _runtime(request)
-        token = _admin_token(runtime)
-        if token is None:
-            return _disabled()
-        session = request.cookies.get(COOKIE, "")
-        if not session_is_valid(token, session, time.time()):
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"{PREFIX}/login?{urlencode({'next': target})}", 303)
-        if request.method == "POST":
-            form = await request.form()
-            if not csrf_is_valid(token, session, str(form.get("csrf", ""))):
-                return _render("console/message.html", 403, title="Form expired",
-                               message="This form is from another session: go back, reload "
-                                       "the page and try again.")  # fmt: skip
-        try:
-            return await handler(request, runtime, csrf_token(token, session))
-        except NotFound as exc:
-            return _render("console/message.html", 404, title="Not found", message=str(exc),
-                           signed_in=True)  # fmt: skip
-        except BridgeError as exc:
-            return _render("console/message.html", 400, title="Cannot do that",
-                           message=str(exc), signed_in=True)  # fmt: skip
-
-    return endpoint
 
 
 def _safe_next(target: str) -> str:
@@ -129,20 +50,20 @@ def _safe_next(target: str) -> str:
 
 
 async def login_form(request: Request) -> Response:
-    if _admin_token(_runtime(request)) is None:
-        return _disabled()
-    return _render("console/login.html", next=_safe_next(request.query_params.get("next", "")))
+    if admin_token(runtime_of(request)) is None:
+        return disabled()
+    return render("console/login.html", next=_safe_next(request.query_params.get("next", "")))
 
 
 async def login(request: Request) -> Response:
-    token = _admin_token(_runtime(request))
+    token = admin_token(runtime_of(request))
     if token is None:
-        return _disabled()
+        return disabled()
     form = await request.form()
     target = _safe_next(str(form.get("next", "")))
     presented = str(form.get("token", "")).strip().encode("utf-8", "replace")
     if not hmac.compare_digest(presented, token.encode("utf-8")):
-        return _render("console/login.html", 401, next=target,
+        return render("console/login.html", 401, next=target,
                        error="That is not the admin token (BRIDGE_ADMIN_TOKEN).")  # fmt: skip
     answer = RedirectResponse(target, 303)
     answer.set_cookie(
@@ -198,14 +119,14 @@ async def _events(request: Request, runtime: Runtime, csrf: str) -> Response:
         where, shown = _filter(request, now)
         cursor = optional_int(request, "cursor")
     except InvalidInput as exc:
-        return _render("console/events.html", 400, csrf=csrf, events=[], shown={},
+        return render("console/events.html", 400, csrf=csrf, events=[], shown={},
                        error=str(exc), following=None, now=now, signed_in=True)  # fmt: skip
     events = await runtime.events.find(where, before_seq=cursor, limit=PAGE_SIZE)
     given = {k: v for k, v in shown.items() if v}
     following = None
     if len(events) == PAGE_SIZE:
         following = urlencode({**given, "cursor": str(events[-1].seq)})
-    return _render("console/events.html", csrf=csrf, events=events, shown=shown, error=None,
+    return render("console/events.html", csrf=csrf, events=events, shown=shown, error=None,
                    following=following, first_page=cursor is None, newest=urlencode(given),
                    now=now,
                    operations=tuple(Operation), origins=tuple(Origin), products=tuple(Product),
@@ -221,7 +142,7 @@ async def _event(request: Request, runtime: Runtime, csrf: str) -> Response:
         except NotFound:
             inbound = None  # purged by retention
     deliveries = await runtime.deliveries.of_event(event.seq)
-    return _render("console/event.html", csrf=csrf, event=event, envelope=build_envelope(event),
+    return render("console/event.html", csrf=csrf, event=event, envelope=build_envelope(event),
                    inbound=inbound, deliveries=deliveries, sinks=runtime.deliveries.push_sinks,
                    replayed=request.query_params.get("replayed"), signed_in=True)  # fmt: skip
 
@@ -232,7 +153,7 @@ async def _confirm_replay(request: Request, runtime: Runtime, csrf: str) -> Resp
     sinks = runtime.deliveries.target_sinks(sink)
     if not sinks:
         raise InvalidInput("no push sink is configured (BRIDGE_SINKS): nothing to replay to")
-    return _render("console/confirm_replay.html", csrf=csrf, event=event, sink=sink or "",
+    return render("console/confirm_replay.html", csrf=csrf, event=event, sink=sink or "",
                    sinks=sinks, signed_in=True)  # fmt: skip
 
 
