@@ -178,7 +178,7 @@ def test_the_banner_hides_the_database_password() -> None:
     from bridge.settings import Settings
 
     settings = Settings.from_environ({}, database_url=_url("postgresql+asyncpg"))
-    lines = banner(settings, "0.0.0.0", 8000)
+    lines = banner(settings, "127.0.0.1", 8000)
     assert lines[2] == f"  database:  postgresql+asyncpg://postgres:***@{HOST}/test"
     assert lines[1] == "  dashboard: off (set BRIDGE_ADMIN_TOKEN to enable the admin API)"
     assert all("s3cret-pass" not in line for line in lines)
