@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from bridge.sandbox.control import seconds
 from bridge.sandbox.model import Change
+from bridge.sandbox.names import unknown_names
 from bridge.sandbox.replies import state_of
 from bridge.sandbox.state import SandboxState
 
@@ -103,6 +104,12 @@ async def convert_lead(request: Request) -> Response:
 
 async def burst(request: Request) -> Response:
     body, state = await _body(request), state_of(request)
+    try:
+        refused = unknown_names(dict(body.get("crm") or {}), dict(body.get("books") or {}))
+    except (TypeError, ValueError):
+        return JSONResponse({"error": "crm and books must map names to counts"}, status_code=400)
+    if refused is not None:
+        return JSONResponse({"error": refused}, status_code=400)
     try:
         made = state.burst(
             crm={str(k): int(v) for k, v in dict(body.get("crm") or {}).items()},

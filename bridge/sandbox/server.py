@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 import uvicorn
 from starlette.types import ASGIApp
 
+from bridge.sandbox.announce import announcement
 from bridge.sandbox.app import create_sandbox_app
 from bridge.sandbox.control import describe_org
 from bridge.sandbox.state import SandboxState
@@ -83,15 +83,17 @@ async def serve_sandbox(
     """Serve a sandbox in the foreground until interrupted (`zoho-bridge sandbox`).
 
     Each of `orgs` ("name" or "name:dc") is created up front and its credentials are
-    announced as one JSON line, so a local bridge can be pointed at it. They are fake
-    credentials for a fake Zoho, so printing them is fine.
+    announced as one JSON line, then as a `zoho-bridge connections add` line to paste and
+    the CRM and Books loops to try (`announce.py`). They are fake credentials for a fake
+    Zoho, so printing them is fine.
     """
     state = SandboxState()
     base = f"http://{host}:{port}"
     for spec in orgs:
         name, _, dc = spec.partition(":")
         org = state.add_org(name, dc or "com")
-        announce(json.dumps(describe_org(org, base)))
+        for line in announcement(describe_org(org, base), base):
+            announce(line)
     config = uvicorn.Config(create_sandbox_app(state), host=host, port=port, date_header=False)
     await uvicorn.Server(config).serve()
 
