@@ -30,6 +30,7 @@ POSTGRES_URL = os.environ.get(
     "BRIDGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 TABLES = (
+    "delivery_attempts",
     "deliveries",
     "events",
     "inbound_requests",

@@ -9,13 +9,15 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.domain.attempts import Attempt
 from bridge.domain.events import EventFilter
 from bridge.errors import InvalidInput, NotFound
 from bridge.services.retention import purge
 from bridge.sinks.config import PULL
 from bridge.store import event_queries, outbox_queries
 from bridge.store import subscriptions as subscription_store
-from bridge.store.event_deliveries import deliveries_of_event
+from bridge.store.attempts import attempts_of
+from bridge.store.event_deliveries import deliveries_of_event, get_delivery
 from bridge.store.outbox_queries import DeliveryInfo
 
 # Oldest pending delivery older than this shows up as a problem in the status.
@@ -83,6 +85,16 @@ class DeliveryService:
         return await outbox_queries.list_deliveries(
             self.engine, status=status, sink=sink, before_id=before_id, limit=limit
         )
+
+    async def get(self, delivery_id: int) -> DeliveryInfo:
+        found = await get_delivery(self.engine, delivery_id) if 0 < delivery_id < 2**63 else None
+        if found is None:
+            raise NotFound(f"no outbox row {delivery_id}")
+        return found
+
+    async def attempts(self, delivery_ids: Sequence[int]) -> dict[int, list[Attempt]]:
+        """Each delivery's publish attempts, oldest first (kept across manual retries)."""
+        return await attempts_of(self.engine, delivery_ids)
 
     async def of_event(self, event_seq: int) -> list[DeliveryInfo]:
         """One event's outbox rows, oldest first: its first delivery per sink, then replays."""

@@ -10,6 +10,7 @@ import base64
 from datetime import datetime
 from typing import Any
 
+from bridge.domain.attempts import Attempt
 from bridge.domain.events import StoredEvent
 from bridge.domain.requests import InboundRequest
 from bridge.domain.states import ChannelState, ChannelStatus, ConnectionStatus
@@ -183,6 +184,19 @@ def delivery_view(row: DeliveryInfo) -> dict[str, Any]:
         "delivered_at": iso(row.delivered_at),
         "created_at": iso(row.created_at),
         "replay": row.replay,
+    }
+
+
+def attempt_view(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "attempt": attempt.attempt,
+        "at": iso(attempt.at),
+        "outcome": attempt.outcome,
+        "latency_ms": round(attempt.latency_ms, 1),
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "response": attempt.response,
+        "replica": attempt.replica,
     }
 
 

@@ -1,4 +1,4 @@
-"""The outbox rows of one event: where it went, per sink, replays included."""
+"""Looking up outbox rows: one by id, or every row of one event (per sink, replays included)."""
 
 from __future__ import annotations
 
@@ -21,3 +21,16 @@ async def deliveries_of_event(engine: AsyncEngine, event_seq: int) -> list[Deliv
     async with connect(engine) as conn:
         rows = (await conn.execute(query)).all()
     return [DeliveryInfo(**{n: getattr(r, n) for n in DeliveryInfo.__slots__}) for r in rows]
+
+
+async def get_delivery(engine: AsyncEngine, delivery_id: int) -> DeliveryInfo | None:
+    query = (
+        select(*DeliveryRow.__table__.c, EventRow.id.label("event_id"))
+        .join(EventRow, EventRow.seq == DeliveryRow.event_seq)
+        .where(DeliveryRow.id == delivery_id)
+    )
+    async with connect(engine) as conn:
+        row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return DeliveryInfo(**{n: getattr(row, n) for n in DeliveryInfo.__slots__})

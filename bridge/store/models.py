@@ -296,6 +296,24 @@ class DeliveryRow(Base):
     replay: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class AttemptRow(Base):
+    """One try to publish one delivery (domain/attempts.py); purged with its delivery."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (Index(None, "delivery_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("deliveries.id"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(16))
+    latency_ms: Mapped[float] = mapped_column(Float)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    response: Mapped[str | None] = mapped_column(Text)
+    replica: Mapped[str | None] = mapped_column(String(64))
+
+
 class SinkStateRow(Base):
     """A push sink's state: switched off because its subscriber answered 410 Gone, or
     found unreachable by a relay (so every process's status shows it)."""

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.delivery import DeliveryStatus
 from bridge.store.database import begin
-from bridge.store.models import DeliveryRow, EventRow
+from bridge.store.models import AttemptRow, DeliveryRow, EventRow
 
 
 async def purge_batch(
@@ -29,7 +29,10 @@ async def purge_batch(
     async with begin(engine) as conn:
         seqs = (await conn.execute(query.order_by(EventRow.seq).limit(limit))).scalars().all()
         if seqs:
-            # Delivered and dead rows go with their event (the foreign key requires it).
+            # Delivered and dead rows go with their event, and their attempts with them
+            # (the foreign keys require it).
+            of_events = select(DeliveryRow.id).where(DeliveryRow.event_seq.in_(seqs))
+            await conn.execute(delete(AttemptRow).where(AttemptRow.delivery_id.in_(of_events)))
             await conn.execute(delete(DeliveryRow).where(DeliveryRow.event_seq.in_(seqs)))
             await conn.execute(delete(EventRow).where(EventRow.seq.in_(seqs)))
     return len(seqs)

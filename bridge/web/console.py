@@ -142,8 +142,9 @@ async def _event(request: Request, runtime: Runtime, csrf: str) -> Response:
         except NotFound:
             inbound = None  # purged by retention
     deliveries = await runtime.deliveries.of_event(event.seq)
+    attempts = await runtime.deliveries.attempts([d.id for d in deliveries])
     return render("console/event.html", csrf=csrf, event=event, envelope=build_envelope(event),
-                   inbound=inbound, deliveries=deliveries, sinks=runtime.deliveries.push_sinks,
+                   inbound=inbound, deliveries=deliveries, attempts=attempts, sinks=runtime.deliveries.push_sinks,
                    replayed=request.query_params.get("replayed"), signed_in=True)  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from starlette.routing import Route
 from bridge.domain.delivery import DeliveryStatus
 from bridge.domain.events import EventFilter
 from bridge.runtime import Runtime
-from bridge.services.views import delivery_view, subscription_view
+from bridge.services.views import attempt_view, delivery_view, subscription_view
 from bridge.web.admin_auth import admin
 from bridge.web.input_models import IsoTime, StrictBody
 from bridge.web.inputs import choice_param, int_param, json_body, optional_int
@@ -108,6 +108,16 @@ async def list_outbox(request: Request) -> Response:
 
 
 @admin
+async def get_outbox_row(request: Request) -> Response:
+    raw = request.path_params["delivery_id"]
+    deliveries = _rt(request).deliveries
+    number = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else 0
+    found = await deliveries.get(number)
+    attempts = (await deliveries.attempts([found.id]))[found.id]
+    return JSONResponse({**delivery_view(found), "attempts": [attempt_view(a) for a in attempts]})
+
+
+@admin
 async def retry_outbox(request: Request) -> Response:
     body = await json_body(request, RetryIn)
     count = await _rt(request).deliveries.retry(sink=body.sink, ids=body.ids)
@@ -137,6 +147,7 @@ routes = [
     Route("/admin/subscriptions/{name}/rewind", rewind_subscription, methods=["POST"]),
     Route("/admin/outbox", list_outbox, methods=["GET"]),
     Route("/admin/outbox/retry", retry_outbox, methods=["POST"]),
+    Route("/admin/outbox/{delivery_id}", get_outbox_row, methods=["GET"]),
     Route("/admin/events/{event_id}/replay", replay_event, methods=["POST"]),
     Route("/admin/replay", replay_matching, methods=["POST"]),
 ]

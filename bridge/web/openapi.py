@@ -193,6 +193,8 @@ OPERATIONS: list[Op] = [
        query={"status": _choice(DeliveryStatus), "sink": TEXT, "cursor": CURSOR,
               "limit": LIMIT}, answer=PAGE),
     Op("/admin/outbox/retry", "post", "Dead deliveries back to pending", RetryIn),
+    Op("/admin/outbox/{delivery_id}", "get",
+       "One outbox row with every publish attempt (kept across retries)"),
     Op("/admin/events/{event_id}/replay", "post", "Deliver one event again (same id)",
        ReplayOne, status=202),
     Op("/admin/replay", "post", "Deliver every matching event again (same ids)", ReplayIn,
