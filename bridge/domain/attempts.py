@@ -22,11 +22,11 @@ class AttemptOutcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One try, as recorded; `attempt` counts from 1 over the delivery's whole life (a
-    manual retry continues the numbering, it never rewrites history)."""
+    """One try. `attempt` counts from 1 over the delivery's whole life, in the order the
+    tries were made (a manual retry continues the numbering, it never rewrites history);
+    it is given when attempts are read back (0 on one not yet stored)."""
 
     delivery_id: int
-    attempt: int
     at: datetime
     outcome: AttemptOutcome
     latency_ms: float
@@ -34,6 +34,7 @@ class Attempt:
     error: str | None = None
     response: str | None = None
     replica: str | None = None
+    attempt: int = 0
 
 
 def excerpt(text: str | bytes | None, secrets: tuple[str, ...] = ()) -> str | None:

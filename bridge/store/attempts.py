@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bridge.domain.attempts import Attempt, AttemptOutcome
@@ -16,7 +16,8 @@ from bridge.store.models import AttemptRow
 async def record_attempts(conn: AsyncConnection, attempts: Sequence[Attempt]) -> None:
     """Insert `attempts` (one statement) in the caller's transaction."""
     if attempts:
-        await conn.execute(insert(AttemptRow), [asdict(a) for a in attempts])
+        rows = [{k: v for k, v in asdict(a).items() if k != "attempt"} for a in attempts]
+        await conn.execute(insert(AttemptRow), rows)
 
 
 async def add_attempts(engine: AsyncEngine, attempts: Sequence[Attempt]) -> None:
@@ -25,21 +26,9 @@ async def add_attempts(engine: AsyncEngine, attempts: Sequence[Attempt]) -> None
             await record_attempts(conn, attempts)
 
 
-async def attempts_so_far(conn: AsyncConnection, delivery_ids: Sequence[int]) -> dict[int, int]:
-    """How many attempts each delivery has on record (the next one's number is this + 1)."""
-    if not delivery_ids:
-        return {}
-    rows = await conn.execute(
-        select(AttemptRow.delivery_id, func.max(AttemptRow.attempt))
-        .where(AttemptRow.delivery_id.in_(delivery_ids))
-        .group_by(AttemptRow.delivery_id)
-    )
-    return {delivery: count for delivery, count in rows.all()}
-
-
-def _attempt(row: AttemptRow) -> Attempt:
+def _attempt(row: AttemptRow, number: int) -> Attempt:
     return Attempt(
-        delivery_id=row.delivery_id, attempt=row.attempt, at=row.at,
+        delivery_id=row.delivery_id, attempt=number, at=row.at,
         outcome=AttemptOutcome(row.outcome), latency_ms=row.latency_ms,
         status_code=row.status_code, error=row.error, response=row.response, replica=row.replica,
     )  # fmt: skip
@@ -52,10 +41,11 @@ async def attempts_of(engine: AsyncEngine, delivery_ids: Sequence[int]) -> dict[
     query = (
         select(AttemptRow)
         .where(AttemptRow.delivery_id.in_(delivery_ids))
-        .order_by(AttemptRow.delivery_id, AttemptRow.attempt)
+        .order_by(AttemptRow.delivery_id, AttemptRow.id)
     )
     found: dict[int, list[Attempt]] = {d: [] for d in delivery_ids}
     async with connect(engine) as conn:
         for row in (await conn.execute(query)).scalars():
-            found[row.delivery_id].append(_attempt(row))
+            earlier = found[row.delivery_id]
+            earlier.append(_attempt(row, len(earlier) + 1))
     return found

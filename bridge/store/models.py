@@ -300,11 +300,11 @@ class AttemptRow(Base):
     """One try to publish one delivery (domain/attempts.py); purged with its delivery."""
 
     __tablename__ = "delivery_attempts"
-    __table_args__ = (Index(None, "delivery_id", "attempt"),)
+    # A delivery's attempts in the order they were made (numbered on reading).
+    __table_args__ = (Index(None, "delivery_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     delivery_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("deliveries.id"))
-    attempt: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime]
     outcome: Mapped[str] = mapped_column(String(16))
     latency_ms: Mapped[float] = mapped_column(Float)

@@ -22,7 +22,6 @@ def upgrade() -> None:
     op.create_table('delivery_attempts',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('delivery_id', sa.BigInteger(), nullable=False),
-    sa.Column('attempt', sa.Integer(), nullable=False),
     sa.Column('at', bridge.store.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('outcome', sa.String(length=16), nullable=False),
     sa.Column('latency_ms', sa.Float(), nullable=False),
@@ -34,10 +33,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_delivery_attempts'))
     )
     with op.batch_alter_table('delivery_attempts', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_delivery_attempts_delivery_id_attempt'), ['delivery_id', 'attempt'], unique=False)
+        batch_op.create_index(batch_op.f('ix_delivery_attempts_delivery_id_id'), ['delivery_id', 'id'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('delivery_attempts', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_delivery_attempts_delivery_id_attempt'))
+        batch_op.drop_index(batch_op.f('ix_delivery_attempts_delivery_id_id'))
     op.drop_table('delivery_attempts')
