@@ -5,6 +5,7 @@ tests/test_console_browser.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -68,7 +69,7 @@ async def test_pages_need_a_session_and_sign_out_ends_it(console: httpx.AsyncCli
     # Only console paths are followed after signing in: no open redirect.
     for target in ("//evil.example/x", "https://evil.example/", "/admin/ui\\..\\x"):
         answer = await console.post("/admin/ui/login", data={"token": ADMIN_TOKEN, "next": target})
-        assert answer.headers["location"] == "/admin/ui/events"
+        assert answer.headers["location"] == "/admin/ui/"
     back = await console.post("/admin/ui/login",
                               data={"token": ADMIN_TOKEN, "next": "/admin/ui/events?module=Leads"})  # fmt: skip
     assert back.headers["location"] == "/admin/ui/events?module=Leads"
@@ -172,3 +173,26 @@ async def test_the_console_is_off_without_an_admin_token(settings: Settings) -> 
                            await c.post("/admin/ui/login", data={"token": "x"})):  # fmt: skip
                 assert answer.status_code == 403
                 assert "BRIDGE_ADMIN_TOKEN" in answer.text
+
+
+async def test_the_overview_says_what_is_wrong(console: httpx.AsyncClient) -> None:
+    await _sign_in(console)
+    page = await console.get("/admin/ui/")
+    assert page.status_code == 200
+    assert "No problem" in page.text
+    assert "Nothing is reconciled yet" in page.text
+    body = crm_body(ids=["4876876000000777"])
+    assert (await console.post("/hooks/crm", json=body)).status_code == 200
+    for _ in range(100):  # the relay finds the subscriber unreachable
+        page = await console.get("/admin/ui/")
+        if "unreachable" in page.text:
+            break
+        await asyncio.sleep(0.05)
+    problems = re.search(r'<ul class="problems" id="problems">(.*?)</ul>', page.text, re.S)
+    assert problems is not None
+    assert "sink webhook is unreachable" in problems.group(1)
+    assert (
+        '<tr class="bad"><td><a href="/admin/ui/deliveries?sink=webhook">webhook</a></td><td>unreachable</td><td>1</td>'
+        in page.text
+    )
+    assert (await console.get("/admin/ui")).headers["location"] == "/admin/ui/"

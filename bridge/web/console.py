@@ -46,7 +46,7 @@ def _safe_next(target: str) -> str:
     """Only a console path: never another site (an open redirect)."""
     if target.startswith(PREFIX + "/") and not target.startswith("//") and "\\" not in target:
         return target
-    return f"{PREFIX}/events"
+    return f"{PREFIX}/"
 
 
 async def login_form(request: Request) -> Response:
@@ -144,8 +144,9 @@ async def _event(request: Request, runtime: Runtime, csrf: str) -> Response:
     deliveries = await runtime.deliveries.of_event(event.seq)
     attempts = await runtime.deliveries.attempts([d.id for d in deliveries])
     return render("console/event.html", csrf=csrf, event=event, envelope=build_envelope(event),
-                   inbound=inbound, deliveries=deliveries, attempts=attempts, sinks=runtime.deliveries.push_sinks,
-                   replayed=request.query_params.get("replayed"), signed_in=True)  # fmt: skip
+                  inbound=inbound, deliveries=deliveries, attempts=attempts,
+                  sinks=runtime.deliveries.push_sinks,
+                  replayed=request.query_params.get("replayed"), signed_in=True)  # fmt: skip
 
 
 async def _confirm_replay(request: Request, runtime: Runtime, csrf: str) -> Response:
@@ -171,7 +172,7 @@ async def _replay(request: Request, runtime: Runtime, csrf: str) -> Response:
 
 
 async def _home(request: Request) -> Response:
-    return RedirectResponse(f"{PREFIX}/events", 307)
+    return RedirectResponse(f"{PREFIX}/", 307)
 
 
 routes = [
