@@ -140,6 +140,7 @@ async def test_pull_envelopes_are_the_documents_build_envelope_gives(
     rows[9].update(occurred_at=T0.replace(microsecond=999_999))  # milliseconds cut, not rounded
     rows[10].update(data=[1, 2, 3])
     rows[11].update(record_id="rec/with/slash", source="crm-eu")
+    rows[2].update(record_id='quote " and \\ back', module="invoice", product="books")
     await _store(engine, rows)
     texts, last = await envelope_page(engine, EventFilter(), after_seq=0, limit=100)
     assert len(texts) == 12
