@@ -159,6 +159,13 @@ LONG_POLLS_REFUSED = Counter(
     "BRIDGE_LONG_POLLS_TOTAL waiting reads were already held (nothing was new).",
 )
 
+SINK_PUBLISH_RATE = Gauge(
+    "bridge_sink_publish_rate",
+    "Events per second this process's relay published to a push sink (confirmed by it), "
+    "averaged over the last minute; across replicas, use "
+    'rate(bridge_deliveries_total{outcome="delivered"}[1m]).',
+    ["sink"],
+)
 SINK_UP = Gauge(
     "bridge_sink_up",
     "1 while this process's relay can reach a push sink, 0 while the sink is paused as "

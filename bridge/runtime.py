@@ -294,6 +294,7 @@ async def open_runtime(
         writer.committed.append(runtime.relay.wake)
         deliveries.wake = runtime.relay.wake
         runtime.status.relay_problems = runtime.relay.problems
+        runtime.status.relay_rates = runtime.relay.publish_rates
         runtime.purge_loop = PurgeLoop(
             engine, settings.retention_days, settings.purge_interval_seconds, clock
         )

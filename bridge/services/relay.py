@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.domain.backoff import BackoffPolicy, RandomSource
 from bridge.domain.delivery import DeadLetter, FailureKind, Retry, after_failure
 from bridge.errors import BridgeError
-from bridge.metrics import DELIVERIES, PUBLISH_SECONDS, SINK_UP
+from bridge.metrics import DELIVERIES, PUBLISH_SECONDS, SINK_PUBLISH_RATE, SINK_UP
 from bridge.sinks.base import (
     BatchSink,
     Sink,
@@ -77,6 +78,31 @@ class SinkHealth:
     database_error: str | None = None
 
 
+class RecentRate:
+    """Events counted per whole second over the last `window` seconds; `now` is a
+    monotonic clock reading in seconds."""
+
+    def __init__(self, window: int = 60) -> None:
+        self._window = window
+        self._counts: deque[list[int]] = deque()  # [second, count], oldest first
+
+    def add(self, count: int, now: float) -> None:
+        second = int(now)
+        if self._counts and self._counts[-1][0] == second:
+            self._counts[-1][1] += count
+        else:
+            self._counts.append([second, count])
+        self._trim(second)
+
+    def per_second(self, now: float) -> float:
+        self._trim(int(now))
+        return sum(count for _, count in self._counts) / self._window
+
+    def _trim(self, second: int) -> None:
+        while self._counts and self._counts[0][0] <= second - self._window:
+            self._counts.popleft()
+
+
 def is_outage(error: BaseException) -> bool:
     """Whether `error` says the sink as a whole cannot be reached (not this one event)."""
     return isinstance(error, SinkUnavailable | SinkNotStarted)
@@ -108,6 +134,7 @@ class Relay:
         self._stopped = asyncio.Event()
         # Per sink: the next batch, claimed while the one in hand is published.
         self._ahead: dict[str, asyncio.Task[list[Claimed]]] = {}
+        self._rates = {sink.name: RecentRate() for sink in self._sinks}
         # Per sink: (disabled, monotonic time it was read).
         self._disabled: dict[str, tuple[bool, float]] = {}
 
@@ -126,6 +153,11 @@ class Relay:
             for name, h in self._health.items()
             if h.down_since is not None and not h.recorded
         ]
+
+    def publish_rates(self) -> dict[str, float]:
+        """Events per second each sink confirmed to this relay, over the last minute."""
+        now = time.monotonic()
+        return {name: rate.per_second(now) for name, rate in self._rates.items()}
 
     def wake(self, *_: object) -> None:
         """Tell every worker there is new work (the writer's `committed` hook)."""
@@ -161,9 +193,11 @@ class Relay:
     async def _work(self, sink: Sink) -> None:
         health = self._health[sink.name]
         wakeup = self._wakeups[sink.name]
+        rate = self._rates[sink.name]
         while not self._stopped.is_set():
             wait = self._options.poll
             handled = 0
+            SINK_PUBLISH_RATE.labels(sink.name).set(rate.per_second(time.monotonic()))
             try:
                 if not health.recorded:
                     await self._record(sink.name, health)
@@ -368,6 +402,7 @@ class Relay:
         await outbox.mark_delivered(self._engine, delivered, now)
         await outbox.mark_failed(self._engine, failures)
         DELIVERIES.labels(sink.name, "delivered").inc(len(delivered))
+        self._rates[sink.name].add(len(delivered), time.monotonic())
         for failure in failures:
             outcome = "retry" if isinstance(failure.outcome, Retry) else "dead"
             DELIVERIES.labels(sink.name, outcome).inc()

@@ -52,6 +52,10 @@ def _unreadable_view(check: WriteCheck, problem: str) -> dict[str, Any]:
     }
 
 
+def _no_rates() -> dict[str, float]:
+    return {}
+
+
 @dataclass
 class StatusService:
     """Assembles what each service reports. `relay_problems` is this process's relay's
@@ -68,6 +72,9 @@ class StatusService:
     secret_problem: str | None = None
     relay_problems: Callable[[], list[str]] = field(default=_no_problems)
     sink_stale_after: timedelta = timedelta(seconds=60)
+    # Events/s each push sink confirmed over the last minute, by this process's relay
+    # (none in a one-shot CLI process: the rate shows as null there).
+    relay_rates: Callable[[], dict[str, float]] = field(default=_no_rates)
 
     async def overview(self) -> dict[str, Any]:
         check = await self.health.database()
@@ -83,11 +90,14 @@ class StatusService:
         view["database"] = _database_view(check)
         down = await self.health.sinks_down()
         now = self.health.clock()
+        rates = self.relay_rates()
         for sink in view["sinks"]:
             outage = down.get(sink["name"])
             sink["state"] = "disabled" if sink["disabled"] else "unreachable" if outage else "ok"
             sink["unreachable_since"] = iso(outage.since) if outage else None
             sink["unreachable_reason"] = outage.reason if outage else None
+            rate = rates.get(sink["name"])
+            sink["publish_rate_per_second"] = round(rate, 3) if rate is not None else None
         outages.extend(sink_problem(d, now, self.sink_stale_after) for d in down.values())
         outages.extend(self.relay_problems())
         reauth = await self.health.connections_needing_reauth()
