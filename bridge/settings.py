@@ -295,15 +295,20 @@ def database_url_problem(url: str) -> str | None:
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     if scheme in ("sqlite+aiosqlite", "postgresql+asyncpg"):
         return None
-    if scheme in ("postgres", "postgresql") or scheme.startswith(("postgresql+", "postgres+")):
-        cause = f"{scheme}:// has no async driver" if scheme != "postgres" else (
-            "postgres:// is not a SQLAlchemy dialect name"
+    dialect, _, driver = scheme.partition("+")
+    if dialect in ("postgres", "postgresql", "sqlite"):
+        if dialect == "postgres":
+            cause = f"{scheme}:// is not a SQLAlchemy dialect name"
+        elif not driver:
+            cause = f"{scheme}:// without a driver picks a synchronous one"
+        else:
+            cause = f"{driver} is not the asyncio driver the bridge uses"
+        form = "sqlite+aiosqlite:///path/to/file.db" if dialect == "sqlite" else (
+            "postgresql+asyncpg://user:password@host:5432/database"
         )  # fmt: skip
-        return f"must be postgresql+asyncpg://user:password@host:5432/database ({cause})"
-    if scheme == "sqlite" or scheme.startswith("sqlite+"):
-        return f"must be sqlite+aiosqlite:///path/to/file.db ({scheme}:// has no async driver)"
-    what = f"{scheme}://" if scheme else "no scheme"
-    return f"must be {DATABASE_FORMS} ({what} is not a database the bridge supports)"
+        return f"must be {form} ({cause})"
+    cause = f"{scheme}:// is not a database the bridge supports" if scheme else "no scheme"
+    return f"must be {DATABASE_FORMS} ({cause})"
 
 
 def known_variables() -> set[str]:

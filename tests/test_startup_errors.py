@@ -44,9 +44,16 @@ def _url(scheme: str, database: str = "test", user: str = "postgres", port: int 
 
 BAD_DATABASES = {
     "postgres://": (_url("postgres"), [PG_FORM, "postgres:// is not a SQLAlchemy dialect"]),
-    "postgresql:// (no async driver)": (_url("postgresql"), [PG_FORM, "has no async driver"]),
-    "postgresql+psycopg2://": (_url("postgresql+psycopg2"), [PG_FORM, "no async driver"]),
-    "sqlite:// (no async driver)": ("sqlite:///./x.db", [SQLITE_FORM, "no async driver"]),
+    "postgresql:// (no async driver)": (
+        _url("postgresql"),
+        [PG_FORM, "postgresql:// without a driver picks a synchronous one"],
+    ),
+    "postgresql+psycopg2://": (
+        _url("postgresql+psycopg2"),
+        [PG_FORM, "psycopg2 is not the asyncio driver"],
+    ),
+    "sqlite:// (no async driver)": ("sqlite:///./x.db", [SQLITE_FORM, "without a driver"]),
+    "mysql://": ("mysql+aiomysql://u@h/db", [PG_FORM, SQLITE_FORM, "not a database the bridge"]),
     "unknown database": (
         _url("postgresql+asyncpg", database="zb_no_such_database"),
         ["database 'zb_no_such_database' does not exist on", PG_FORM],
