@@ -289,7 +289,8 @@ async def open_runtime(
     if background:
         if "webhook" in settings.push_sinks:
             runtime.sink_http = httpx.AsyncClient()
-        sinks = build_sinks(settings.sink_config, http_client=runtime.sink_http)
+        sinks = build_sinks(settings.sink_config, http_client=runtime.sink_http,
+                            concurrency=settings.relay_concurrency)  # fmt: skip
         runtime.relay = Relay(engine, sinks, relay_options(settings, replica), clock)
         writer.committed.append(runtime.relay.wake)
         deliveries.wake = runtime.relay.wake

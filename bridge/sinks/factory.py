@@ -18,10 +18,13 @@ if TYPE_CHECKING:
 __all__ = ["PULL", "SinkConfig", "SinkName", "build_sinks"]
 
 
-def build_sinks(config: SinkConfig, *, http_client: httpx.AsyncClient | None = None) -> list[Sink]:
+def build_sinks(
+    config: SinkConfig, *, http_client: httpx.AsyncClient | None = None, concurrency: int = 32
+) -> list[Sink]:
     """One unstarted adapter per configured sink except `pull`, in configuration order.
 
-    `http_client` is the app's shared client, required when the webhook sink is on.
+    `http_client` is the app's shared client, required when the webhook sink is on;
+    `concurrency` bounds the webhook sink's requests in flight (`BRIDGE_RELAY_CONCURRENCY`).
     """
     built: list[Sink] = []
     timeout = config.broker_timeout
@@ -72,6 +75,7 @@ def build_sinks(config: SinkConfig, *, http_client: httpx.AsyncClient | None = N
                     config.signing_secrets(),
                     http_client,
                     timeout=config.webhook_timeout,
+                    concurrency=concurrency,
                 )
             )
     return built

@@ -34,9 +34,8 @@ from bridge.sinks.config import WEBHOOK_DEFAULT_TIMEOUT
 
 DEFAULT_TIMEOUT = WEBHOOK_DEFAULT_TIMEOUT
 USER_AGENT = "zoho-bridge"
-# Requests in flight to one subscriber. httpx gets slower per request as more are in
-# flight on one client; see docs/delivery.md for the measurements behind this value.
-DEFAULT_CONCURRENCY = 16
+# Requests in flight to one subscriber (`BRIDGE_RELAY_CONCURRENCY` in `serve`).
+DEFAULT_CONCURRENCY = 32
 _TRANSIENT_4XX = frozenset({408, 429})
 
 
