@@ -39,19 +39,23 @@ REPS = 5
 
 
 def _fill_sql(dialect: str, start: int, stop: int) -> list[str]:
-    """Events start+1..stop and one pending row each for sink `s`; record = n // 2."""
-    ts = "'2026-11-30 00:00:00'" if dialect == "sqlite" else "'2026-11-30 00:00:00+00'"
+    """Events start+1..stop (one a millisecond) and one pending row each for sink `s`;
+    record = n // 2."""
     if dialect == "sqlite":
         numbers = (f"WITH RECURSIVE n(i) AS (SELECT {start + 1} UNION ALL SELECT i + 1 FROM n "
                    f"WHERE i < {stop}) ")  # fmt: skip
         num = "n.i"
         source = "FROM n"
         pad = "printf('%026d', n.i)"
+        # One event a millisecond, stored as SQLAlchemy stores SQLite datetimes.
+        ts = ("strftime('%Y-%m-%d %H:%M:%S', '2026-11-30', '+' || (n.i / 1000) || ' seconds')"
+              " || printf('.%06d', (n.i % 1000) * 1000)")  # fmt: skip
     else:
         numbers = ""
         num = "g.i"
         source = f"FROM generate_series({start + 1}, {stop}) AS g(i)"
         pad = "lpad(g.i::text, 26, '0')"
+        ts = "timestamptz '2026-11-30 00:00:00+00' + g.i * interval '1 millisecond'"
     false = "0" if dialect == "sqlite" else "false"
     return [
         f"{numbers}INSERT INTO events (id, product, source, module, operation, record_id, "
@@ -115,8 +119,10 @@ def _measure_in(root: Path, url: str, limit: int) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--measure", url, "--root", str(root),
          "--limit", str(limit)],
-        check=True, capture_output=True, text=True,
+        check=False, capture_output=True, text=True,
     )  # fmt: skip
+    if out.returncode:
+        raise SystemExit(f"measuring with {root} failed:\n{out.stderr}")
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
