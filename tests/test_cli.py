@@ -42,7 +42,8 @@ def test_every_command_has_help() -> None:
         ["channels", "create"], ["channels", "renew"], ["channels", "rotate"],
         ["channels", "disable"], ["channels", "gaps"], ["connections"],
         ["connections", "add"], ["connections", "list"], ["connections", "update"],
-        ["connections", "remove"], ["connections", "check"], ["sandbox"],
+        ["connections", "remove"], ["connections", "check"], ["sandbox"], ["requests"],
+        ["requests", "list"], ["requests", "show"], ["outbox", "show"],
     ):  # fmt: skip
         result = runner.invoke(main, [*command, "--help"], prog_name="zoho-bridge", env={})
         assert result.exit_code == 0, result.output

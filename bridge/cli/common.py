@@ -26,7 +26,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 ENV_HELP = (
-    "Environment: BRIDGE_DATABASE_URL, BRIDGE_ADMIN_TOKEN, BRIDGE_SECRET_KEY, "
+    "Environment: BRIDGE_DATABASE_URL, BRIDGE_URL (a running bridge, for status, replay, "
+    "outbox, requests, channels renew), BRIDGE_ADMIN_TOKEN, BRIDGE_SECRET_KEY, "
     "BRIDGE_PUBLIC_URL, BRIDGE_HOST, BRIDGE_PORT, BRIDGE_MAX_BODY_BYTES, BRIDGE_LOG_LEVEL, "
     "BRIDGE_LOG_FORMAT, BRIDGE_CHANNEL_* (see docs/channels.md; the README for all)."
 )
