@@ -165,6 +165,8 @@ class Relay:
             event.set()
 
     async def start(self) -> None:
+        with contextlib.suppress(BridgeError):  # an optimisation: the relay works without
+            await outbox.ensure_statistics(self._engine)
         for sink in self._sinks:
             self._tasks.append(asyncio.create_task(self._work(sink), name=f"relay-{sink.name}"))
 

@@ -154,6 +154,27 @@ async def claim(
     )
 
 
+async def ensure_statistics(engine: AsyncEngine) -> None:
+    """On PostgreSQL, ANALYZE the outbox if it never was (a new database, before
+    autovacuum's first pass): with no statistics at all the planner sees every index as
+    equally good, and took the small partial index of undelivered rows for the claim's
+    lane probe, filtering it by record (230 ms for a claim of 500 among 3,000 rows).
+    Statistics of any age will do: the claim's plan does not depend on how fresh they are.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    async with connect(engine) as conn:
+        never = await conn.scalar(
+            text(
+                "SELECT last_analyze IS NULL AND last_autoanalyze IS NULL"
+                " FROM pg_stat_user_tables WHERE relid = 'deliveries'::regclass"
+            )
+        )
+    if never:
+        async with begin(engine) as conn:
+            await conn.execute(text("ANALYZE deliveries"))
+
+
 async def mark_delivered(engine: AsyncEngine, ids: Sequence[int], now: datetime) -> None:
     """One statement for the batch, each row found by its primary key."""
     if not ids:
