@@ -86,7 +86,7 @@ def rows(count: int, start: datetime) -> Iterator[tuple[Any, ...]]:
         product, source, module = shape(record)
         roll = i % 200
         origin = "reconciliation" if roll < 5 else "replay" if roll == 5 else "webhook"
-        op_roll = (i * 31) % 100
+        op_roll = (i * 2_654_435_761 >> 9) % 100  # not aligned with the record's module
         operation = (
             "created" if op_roll < 10 else "deleted" if op_roll < 14
             else "changed" if op_roll < 15 else "updated"
@@ -302,27 +302,114 @@ def _stats(times: list[float]) -> dict[str, float]:
     return {"p50": statistics.median(ordered) * 1000, "p99": p99 * 1000, "max": ordered[-1] * 1000}
 
 
-async def _raw_pages(url: str, cursors: list[int], module: str | None) -> float:
-    """Seconds to fetch the pages starting at `cursors` straight from the driver."""
-    where = "seq > {} AND module = '{}'" if module else "seq > {}"
-    sql = "SELECT * FROM events WHERE " + where + " ORDER BY seq LIMIT 1000"
-    if url.startswith("sqlite"):
-        db = sqlite3.connect(url.split("///", 1)[1])
-        began = time.perf_counter()
-        for c in cursors:
-            db.execute(sql.format(c, module)).fetchall()
-        took = time.perf_counter() - began
-        db.close()
-        return took
-    import asyncpg
+class RawReader:
+    """The same page straight from the driver: rows fetched, nothing built."""
 
-    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    def __init__(self, url: str, module: str | None) -> None:
+        self.url = url
+        where = "seq > {} AND module = 'Leads'" if module else "seq > {}"
+        self.sql = "SELECT * FROM events WHERE " + where + " ORDER BY seq LIMIT 1000"
+        self.db: Any = None
+
+    async def __aenter__(self) -> RawReader:
+        if self.url.startswith("sqlite"):
+            self.db = sqlite3.connect(self.url.split("///", 1)[1])
+        else:
+            import asyncpg
+
+            self.db = await asyncpg.connect(self.url.replace("+asyncpg", ""))
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self.url.startswith("sqlite"):
+            self.db.close()
+        else:
+            await self.db.close()
+
+    async def page(self, cursor: int) -> int:
+        if self.url.startswith("sqlite"):
+            return len(self.db.execute(self.sql.format(cursor)).fetchall())
+        return len(await self.db.fetch(self.sql.format(cursor)))
+
+
+async def _timed(call: Any) -> tuple[Any, float]:
     began = time.perf_counter()
-    for c in cursors:
-        await conn.fetch(sql.format(c, module))
-    took = time.perf_counter() - began
-    await conn.close()
-    return took
+    found = await call
+    return found, time.perf_counter() - began
+
+
+async def _stats_functions(url: str, rounds: int) -> dict[str, dict[str, float]]:
+    """The events part of the status, as queried today and by `events_stats` (if this tree
+    has it): the one piece of the status that grew with the table."""
+    from bridge.store import outbox_queries
+    from bridge.store.database import create_engine
+
+    engine = create_engine(url)
+    found: dict[str, dict[str, float]] = {}
+    try:
+        functions = {"outbox_queries.event_stats": outbox_queries.event_stats}
+        try:
+            from bridge.store import events_stats
+
+            functions["events_stats.event_stats"] = events_stats.event_stats
+        except ImportError:
+            pass
+        for name, function in functions.items():
+            times = [(await _timed(function(engine)))[1] for _ in range(rounds)]
+            found[name] = _stats(times)
+    finally:
+        await engine.dispose()
+    return found
+
+
+async def _plans(url: str, count: int) -> dict[str, str]:
+    """Each filter's plan, as the database explains this tree's admin events query."""
+    from urllib.parse import parse_qsl
+
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+    from bridge.domain.events import EventFilter
+    from bridge.store.event_queries import events_query
+
+    on_sqlite = url.startswith("sqlite")
+    dialect = sqlite_dialect.dialect() if on_sqlite else postgresql.dialect()
+    explain = "EXPLAIN QUERY PLAN " if on_sqlite else "EXPLAIN "
+    plans: dict[str, str] = {}
+    async with RawReader(url, None) as raw:
+        for label, sent in filters(count, 1).items():
+            params: dict[str, Any] = dict(parse_qsl(sent[0]))
+            cursor = params.pop("cursor", None)
+            for key in ("since", "until"):
+                if key in params:
+                    params[key] = datetime.fromisoformat(params[key].replace("Z", "+00:00"))
+            before = int(cursor) if cursor else None
+            query = events_query(EventFilter(**params), dialect.name, before_seq=before)
+            compiled = query.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+            if on_sqlite:
+                lines = [str(r[-1]) for r in raw.db.execute(explain + str(compiled)).fetchall()]
+            else:
+                found = [r[0].strip() for r in await raw.db.fetch(explain + str(compiled))]
+                lines = [line for line in found if "Scan" in line or "Sort" in line]
+            plans[label] = " / ".join(lines)
+    return plans
+
+
+async def _status_with_bounded_count(app: Any, queries: int) -> dict[str, float] | None:
+    """`/admin/status` as it is once `DeliveryService.status` counts events with
+    `events_stats.event_stats` (a measurement of the proposed call, swapped in here only;
+    None when this tree has no `events_stats`)."""
+    try:
+        from bridge.store import events_stats, outbox_queries
+    except ImportError:
+        return None
+    today = outbox_queries.event_stats
+    outbox_queries.event_stats = events_stats.event_stats
+    try:
+        times = [(await _timed(_call(app, "/admin/status", "", ADMIN)))[1] for _ in range(queries)]
+    finally:
+        outbox_queries.event_stats = today
+    return _stats(times)
 
 
 async def measure(url: str, count: int, queries: int, pages: int) -> dict[str, Any]:
@@ -348,23 +435,26 @@ async def measure(url: str, count: int, queries: int, pages: int) -> dict[str, A
             times.append(time.perf_counter() - began)
             assert status == 200, status
         result["status"] = _stats(times)
+        wired = await _status_with_bounded_count(app, queries)
+        if wired is not None:
+            result["status (events_stats wired)"] = wired
         for name, module in (("all", None), ("leads", "Leads")):
-            cursors, events, took = [], 0, 0.0
+            events, took, raw_took = 0, 0.0, 0.0
             cursor = count // 3
-            for _ in range(pages):
-                cursors.append(cursor)
-                began = time.perf_counter()
-                status, body = await _call(
-                    app, f"/v1/subscriptions/{name}/events", f"after={cursor}&limit=1000",
-                    SUB_TOKEN,
-                )  # fmt: skip
-                took += time.perf_counter() - began
-                assert status == 200, (status, body[:200])
-                page = json.loads(body)
-                events += len(page["items"])
-                cursor = page["next"]
-            raw = await _raw_pages(url, cursors, module)
-            result["pull"][name] = {"api": events / took, "raw": events / raw}
+            async with RawReader(url, module) as raw:
+                for _ in range(pages):  # interleaved page by page: the same load on both
+                    (status, body), spent = await _timed(
+                        _call(app, f"/v1/subscriptions/{name}/events",
+                              f"after={cursor}&limit=1000", SUB_TOKEN)
+                    )  # fmt: skip
+                    assert status == 200, (status, body[:200])
+                    rows, raw_spent = await _timed(raw.page(cursor))
+                    page = json.loads(body)
+                    assert len(page["items"]) == rows
+                    events, took, raw_took = events + rows, took + spent, raw_took + raw_spent
+                    cursor = page["next"]
+            result["pull"][name] = {"api": events / took, "raw": events / raw_took}
+    result["event_stats"] = await _stats_functions(url, queries)
     return result
 
 
@@ -413,6 +503,27 @@ def report(db: str, phases: dict[str, list[dict[str, Any]]]) -> None:
         for label in labels
     )
     print(f"{'/admin/status (ms, p50 p99 max)':34}{cells}")
+    if "status (events_stats wired)" in phases[labels[-1]][0]:
+        cells = "".join(
+            " | {:>8.1f} {:>8.1f} {:>9.1f}".format(
+                *(_median_of(phases[label], "status (events_stats wired)", k)
+                  for k in ("p50", "p99", "max"))
+            )
+            if "status (events_stats wired)" in phases[label][0]
+            else f" | {'-':>28}"
+            for label in labels
+        )  # fmt: skip
+        print(f"{'  with events_stats wired (ms)':34}{cells}")
+    for name in phases[labels[-1]][0]["event_stats"]:
+        cells = "".join(
+            " | {:>8.1f} {:>8.1f} {:>9.1f}".format(
+                *(_median_of(phases[label], "event_stats", name, k) for k in ("p50", "p99", "max"))
+            )
+            if name in phases[label][0]["event_stats"]
+            else f" | {'-':>28}"
+            for label in labels
+        )
+        print(f"{'  ' + name + ' (ms)':34}{cells}")
     for name in first["pull"]:
         cells = ""
         for label in labels:
@@ -469,6 +580,14 @@ def bench_database(db: str, args: argparse.Namespace) -> None:
             phases.setdefault("after", []).append(run_measure(ROOT, url, args))
             print(".", end="", flush=True)
         report(db, phases)
+        plans = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "readpaths.py"), "--plans", url,
+             "--events", str(args.events)],
+            env=_env(ROOT, url), cwd=ROOT, check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        print(f"\n{db}: plans of GET /admin/events (this tree)")
+        for label, plan in json.loads(plans.stdout.strip().splitlines()[-1]).items():
+            print(f"  {label:28} {plan}")
     finally:
         tmp.cleanup()
         if db == "postgresql":
@@ -494,7 +613,11 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=60)
     parser.add_argument("--before", help="another checkout to measure first (same run)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # child process: this URL
+    parser.add_argument("--plans", help=argparse.SUPPRESS)  # child process: this URL
     args = parser.parse_args()
+    if args.plans:
+        print(json.dumps(asyncio.run(_plans(args.plans, args.events))))
+        return
     if args.measure:
         found = asyncio.run(measure(args.measure, args.events, args.queries, args.pages))
         print(json.dumps(found))
