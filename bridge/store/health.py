@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import insert, text, update
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import BridgeError
 from bridge.store.database import begin, connect
 from bridge.store.models import SinkStateRow
+from bridge.store.upsert import upsert
 
 DatabaseState = Literal["ok", "unreachable", "full", "read_only"]
 PROBE_ROW = "pull"
@@ -48,18 +49,13 @@ async def check_write(
             await conn.execute(text("SELECT 1"))
     except BridgeError as exc:
         return WriteCheck("unreachable", _why(exc), free)
+    values = {"checked_at": now, "checked_by": replica[:64]}
     try:
         async with begin(engine) as conn:
-            values = {"checked_at": now, "checked_by": replica[:64]}
-            changed = await conn.execute(
-                update(SinkStateRow).where(SinkStateRow.sink == PROBE_ROW).values(**values)
-            )
-            if changed.rowcount == 0:
-                await conn.execute(
-                    insert(SinkStateRow).values(
-                        sink=PROBE_ROW, disabled=False, changed_at=now, **values
-                    )
-                )
+            # One statement: checks made at once (the monitor, a status page, another
+            # replica on a fresh database) never both insert the row.
+            await upsert(conn, SinkStateRow, {"sink": PROBE_ROW, "disabled": False,
+                                              "changed_at": now, **values}, ["sink"])  # fmt: skip
     except BridgeError as exc:
         full = _is_disk_full(exc) or (free is not None and free < _SQLITE_FULL_BELOW)
         return WriteCheck("full" if full else "read_only", _why(exc), free)

@@ -9,13 +9,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bridge.domain.events import EventFilter, Operation, Origin, Product
+from bridge.domain.events import Product
 from bridge.domain.requests import RequestStatus
 from bridge.runtime import Runtime
 from bridge.services.views import channel_view, event_view, request_view, source_view
 from bridge.web.admin_auth import admin
 from bridge.web.input_models import StrictBody
-from bridge.web.inputs import choice_param, int_param, json_body, optional_int, time_param
+from bridge.web.inputs import choice_param, event_filter, int_param, json_body, optional_int
 
 
 class SourceIn(StrictBody):
@@ -121,21 +121,6 @@ async def list_channels(request: Request) -> Response:
 @admin
 async def get_channel(request: Request) -> Response:
     return JSONResponse(await _rt(request).channels.view(request.path_params["channel_id"]))
-
-
-def event_filter(request: Request) -> EventFilter:
-    q = request.query_params
-    return EventFilter(
-        source=q.get("source") or None,
-        module=q.get("module") or None,
-        record_id=q.get("record_id") or None,
-        operation=choice_param(request, "operation", tuple(Operation)),
-        origin=choice_param(request, "origin", tuple(Origin)),
-        product=choice_param(request, "product", tuple(Product)),
-        since=time_param(request, "since"),
-        until=time_param(request, "until"),
-        request_id=q.get("request_id") or None,
-    )
 
 
 @admin

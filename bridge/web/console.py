@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hmac
 import time
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -34,7 +35,7 @@ from bridge.web.console_kit import (
     render,
     runtime_of,
 )
-from bridge.web.inputs import choice_param, optional_int
+from bridge.web.inputs import event_filter, optional_int
 
 FILTERS = ("source", "module", "record_id", "operation", "origin", "product", "since", "until",
            "range", "request_id")  # fmt: skip
@@ -80,37 +81,16 @@ async def _logout(request: Request, runtime: Runtime, csrf: str) -> Response:
 
 
 def _filter(request: Request, now: datetime) -> tuple[EventFilter, dict[str, str]]:
-    """The events filter from the query string, and the values to show back in the form."""
+    """The events filter from the query string (the admin API's, with the form's times
+    read as UTC and a `range` of the last 15 min ... 7 d), and the values to show back."""
     q = request.query_params
     shown = {k: q.get(k, "") for k in FILTERS}
-    since, until = _when(q.get("since", ""), "since"), _when(q.get("until", ""), "until")
+    where = event_filter(request, naive_is_utc=True)
     if q.get("range"):
         if q["range"] not in RANGES:
             raise InvalidInput(f"range must be one of {', '.join(RANGES)}")
-        since = now - RANGES[q["range"]]
-    where = EventFilter(
-        source=q.get("source") or None,
-        module=q.get("module") or None,
-        record_id=q.get("record_id") or None,
-        operation=choice_param(request, "operation", tuple(Operation)),
-        origin=choice_param(request, "origin", tuple(Origin)),
-        product=choice_param(request, "product", tuple(Product)),
-        since=since,
-        until=until,
-        request_id=q.get("request_id") or None,
-    )
+        where = replace(where, since=now - RANGES[q["range"]])
     return where, shown
-
-
-def _when(value: str, name: str) -> datetime | None:
-    """A form's `datetime-local` value (read as UTC, as the form says) or ISO 8601."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{name} must be a time such as 2026-12-06T18:00 (UTC)") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 async def _events(request: Request, runtime: Runtime, csrf: str) -> Response:

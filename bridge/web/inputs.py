@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from bridge.domain import jsonx
+from bridge.domain.events import EventFilter, Operation, Origin, Product
 from bridge.errors import InvalidInput, MalformedRequest
 from bridge.web.bodies import read_limited
 
@@ -105,7 +106,9 @@ def optional_int(request: Request, name: str) -> int | None:
     return number
 
 
-def time_param(request: Request, name: str) -> datetime | None:
+def time_param(request: Request, name: str, *, naive_is_utc: bool = False) -> datetime | None:
+    """An ISO 8601 time from the query string. It must carry a UTC offset, unless
+    `naive_is_utc` (the console's `datetime-local` fields, labelled UTC)."""
     value = request.query_params.get(name)
     if not value:
         return None
@@ -114,12 +117,30 @@ def time_param(request: Request, name: str) -> datetime | None:
     except ValueError:
         raise InvalidInput(f"{name} must be an ISO 8601 time, e.g. 2025-04-09T15:25:54Z") from None
     if parsed.tzinfo is None:
-        raise InvalidInput(f"{name} must include a UTC offset, e.g. 2025-04-09T15:25:54Z")
+        if not naive_is_utc:
+            raise InvalidInput(f"{name} must include a UTC offset, e.g. 2025-04-09T15:25:54Z")
+        parsed = parsed.replace(tzinfo=UTC)
     try:
         parsed.astimezone(UTC)  # 0001-01-01T00:00+01:00 is before year 1 in UTC
     except OverflowError:
         raise InvalidInput(f"{name} is out of range") from None
     return parsed
+
+
+def event_filter(request: Request, *, naive_is_utc: bool = False) -> EventFilter:
+    """The events filter of the admin API and the console, from the query string."""
+    q = request.query_params
+    return EventFilter(
+        source=q.get("source") or None,
+        module=q.get("module") or None,
+        record_id=q.get("record_id") or None,
+        operation=choice_param(request, "operation", tuple(Operation)),
+        origin=choice_param(request, "origin", tuple(Origin)),
+        product=choice_param(request, "product", tuple(Product)),
+        since=time_param(request, "since", naive_is_utc=naive_is_utc),
+        until=time_param(request, "until", naive_is_utc=naive_is_utc),
+        request_id=q.get("request_id") or None,
+    )
 
 
 def choice_param(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
