@@ -21,7 +21,7 @@ from bridge.cli.common import (
     settings_of,
 )
 from bridge.domain.events import EventFilter
-from bridge.services.views import delivery_view
+from bridge.services.views import attempt_view, delivery_view
 
 NO_SINK = (
     "nothing was queued (pull subscribers replay by moving their cursor: "
@@ -67,12 +67,15 @@ async def list_(
 @click.pass_context
 @run_async
 async def show(ctx: click.Context, delivery_id: int) -> None:
-    """Show one outbox row (by id) as JSON."""
-    # The rows are listed newest (highest id) first: the first one below id + 1.
-    rows = await _outbox_rows(ctx, before_id=delivery_id + 1, limit=1)
-    if not rows or rows[0]["id"] != delivery_id:
-        raise click.ClickException(f"no outbox row {delivery_id}")
-    print_json(rows[0])
+    """Show one outbox row (by id) as JSON, with its publish attempts, oldest first."""
+    api = remote_of(ctx)
+    if api is not None:
+        print_json(api.get(f"/admin/outbox/{delivery_id}"))
+        return
+    async with runtime_for(settings_of(ctx)) as rt:
+        found = await rt.deliveries.get(delivery_id)
+        attempts = (await rt.deliveries.attempts([found.id]))[found.id]
+    print_json({**delivery_view(found), "attempts": [attempt_view(a) for a in attempts]})
 
 
 async def _outbox_rows(
