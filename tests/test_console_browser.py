@@ -124,9 +124,13 @@ def test_an_operator_finds_an_event_replays_it_and_signs_out(browser: Browser, b
     expect(page.locator("#body")).to_contain_text("4876876000000101")
     expect(page.locator("#headers")).to_contain_text("content-type: application/json")
     assert TOKEN not in page.content()
-    deliveries = page.locator("table.deliveries tbody tr")
+    deliveries = page.locator("table.deliveries > tbody > tr:not(.attempts)")
     expect(deliveries).to_have_count(1)
     expect(deliveries.first).to_contain_text("pending")
+    # Its attempts so far: the subscriber answered 503 (see Subscriber).
+    attempts = page.locator("table.attempts tbody tr")
+    expect(attempts.first).to_contain_text("retry")
+    expect(attempts.first).to_contain_text("503")
 
     page.get_by_label("Replay to").select_option("webhook")
     page.get_by_role("button", name="Replay…").click()

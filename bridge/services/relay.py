@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.domain.attempts import Attempt, AttemptOutcome, excerpt
 from bridge.domain.backoff import BackoffPolicy, RandomSource
 from bridge.domain.delivery import DeadLetter, FailureKind, Retry, after_failure
 from bridge.errors import BridgeError
@@ -43,6 +44,7 @@ from bridge.sinks.base import (
     SinkUnavailable,
     SubscriberGone,
 )
+from bridge.store import attempts as attempt_store
 from bridge.store import outbox, outbox_queries
 from bridge.store.outbox import Claimed, Failure
 
@@ -135,6 +137,8 @@ class Relay:
         # Per sink: the next batch, claimed while the one in hand is published.
         self._ahead: dict[str, asyncio.Task[list[Claimed]]] = {}
         self._rates = {sink.name: RecentRate() for sink in self._sinks}
+        # How long each row's last publish took, until its attempt is recorded.
+        self._took: dict[int, float] = {}
         # Per sink: (disabled, monotonic time it was read).
         self._disabled: dict[str, tuple[bool, float]] = {}
 
@@ -302,6 +306,9 @@ class Relay:
         error = await self._publish(sink, row, asyncio.Semaphore(1))
         if error is not None and is_outage(error):
             await outbox.release(self._engine, [row.delivery_id], _message(error))
+            probe = self._attempt(row, error, AttemptOutcome.UNAVAILABLE, self._clock())
+            with contextlib.suppress(BridgeError):  # the history must not stop the probe
+                await attempt_store.add_attempts(self._engine, [probe])
             DELIVERIES.labels(sink.name, "unavailable").inc()
             await self._went_down(sink.name, health, f"is unreachable: {_message(error)}")
             return False
@@ -371,6 +378,8 @@ class Relay:
         now = self._clock()
         outages = [(row, error) for row, error in zip(claimed, results, strict=True)
                    if error is not None and is_outage(error)]  # fmt: skip
+        unavailable = [self._attempt(row, error, AttemptOutcome.UNAVAILABLE, now)
+                       for row, error in outages]  # fmt: skip
         if outages:
             await outbox.release(
                 self._engine, [row.delivery_id for row, _ in outages], _message(outages[0][1])
@@ -382,7 +391,9 @@ class Relay:
             )
         rest = [(row, error) for row, error in zip(claimed, results, strict=True)
                 if error is None or not is_outage(error)]  # fmt: skip
-        retry_at = await self._settle(sink, [r for r, _ in rest], [e for _, e in rest], now)
+        retry_at = await self._settle(
+            sink, [r for r, _ in rest], [e for _, e in rest], now, also=unavailable
+        )
         return len(claimed), retry_at
 
     async def _settle(
@@ -391,9 +402,11 @@ class Relay:
         rows: Sequence[Claimed],
         errors: Sequence[BaseException | None],
         now: datetime,
+        also: Sequence[Attempt] = (),
     ) -> datetime | None:
-        """Mark published rows delivered and failed ones for retry or dead; returns the
-        earliest retry time."""
+        """Mark published rows delivered and failed ones for retry or dead, and record
+        every attempt (with `also`, the batch's attempts that found the sink unreachable);
+        returns the earliest retry time."""
         delivered = [row.delivery_id for row, error in zip(rows, errors, strict=True)
                      if error is None]  # fmt: skip
         failures = [
@@ -403,13 +416,18 @@ class Relay:
         ]
         await outbox.mark_delivered(self._engine, delivered, now)
         await outbox.mark_failed(self._engine, failures)
+        await self._record_attempts(rows, errors, failures, now, also)
         DELIVERIES.labels(sink.name, "delivered").inc(len(delivered))
         self._rates[sink.name].add(len(delivered), time.monotonic())
         for failure in failures:
             outcome = "retry" if isinstance(failure.outcome, Retry) else "dead"
             DELIVERIES.labels(sink.name, outcome).inc()
         if any(isinstance(f.outcome, DeadLetter) and f.outcome.disable_sink for f in failures):
-            reason = next(f.error for f in failures if isinstance(f.outcome, DeadLetter))
+            # The failure that disabled it (a 410), not the batch's first dead letter.
+            reason = next(
+                f.error for f in failures
+                if isinstance(f.outcome, DeadLetter) and f.outcome.disable_sink
+            )  # fmt: skip
             await outbox_queries.set_sink_state(
                 self._engine, sink.name, disabled=True, reason=reason, now=now
             )
@@ -437,8 +455,9 @@ class Relay:
             results = [exc] * len(rows)
         elapsed = time.perf_counter() - started
         histogram = PUBLISH_SECONDS.labels(sink.name)
-        for _ in rows:  # each event waited this long for its confirmation
+        for row in rows:  # each event waited this long for its confirmation
             histogram.observe(elapsed)
+            self._took[row.delivery_id] = elapsed
         return results
 
     async def _publish(
@@ -451,8 +470,45 @@ class Relay:
             except Exception as exc:  # every failure is settled on the row, never lost
                 return exc
             finally:
-                PUBLISH_SECONDS.labels(sink.name).observe(time.perf_counter() - started)
+                took = time.perf_counter() - started
+                self._took[row.delivery_id] = took
+                PUBLISH_SECONDS.labels(sink.name).observe(took)
         return None
+
+    def _attempt(
+        self, row: Claimed, error: BaseException | None, outcome: AttemptOutcome, now: datetime
+    ) -> Attempt:
+        """What one try of `row` did, for its history (`GET /admin/outbox/{id}`)."""
+        took = self._took.pop(row.delivery_id, 0.0)
+        if error is None:
+            return Attempt(row.delivery_id, now, outcome, took * 1000, replica=self._options.owner)
+        return Attempt(
+            row.delivery_id, now, outcome, took * 1000,
+            status_code=error.status_code if isinstance(error, SinkError) else None,
+            error=excerpt(_message(error)),
+            response=excerpt(error.response) if isinstance(error, SinkError) else None,
+            replica=self._options.owner,
+        )  # fmt: skip
+
+    async def _record_attempts(
+        self,
+        rows: Sequence[Claimed],
+        errors: Sequence[BaseException | None],
+        failures: Sequence[Failure],
+        now: datetime,
+        also: Sequence[Attempt],
+    ) -> None:
+        dead = {f.delivery_id for f in failures if isinstance(f.outcome, DeadLetter)}
+        made = [*also]
+        for row, error in zip(rows, errors, strict=True):
+            outcome = (AttemptOutcome.DELIVERED if error is None
+                       else AttemptOutcome.DEAD if row.delivery_id in dead
+                       else AttemptOutcome.RETRY)  # fmt: skip
+            made.append(self._attempt(row, error, outcome, now))
+        try:
+            await attempt_store.add_attempts(self._engine, made)
+        except BridgeError as exc:  # the rows are settled: a lost history line is no loss
+            log.warning("delivery attempts not recorded", error=exc.message, count=len(made))
 
     def _failure(self, row: Claimed, error: BaseException, now: datetime) -> Failure:
         attempts = row.attempts + 1

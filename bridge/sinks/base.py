@@ -11,7 +11,13 @@ from bridge.errors import BridgeError
 
 
 class SinkError(BridgeError):
-    """The event could not be published to a sink."""
+    """The event could not be published to a sink.
+
+    A subscriber that answered sets `status_code` (its HTTP status) and `response` (the
+    start of its body); both go into the delivery's attempt history."""
+
+    status_code: int | None = None
+    response: bytes | None = None
 
 
 class SinkTransientError(SinkError):

@@ -37,6 +37,8 @@ USER_AGENT = "zoho-bridge"
 # Requests in flight to one subscriber (`BRIDGE_RELAY_CONCURRENCY` in `serve`).
 DEFAULT_CONCURRENCY = 32
 _TRANSIENT_4XX = frozenset({408, 429})
+# The start of a refusal's body kept in the attempt history (redacted there).
+RESPONSE_EXCERPT_BYTES = 512
 
 
 class WebhookSink:
@@ -90,6 +92,7 @@ class WebhookSink:
                 follow_redirects=False,
             ) as response:
                 status, retry_after = response.status_code, response.headers.get("retry-after")
+                answer = b"" if 200 <= status < 300 else await _first_bytes(response)
         except httpx.UnsupportedProtocol as exc:
             raise SinkPermanentError(f"webhook {self._shown_url}: {exc}") from exc
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -99,6 +102,7 @@ class WebhookSink:
             raise SinkTransientError(f"webhook {self._shown_url}: {exc!r}") from exc
         error = _status_error(self._shown_url, status, retry_after, now)
         if error is not None:
+            error.status_code, error.response = status, answer or None
             raise error
 
     async def publish_batch(self, events: Sequence[StoredEvent]) -> list[SinkError | None]:
@@ -133,6 +137,20 @@ class WebhookSink:
 
     async def close(self) -> None:
         """Nothing to close: the HTTP client belongs to the app's lifespan."""
+
+
+async def _first_bytes(response: httpx.Response, limit: int = RESPONSE_EXCERPT_BYTES) -> bytes:
+    """The start of a refusal's body, for the attempt history: never more than `limit`
+    bytes are read, and a body that breaks off keeps what came."""
+    kept = bytearray()
+    try:
+        async for chunk in response.aiter_raw():
+            kept += chunk[: limit - len(kept)]
+            if len(kept) >= limit:
+                break
+    except httpx.HTTPError:
+        pass
+    return bytes(kept)
 
 
 def _status_error(url: str, status: int, retry_after: str | None, now: float) -> SinkError | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -26,7 +27,7 @@ async def add_attempts(engine: AsyncEngine, attempts: Sequence[Attempt]) -> None
             await record_attempts(conn, attempts)
 
 
-def _attempt(row: AttemptRow, number: int) -> Attempt:
+def _attempt(row: Any, number: int) -> Attempt:
     return Attempt(
         delivery_id=row.delivery_id, attempt=number, at=row.at,
         outcome=AttemptOutcome(row.outcome), latency_ms=row.latency_ms,
@@ -39,13 +40,13 @@ async def attempts_of(engine: AsyncEngine, delivery_ids: Sequence[int]) -> dict[
     if not delivery_ids:
         return {}
     query = (
-        select(AttemptRow)
+        select(*AttemptRow.__table__.c)
         .where(AttemptRow.delivery_id.in_(delivery_ids))
         .order_by(AttemptRow.delivery_id, AttemptRow.id)
     )
     found: dict[int, list[Attempt]] = {d: [] for d in delivery_ids}
     async with connect(engine) as conn:
-        for row in (await conn.execute(query)).scalars():
+        for row in (await conn.execute(query)).all():
             earlier = found[row.delivery_id]
             earlier.append(_attempt(row, len(earlier) + 1))
     return found

@@ -61,6 +61,8 @@ class Recorder:
     envelopes: list[dict[str, Any]] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
     fail: dict[str, int] = field(default_factory=dict)
+    # The body answered with a failure.
+    fail_body: bytes = b""
     attempts: dict[str, int] = field(default_factory=dict)
     in_flight: dict[str, int] = field(default_factory=dict)
     overlaps: int = 0
@@ -81,7 +83,7 @@ class Recorder:
                 await asyncio.sleep(self.delay + random.random() * self.jitter)
             status = self.fail.get(record)
             if status is not None:
-                return Response(status_code=status)
+                return Response(self.fail_body, status_code=status)
             self.envelopes.append(envelope)
             self.bodies.append(body)
             return Response(status_code=204)
