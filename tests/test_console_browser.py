@@ -5,7 +5,9 @@ replay it to one sink after confirming, sign out; the page fits a 420 px wide sc
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +19,15 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.delivery.conftest import WEBHOOK_SECRET
-from tests.support import ADMIN, ADMIN_TOKEN, bridge_env, crm_body, serve_process
+from tests.support import (
+    ADMIN,
+    ADMIN_TOKEN,
+    BRIDGE_CMD,
+    bridge_env,
+    crm_body,
+    free_port,
+    serve_process,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHANNEL, TOKEN = "1000000068001", "TOKEN_FOR_VERIFICATION_OF_1000000068001"
@@ -172,3 +182,73 @@ def test_an_operator_finds_an_event_replays_it_and_signs_out(browser: Browser, b
     # The policy refused nothing the page needs (the wrong token's 401 and the browser's
     # favicon request are "failed to load" errors, and expected).
     assert [e for e in errors if "Failed to load resource" not in e] == []
+
+
+@pytest.fixture
+def sandbox_org(tmp_path: Path) -> Iterator[dict[str, object]]:
+    """`zoho-bridge sandbox` as a real process with one org; yields the org's credentials."""
+    port = free_port()
+    printed = tmp_path / "sandbox.out"
+    with printed.open("w") as out:
+        proc = subprocess.Popen(
+            [*BRIDGE_CMD, "sandbox", "--port", str(port), "--org", "acme"], cwd=tmp_path,
+            stdout=out, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    try:
+        for _ in range(200):
+            lines = printed.read_text().splitlines()
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/_sandbox/orgs", timeout=1)
+            except httpx.TransportError:
+                time.sleep(0.05)
+                continue
+            if lines:
+                break
+        org: dict[str, object] = json.loads(printed.read_text().splitlines()[0])
+        yield org
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_a_failing_channel_is_flagged(
+    browser: Browser, tmp_path: Path, sqlite_template: Path, sandbox_org: dict[str, object]
+) -> None:
+    database = tmp_path / "bridge.db"
+    shutil.copy(sqlite_template, database)
+    env = bridge_env(f"sqlite+aiosqlite:///{database}", BRIDGE_SCHEDULER="false",
+                     BRIDGE_PUBLIC_URL="https://bridge.example")  # fmt: skip
+    refresh = str(sandbox_org["refresh_tokens"][0])  # type: ignore[index]
+    with serve_process(env) as url:
+        connection = {k: sandbox_org[k] for k in ("dc", "client_id", "client_secret",
+                      "organization_id", "accounts_url", "api_domain")}  # fmt: skip
+        added = httpx.post(f"{url}/admin/connections", headers=ADMIN,
+                           json={"name": "acme", "refresh_token": refresh, **connection})  # fmt: skip
+        assert added.status_code == 201, added.text
+        created = httpx.post(f"{url}/admin/channels", headers=ADMIN, timeout=30,
+                             json={"connection": "acme", "events": ["Leads.all"]})  # fmt: skip
+        assert created.status_code == 201, created.text
+        channel = created.json()["channel_id"]
+        # The consent is revoked at Zoho: the next renewal fails.
+        revoked = httpx.post(f"{sandbox_org['accounts_url']}/oauth/v2/token/revoke",
+                             params={"token": refresh})  # fmt: skip
+        assert revoked.status_code == 200, revoked.text
+
+        page = browser.new_page(viewport={"width": 420, "height": 900})
+        _sign_in(page, url)
+        page.get_by_role("link", name="Channels").click()
+        row = page.locator(f'tr[data-channel="{channel}"]')
+        expect(row).to_have_class("")
+        row.get_by_role("link", name="Renew…").click()
+        page.get_by_role("button", name="Renew now").click()
+        expect(page.get_by_role("heading", name="Cannot do that")).to_be_visible()
+        page.get_by_role("link", name="Channels").click()
+        expect(row).to_have_class("bad")  # paused: its connection needs a new consent
+        expect(row).to_contain_text("paused")
+        page.get_by_role("link", name="Setup").click()
+        expect(page.locator("table.connections")).to_contain_text(
+            "zoho-bridge connections update acme --refresh-token"
+        )
+        page.get_by_role("link", name="Overview").click()
+        expect(page.locator("#problems")).to_contain_text("connection acme is needs_reauth")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 420
