@@ -28,6 +28,7 @@ from bridge.services.schema import schema_state
 from bridge.services.views import iso, status_view
 from bridge.services.watches import WatchService
 from bridge.store.health import WriteCheck
+from bridge.store.outbox_queries import SinkDown
 
 
 def _read(outcome: Any) -> Any:
@@ -115,7 +116,7 @@ class StatusService:
             rate = rates.get(sink["name"])
             sink["publish_rate_per_second"] = round(rate, 3) if rate is not None else None
         outages.extend(sink_problem(d, now, self.sink_stale_after) for d in down.values())
-        outages.extend(self.relay_problems())
+        outages.extend(self._unrecorded(down))
         view["connections"] = {"needs_reauth": [c.name for c in reauth]}
         outages.extend(reauth_problem(c) for c in reauth)
         view["problems"][:0] = outages
@@ -171,8 +172,14 @@ class StatusService:
         except BridgeError as exc:
             return f"unknown ({exc.message})"
         found = [f"{d.sink} {d.reason} (since {iso(d.since)})" for d in down.values()]
-        found.extend(self.relay_problems())
+        found.extend(self._unrecorded(down))
         return "ok" if not found else "; ".join(found)
+
+    def _unrecorded(self, down: dict[str, SinkDown]) -> list[str]:
+        """This relay's outages the database does not show yet (one it has just recorded
+        is in `down` already: said once, in the recorded words)."""
+        return [p for p in self.relay_problems()
+                if not any(p.startswith(f"sink {name} ") for name in down)]  # fmt: skip
 
     async def _connection_detail(self) -> str:
         try:
