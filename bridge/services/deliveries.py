@@ -14,7 +14,7 @@ from bridge.domain.events import EventFilter
 from bridge.errors import InvalidInput, NotFound
 from bridge.services.retention import purge
 from bridge.sinks.config import PULL
-from bridge.store import event_queries, outbox_queries
+from bridge.store import event_queries, events_stats, outbox_queries
 from bridge.store import subscriptions as subscription_store
 from bridge.store.attempts import attempts_of
 from bridge.store.event_deliveries import deliveries_of_event, get_delivery
@@ -157,7 +157,7 @@ class DeliveryService:
         engine, now = self.engine, self.clock()
         counts = await outbox_queries.sink_counts(engine)
         disabled = await outbox_queries.disabled_sinks(engine)
-        events, last_at, last_seq = await outbox_queries.event_stats(engine)
+        events, last_at, last_seq = await events_stats.event_stats(engine)
         subs = await subscription_store.list_all(engine)
         # Sinks no longer configured still show while they hold rows: they need attention.
         names = list(self.push_sinks) + sorted(set(counts) - set(self.push_sinks))
