@@ -137,11 +137,14 @@ class DeliveryService:
         return done
 
     async def retry(self, *, sink: str | None = None, ids: Sequence[int] = ()) -> int:
-        """Dead rows back to pending; a sink disabled by a 410 is switched back on."""
+        """Dead rows back to pending (of `sink`, or these `ids`, or all); a sink disabled
+        by a 410 is switched back on when it is named, when rows of it are retried by id,
+        or when everything is retried."""
         now = self.clock()
-        count = await outbox_queries.retry_dead(self.engine, now=now, sink=sink, ids=ids)
+        retried = await outbox_queries.retry_dead(self.engine, now=now, sink=sink, ids=ids)
+        count = len(retried)
         for name in await outbox_queries.disabled_sinks(self.engine):
-            if sink is None or name == sink:
+            if name == sink or (sink is None and (not ids or name in retried)):
                 await outbox_queries.set_sink_state(
                     self.engine, name, disabled=False, reason=None, now=now
                 )

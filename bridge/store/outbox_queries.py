@@ -59,8 +59,9 @@ async def list_deliveries(
 
 async def retry_dead(
     engine: AsyncEngine, *, now: datetime, sink: str | None = None, ids: Sequence[int] = ()
-) -> int:
-    """Dead rows (of `sink`, or with these `ids`) back to pending with a fresh budget."""
+) -> list[str]:
+    """Dead rows (of `sink`, or with these `ids`) back to pending with a fresh budget;
+    returns each retried row's sink."""
     query = update(DeliveryRow).where(DeliveryRow.status == DeliveryStatus.DEAD.value)
     if sink is not None:
         query = query.where(DeliveryRow.sink == sink)
@@ -68,9 +69,11 @@ async def retry_dead(
         query = query.where(DeliveryRow.id.in_(ids))
     async with begin(engine) as conn:
         result = await conn.execute(
-            query.values(status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now)
+            query.values(
+                status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now
+            ).returning(DeliveryRow.sink)
         )
-    return int(result.rowcount)
+        return list(result.scalars().all())
 
 
 async def enqueue_replay(

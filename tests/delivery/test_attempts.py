@@ -115,3 +115,26 @@ async def test_a_sink_disabled_by_a_410_says_so_even_after_another_dead_letter(
         [sink] = (await b.status())["sinks"]
         assert sink["disabled"] is True
         assert "410" in sink["disabled_reason"], sink
+
+
+async def test_retrying_rows_by_id_switches_on_only_their_sink(
+    bridge: BridgeFactory, recorder: Recorder
+) -> None:
+    recorder.fail = {"4876876000000410": 410}
+    async with bridge(webhook_config(recorder.url)) as b:
+        await b.post_crm("4876876000000410")
+        for _ in range(200):
+            [sink] = (await b.status())["sinks"]
+            if sink["disabled"]:
+                break
+            await asyncio.sleep(0.05)
+        [dead] = await b.outbox(status="dead")
+        other = await b.client.post("/admin/outbox/retry", headers=ADMIN, json={"ids": [999999]})
+        assert other.json() == {"retried": 0}
+        [sink] = (await b.status())["sinks"]
+        assert sink["disabled"] is True  # no row of it was retried: it stays off
+        recorder.fail = {}
+        mine = await b.client.post("/admin/outbox/retry", headers=ADMIN, json={"ids": [dead["id"]]})
+        assert mine.json() == {"retried": 1}
+        [sink] = (await b.status())["sinks"]
+        assert sink["disabled"] is False
