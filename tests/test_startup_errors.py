@@ -159,7 +159,7 @@ def test_serve_binds_then_lists_what_it_runs(tmp_path: Path) -> None:
             pass
         banner = [proc.stderr.readline().rstrip("\n") for _ in range(4)]
         assert banner == [
-            f"  dashboard: http://127.0.0.1:{port}/admin/",
+            f"  console:   http://127.0.0.1:{port}/admin/ui/",
             f"  database:  sqlite+aiosqlite:///{tmp_path}/b.db",
             "  sinks:     pull, redis (redis://127.0.0.1:6379/0)",
             "  jobs:      relay to redis; no channel renewal or reconciliation "
@@ -187,5 +187,5 @@ def test_the_banner_hides_the_database_password() -> None:
     settings = Settings.from_environ({}, database_url=_url("postgresql+asyncpg"))
     lines = banner(settings, "127.0.0.1", 8000)
     assert lines[2] == f"  database:  postgresql+asyncpg://postgres:***@{HOST}/test"
-    assert lines[1] == "  dashboard: off (set BRIDGE_ADMIN_TOKEN to enable the admin API)"
+    assert lines[1] == "  console:   off (set BRIDGE_ADMIN_TOKEN to enable the admin API)"
     assert all("s3cret-pass" not in line for line in lines)

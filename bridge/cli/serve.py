@@ -136,9 +136,9 @@ def banner(settings: Settings, host: str, port: int, workers: int = 1) -> list[s
     base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     lines = [f"zoho-bridge listening on {base}" + (f" ({workers} workers)" if workers > 1 else "")]
     if settings.admin_token is None:
-        lines.append("  dashboard: off (set BRIDGE_ADMIN_TOKEN to enable the admin API)")
+        lines.append("  console:   off (set BRIDGE_ADMIN_TOKEN to enable the admin API)")
     else:
-        lines.append(f"  dashboard: {base}/admin/")
+        lines.append(f"  console:   {base}/admin/ui/")
     lines.append(f"  database:  {database.shown(settings.database_url)}")
     lines.append(f"  sinks:     {', '.join(sink_lines(settings))}")
     lines.append(f"  jobs:      {'; '.join(job_lines(settings))}")
