@@ -21,7 +21,7 @@ from bridge.cli.common import (
     settings_of,
 )
 from bridge.domain.events import EventFilter
-from bridge.services.views import attempt_view, delivery_view
+from bridge.services.views import delivery_detail_view, delivery_view
 
 NO_SINK = (
     "nothing was queued (pull subscribers replay by moving their cursor: "
@@ -75,7 +75,7 @@ async def show(ctx: click.Context, delivery_id: int) -> None:
     async with runtime_for(settings_of(ctx)) as rt:
         found = await rt.deliveries.get(delivery_id)
         attempts = (await rt.deliveries.attempts([found.id]))[found.id]
-    print_json({**delivery_view(found), "attempts": [attempt_view(a) for a in attempts]})
+    print_json(delivery_detail_view(found, attempts))
 
 
 async def _outbox_rows(

@@ -200,6 +200,11 @@ def attempt_view(attempt: Attempt) -> dict[str, Any]:
     }
 
 
+def delivery_detail_view(row: DeliveryInfo, attempts: list[Attempt]) -> dict[str, Any]:
+    """One outbox row with its publish attempts, oldest first (admin API and CLI)."""
+    return {**delivery_view(row), "attempts": [attempt_view(a) for a in attempts]}
+
+
 def subscription_view(info: SubscriptionInfo) -> dict[str, Any]:
     return {
         "name": info.name,

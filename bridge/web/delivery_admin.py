@@ -12,7 +12,7 @@ from starlette.routing import Route
 from bridge.domain.delivery import DeliveryStatus
 from bridge.domain.events import EventFilter
 from bridge.runtime import Runtime
-from bridge.services.views import attempt_view, delivery_view, subscription_view
+from bridge.services.views import delivery_detail_view, delivery_view, subscription_view
 from bridge.web.admin_auth import admin
 from bridge.web.input_models import IsoTime, StrictBody
 from bridge.web.inputs import choice_param, int_param, json_body, optional_int
@@ -114,7 +114,7 @@ async def get_outbox_row(request: Request) -> Response:
     number = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else 0
     found = await deliveries.get(number)
     attempts = (await deliveries.attempts([found.id]))[found.id]
-    return JSONResponse({**delivery_view(found), "attempts": [attempt_view(a) for a in attempts]})
+    return JSONResponse(delivery_detail_view(found, attempts))
 
 
 @admin
