@@ -166,6 +166,24 @@ SINK_PUBLISH_RATE = Gauge(
     'rate(bridge_deliveries_total{outcome="delivered"}[1m]).',
     ["sink"],
 )
+OUTBOX_PENDING = Gauge(
+    "bridge_outbox_pending",
+    "Deliveries waiting in the outbox for a push sink (the backlog: due, leased or waiting "
+    "to retry), read from the database when /metrics is scraped.",
+    ["sink"],
+)
+OUTBOX_OLDEST_PENDING = Gauge(
+    "bridge_outbox_oldest_pending_seconds",
+    "Age of the oldest delivery still pending for a push sink (0 when none): a figure "
+    "that keeps growing means the sink does not keep up, or a record is stuck retrying.",
+    ["sink"],
+)
+OUTBOX_DEAD = Gauge(
+    "bridge_outbox_dead",
+    "Dead deliveries of a push sink (retries spent, or refused for good): they wait for "
+    "`zoho-bridge outbox retry`.",
+    ["sink"],
+)
 SINK_UP = Gauge(
     "bridge_sink_up",
     "1 while this process's relay can reach a push sink, 0 while the sink is paused as "

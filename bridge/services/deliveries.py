@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.domain.attempts import Attempt
 from bridge.domain.events import EventFilter
 from bridge.errors import InvalidInput, NotFound
+from bridge.metrics import OUTBOX_DEAD, OUTBOX_OLDEST_PENDING, OUTBOX_PENDING
 from bridge.services.retention import purge
 from bridge.sinks.config import PULL
 from bridge.store import event_queries, events_stats, outbox_queries
@@ -157,27 +158,44 @@ class DeliveryService:
 
     async def status(self) -> Status:
         """Per-sink backlog and dead letters, event count, subscriptions, problems."""
-        engine, now = self.engine, self.clock()
-        counts = await outbox_queries.sink_counts(engine)
-        disabled = await outbox_queries.disabled_sinks(engine)
+        engine = self.engine
+        sinks = await self.sink_statuses()
         events, last_at, last_seq = await events_stats.event_stats(engine)
         subs = await subscription_store.list_all(engine)
-        # Sinks no longer configured still show while they hold rows: they need attention.
-        names = list(self.push_sinks) + sorted(set(counts) - set(self.push_sinks))
-        sinks: list[SinkStatus] = []
         problems: list[str] = []
-        for name in names:
-            c = counts.get(name, outbox_queries.SinkCounts())
-            age = (now - c.oldest_pending).total_seconds() if c.oldest_pending else None
-            sinks.append(SinkStatus(name, c.pending, c.dead, age, c.replays_pending,
-                                    name in disabled, disabled.get(name)))  # fmt: skip
-            if name in disabled:
-                problems.append(f"sink {name} is disabled: {disabled[name]}")
-            if c.dead:
-                problems.append(f"sink {name} has {c.dead} dead deliveries")
+        for sink in sinks:
+            name, age, disabled = sink.name, sink.oldest_pending_seconds, sink.disabled_reason
+            if sink.disabled:
+                problems.append(f"sink {name} is disabled: {disabled}")
+            if sink.dead:
+                problems.append(f"sink {name} has {sink.dead} dead deliveries")
             if age is not None and age > STUCK_SECONDS:
                 problems.append(f"sink {name}: oldest pending delivery is {age:.0f} s old")
             if name not in self.push_sinks:
                 problems.append(f"sink {name} is not configured but has undelivered rows")
         return Status(sinks, events, last_at, last_seq, [(s.name, s.acked_seq) for s in subs],
                       problems)  # fmt: skip
+
+    async def sink_statuses(self) -> list[SinkStatus]:
+        """Each push sink's backlog, oldest pending age and dead letters; sinks no longer
+        configured still show while they hold rows (they need attention)."""
+        counts = await outbox_queries.sink_counts(self.engine)
+        disabled = await outbox_queries.disabled_sinks(self.engine)
+        now = self.clock()
+        names = list(self.push_sinks) + sorted(set(counts) - set(self.push_sinks))
+        sinks: list[SinkStatus] = []
+        for name in names:
+            c = counts.get(name, outbox_queries.SinkCounts())
+            age = (now - c.oldest_pending).total_seconds() if c.oldest_pending else None
+            sinks.append(SinkStatus(name, c.pending, c.dead, age, c.replays_pending,
+                                    name in disabled, disabled.get(name)))  # fmt: skip
+        return sinks
+
+    async def export_backlog(self) -> None:
+        """Set the outbox gauges (`bridge_outbox_pending`, `_oldest_pending_seconds`,
+        `_dead`) from the database: read when /metrics is scraped, so every replica
+        exports the same, current figures."""
+        for sink in await self.sink_statuses():
+            OUTBOX_PENDING.labels(sink.name).set(sink.pending)
+            OUTBOX_OLDEST_PENDING.labels(sink.name).set(sink.oldest_pending_seconds or 0.0)
+            OUTBOX_DEAD.labels(sink.name).set(sink.dead)

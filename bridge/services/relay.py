@@ -414,9 +414,16 @@ class Relay:
             for row, error in zip(rows, errors, strict=True)
             if error is not None
         ]
-        await outbox.mark_delivered(self._engine, delivered, now)
-        await outbox.mark_failed(self._engine, failures)
-        await self._record_attempts(rows, errors, failures, now, also)
+        made = self._attempts(rows, errors, failures, now, also)
+        try:
+            await outbox.settle(self._engine, delivered, failures, made, now)
+        except Exception as exc:
+            # The rows matter, their history does not: settle them alone. (If the database
+            # as a whole fails, this fails too, and the rows are sent again after their
+            # lease, which subscribers dedupe.)
+            await outbox.mark_delivered(self._engine, delivered, now)
+            await outbox.mark_failed(self._engine, failures)
+            log.warning("delivery attempts not recorded", error=_message(exc), count=len(made))
         DELIVERIES.labels(sink.name, "delivered").inc(len(delivered))
         self._rates[sink.name].add(len(delivered), time.monotonic())
         for failure in failures:
@@ -490,14 +497,14 @@ class Relay:
             replica=self._options.owner,
         )  # fmt: skip
 
-    async def _record_attempts(
+    def _attempts(
         self,
         rows: Sequence[Claimed],
         errors: Sequence[BaseException | None],
         failures: Sequence[Failure],
         now: datetime,
         also: Sequence[Attempt],
-    ) -> None:
+    ) -> list[Attempt]:
         dead = {f.delivery_id for f in failures if isinstance(f.outcome, DeadLetter)}
         made = [*also]
         for row, error in zip(rows, errors, strict=True):
@@ -505,10 +512,7 @@ class Relay:
                        else AttemptOutcome.DEAD if row.delivery_id in dead
                        else AttemptOutcome.RETRY)  # fmt: skip
             made.append(self._attempt(row, error, outcome, now))
-        try:
-            await attempt_store.add_attempts(self._engine, made)
-        except BridgeError as exc:  # the rows are settled: a lost history line is no loss
-            log.warning("delivery attempts not recorded", error=exc.message, count=len(made))
+        return made
 
     def _failure(self, row: Claimed, error: BaseException, now: datetime) -> Failure:
         attempts = row.attempts + 1

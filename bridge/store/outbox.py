@@ -14,11 +14,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import aliased
 
+from bridge.domain.attempts import Attempt
 from bridge.domain.delivery import DeadLetter, DeliveryStatus, Retry, record_key
 from bridge.domain.events import Event, StoredEvent
+from bridge.store.attempts import record_attempts
 from bridge.store.batch import TableRows
 from bridge.store.database import begin, connect
 from bridge.store.event_queries import stored_event
@@ -175,11 +177,34 @@ async def ensure_statistics(engine: AsyncEngine) -> None:
             await conn.execute(text("ANALYZE deliveries"))
 
 
+async def settle(
+    engine: AsyncEngine,
+    delivered: Sequence[int],
+    failures: Sequence[Failure],
+    attempts: Sequence[Attempt],
+    now: datetime,
+) -> None:
+    """Settle a published batch in one transaction: the rows the sink confirmed marked
+    delivered (one statement), the failed ones set to retry or dead, and every attempt
+    recorded. One commit per batch: on SQLite one turn of the write lock, not three."""
+    if not (delivered or failures or attempts):
+        return
+    async with begin(engine) as conn:
+        await _mark_delivered(conn, delivered, now)
+        await _mark_failed(conn, failures)
+        await record_attempts(conn, attempts)
+
+
 async def mark_delivered(engine: AsyncEngine, ids: Sequence[int], now: datetime) -> None:
     """One statement for the batch, each row found by its primary key."""
     if not ids:
         return
     async with begin(engine) as conn:
+        await _mark_delivered(conn, ids, now)
+
+
+async def _mark_delivered(conn: AsyncConnection, ids: Sequence[int], now: datetime) -> None:
+    if ids:
         await conn.execute(
             update(DeliveryRow)
             .where(DeliveryRow.id.in_(ids), DeliveryRow.status == PENDING)
@@ -205,22 +230,26 @@ async def mark_failed(engine: AsyncEngine, failures: Sequence[Failure]) -> None:
     if not failures:
         return
     async with begin(engine) as conn:
-        for failure in failures:
-            values: dict[str, Any] = {
-                "attempts": failure.attempts,
-                "last_error": failure.error[:MAX_ERROR],
-                "lease_owner": None,
-                "lease_until": None,
-            }
-            if isinstance(failure.outcome, Retry):
-                values["next_attempt_at"] = failure.outcome.at
-            else:
-                values["status"] = DeliveryStatus.DEAD.value
-            await conn.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.id == failure.delivery_id, DeliveryRow.status == PENDING)
-                .values(**values)
-            )
+        await _mark_failed(conn, failures)
+
+
+async def _mark_failed(conn: AsyncConnection, failures: Sequence[Failure]) -> None:
+    for failure in failures:
+        values: dict[str, Any] = {
+            "attempts": failure.attempts,
+            "last_error": failure.error[:MAX_ERROR],
+            "lease_owner": None,
+            "lease_until": None,
+        }
+        if isinstance(failure.outcome, Retry):
+            values["next_attempt_at"] = failure.outcome.at
+        else:
+            values["status"] = DeliveryStatus.DEAD.value
+        await conn.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id == failure.delivery_id, DeliveryRow.status == PENDING)
+            .values(**values)
+        )
 
 
 async def release(engine: AsyncEngine, ids: Sequence[int], error: str) -> None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import text
+from structlog.testing import capture_logs
 
 from bridge.services.retention import purge
 from tests.delivery.conftest import Bridge, BridgeFactory, Recorder, webhook_config
@@ -138,3 +139,46 @@ async def test_retrying_rows_by_id_switches_on_only_their_sink(
         assert mine.json() == {"retried": 1}
         [sink] = (await b.status())["sinks"]
         assert sink["disabled"] is False
+
+
+async def test_a_history_the_database_refuses_does_not_hold_back_the_settlement(
+    bridge: BridgeFactory, recorder: Recorder
+) -> None:
+    """The batch is settled with its attempts in one transaction; if the database refuses
+    the attempts (here a trigger), the rows are still settled, once, and a warning says
+    the history line was lost."""
+    async with bridge(webhook_config(recorder.url)) as b:
+        engine = b.runtime.engine
+        async with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                await conn.execute(text(
+                    "CREATE FUNCTION refuse_attempt() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'no history today'; END $$"
+                ))  # fmt: skip
+                await conn.execute(text(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON delivery_attempts "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_attempt()"
+                ))  # fmt: skip
+            else:
+                await conn.execute(text(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON delivery_attempts "
+                    "BEGIN SELECT RAISE(ABORT, 'no history today'); END"
+                ))  # fmt: skip
+        try:
+            with capture_logs() as logs:
+                await b.post_crm(RECORD)
+                row = await _until(b, lambda r: r["status"] == "delivered")
+            assert row["attempts"] == []
+            assert len(recorder.envelopes) == 1
+            assert [e["event"] for e in logs if "not recorded" in e["event"]] == [
+                "delivery attempts not recorded"
+            ]
+            await asyncio.sleep(0.3)  # the relay's next turns publish nothing again
+            assert len(recorder.envelopes) == 1
+        finally:
+            async with engine.begin() as conn:
+                await conn.execute(text("DROP TRIGGER refuse" + (
+                    " ON delivery_attempts" if engine.dialect.name == "postgresql" else ""
+                )))  # fmt: skip
+                if engine.dialect.name == "postgresql":
+                    await conn.execute(text("DROP FUNCTION refuse_attempt()"))

@@ -44,3 +44,28 @@ async def test_status_and_metrics_show_the_publish_rate(
         assert (sink["publish_rate_per_second"], sink["pending"]) == (0.1, 0)
         assert gauge == 0.1
         assert sink["oldest_pending_age_seconds"] is None
+
+
+async def test_metrics_show_each_sinks_backlog_oldest_age_and_dead_letters(
+    bridge: BridgeFactory, recorder: Recorder
+) -> None:
+    recorder.fail = {"0": 400, "1": 503}  # refused for good (dead), refused for now (retry)
+    async with bridge(webhook_config(recorder.url)) as b:
+        metrics = (await b.client.get("/metrics")).text
+        assert _metric(metrics, 'bridge_outbox_pending{sink="webhook"}') == 0
+        assert _metric(metrics, 'bridge_outbox_oldest_pending_seconds{sink="webhook"}') == 0
+        await b.post_crm("0", "1", "2")
+        for _ in range(500):
+            metrics = (await b.client.get("/metrics")).text
+            figures = (
+                _metric(metrics, 'bridge_outbox_pending{sink="webhook"}'),
+                _metric(metrics, 'bridge_outbox_dead{sink="webhook"}'),
+            )
+            if figures == (1, 1) and len(recorder.envelopes) == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert figures == (1, 1)  # "1" waits to retry, "0" is dead, "2" was delivered
+        [sink] = (await b.status())["sinks"]
+        age = _metric(metrics, 'bridge_outbox_oldest_pending_seconds{sink="webhook"}')
+        assert age is not None and age > 0
+        assert (sink["pending"], sink["dead"]) == (1, 1)
