@@ -84,10 +84,10 @@ async def measure(url: str, limit: int) -> dict[str, float]:
     """Median ms of claim and mark_delivered with the `bridge` first on sys.path."""
     from sqlalchemy import text
 
-    from bridge.store import outbox
-    from bridge.store.database import create_engine
+    from bridge.store import database, outbox
 
-    engine = create_engine(url)
+    # The relay's own engine where the measured tree has one (its session settings).
+    engine = getattr(database, "create_relay_engine", database.create_engine)(url)
     lease = timedelta(seconds=60)
     claims, marks = [], []
     try:

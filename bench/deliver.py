@@ -57,7 +57,7 @@ from bridge.services.relay import Relay, RelayOptions  # noqa: E402
 from bridge.settings import Settings  # noqa: E402
 from bridge.sinks.factory import SinkConfig, build_sinks  # noqa: E402
 from bridge.store import outbox_queries  # noqa: E402
-from bridge.store.database import create_engine  # noqa: E402
+from bridge.store.database import create_relay_engine  # noqa: E402
 from bridge.store.migrate import upgrade  # noqa: E402
 from bridge.store.outbox import OutboxHook  # noqa: E402
 from bridge.store.writer import EventWriter, backend_for  # noqa: E402
@@ -123,7 +123,7 @@ async def _store_events(engine: Any, sink: str, count: int, tag: str) -> None:
 
 
 async def _throughput(sink: str, config: SinkConfig, db_url: str, count: int) -> float:
-    engine = create_engine(db_url)
+    engine = create_relay_engine(db_url)  # as in `serve`
     await _store_events(engine, sink, count, uuid.uuid4().hex[:6])
     async with httpx.AsyncClient() as http:
         [adapter] = build_sinks(config, http_client=http)

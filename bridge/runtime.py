@@ -42,7 +42,7 @@ from bridge.services.watches import WatchService
 from bridge.settings import Settings
 from bridge.sinks.factory import build_sinks
 from bridge.store.budget_store import DbBudgetStore
-from bridge.store.database import create_engine
+from bridge.store.database import create_engine, create_relay_engine
 from bridge.store.outbox import OutboxHook
 from bridge.store.token_store import DbTokenStore
 from bridge.store.writer import EventWriter, backend_for
@@ -95,6 +95,7 @@ class Runtime:
     scheduler: Any = field(default=None)
     # The outbox relay and the retention purge: background work, not in CLI commands.
     relay: Relay | None = None
+    relay_engine: AsyncEngine | None = None
     purge_loop: PurgeLoop | None = None
     sink_http: httpx.AsyncClient | None = None
     # Reconciliation's scheduled work (`serve` only).
@@ -126,6 +127,8 @@ class Runtime:
         if self.sink_http is not None:
             await self.sink_http.aclose()
         await self.http.aclose()
+        if self.relay_engine is not None:
+            await self.relay_engine.dispose()
         await self.engine.dispose()
 
 
@@ -160,6 +163,7 @@ def relay_options(settings: Settings, owner: str | None = None) -> RelayOptions:
             settings.retry_base_seconds, settings.retry_cap_seconds, settings.max_attempts
         ),
         batch=settings.relay_batch,
+        linger=settings.relay_linger_seconds,
         lease=timedelta(seconds=settings.relay_lease_seconds),
         poll=settings.relay_poll_seconds,
         concurrency=settings.relay_concurrency,
@@ -291,7 +295,11 @@ async def open_runtime(
             runtime.sink_http = httpx.AsyncClient()
         sinks = build_sinks(settings.sink_config, http_client=runtime.sink_http,
                             concurrency=settings.relay_concurrency)  # fmt: skip
-        runtime.relay = Relay(engine, sinks, relay_options(settings, replica), clock)
+        # The relay's own engine: commits that need no fsync, plans that need no statistics.
+        runtime.relay_engine = create_relay_engine(
+            settings.database_url, pool_size=max(2, settings.db_pool_size // 2)
+        )
+        runtime.relay = Relay(runtime.relay_engine, sinks, relay_options(settings, replica), clock)
         writer.committed.append(runtime.relay.wake)
         deliveries.wake = runtime.relay.wake
         runtime.status.relay_problems = runtime.relay.problems

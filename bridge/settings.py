@@ -116,6 +116,14 @@ class Settings(BaseSettings):
         1.0, gt=0, description="How often the relay looks for due rows when not woken."
     )
     relay_batch: int = Field(100, ge=1, le=5000, description="Outbox rows claimed at once.")
+    relay_linger_seconds: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="Shortest time between two claims of a sink while it has no backlog: "
+        "events of a steady stream are gathered into fewer, bigger batches; an event after "
+        "a quiet spell goes out at once.",
+    )
     relay_concurrency: int = Field(32, ge=1, description="Publishes in flight per sink.")
     relay_lease_seconds: float = Field(
         # Longer than a batch can take: ceil(batch / concurrency) rounds of a publish timeout

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.envelope import build_envelope
 from bridge.domain.events import EventFilter
-from bridge.store import events_stats, outbox_queries
+from bridge.store import events_stats, outbox, outbox_queries
 from bridge.store.database import create_engine
 from bridge.store.event_queries import events_query, get_event, list_events
 from bridge.store.events_envelopes import envelope_page
@@ -207,3 +207,37 @@ async def test_event_stats_are_exact_while_few_and_the_seq_span_beyond(
     exact = await outbox_queries.event_stats(engine)
     assert (last_at, last_seq) == exact[1:]
     assert count == exact[0] + 2 == more + 30  # the two holes are within the seq span
+
+
+async def test_marking_a_batch_delivered_finds_its_rows_by_primary_key(
+    engine: AsyncEngine,
+) -> None:
+    """Statistics taken while the outbox was empty (a relay's first start) must not turn
+    the settlement of 100 rows into a scan of every pending row."""
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as conn:
+            await conn.execute(text("ANALYZE deliveries"))
+    await _store(engine, [_row(i) for i in range(3000)])
+    async with engine.begin() as conn:
+        seqs = (await conn.execute(select(EventRow.seq))).scalars().all()
+        await conn.execute(
+            insert(DeliveryRow),
+            [{"event_seq": s, "sink": "redis", "record_key": f"k{s}", "next_attempt_at": T0,
+              "created_at": T0} for s in seqs],
+        )  # fmt: skip
+        ids = (await conn.execute(select(DeliveryRow.id).limit(100).offset(1000))).scalars()
+        statement = outbox.delivered_update(list(ids), T0)
+    dialect = engine.dialect.name
+    compiled = statement.compile(
+        dialect=sqlite.dialect() if dialect == "sqlite" else postgresql.dialect(),
+        compile_kwargs={"literal_binds": True},
+    )
+    explain = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN "
+    async with engine.connect() as conn:
+        if dialect != "sqlite":  # 3,000 rows are few enough to scan; the index is the question
+            await conn.execute(text("SET enable_seqscan = off"))
+        plan = "\n".join(str(r[-1]) for r in (await conn.execute(text(explain + str(compiled)))))
+    if dialect == "sqlite":
+        assert "USING INTEGER PRIMARY KEY" in plan, plan
+    else:
+        assert "pk_deliveries" in plan and "status" not in plan.split("Cond:")[-1], plan

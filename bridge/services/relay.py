@@ -63,6 +63,10 @@ class RelayOptions:
     lease: timedelta = timedelta(seconds=120)
     poll: float = 1.0
     concurrency: int = 32
+    # Shortest time between two claims of a sink while there is no backlog: under a steady
+    # stream of commits the events of several gather into one batch (the cost of a claim
+    # and a settlement is per batch), while an event after a quiet spell goes out at once.
+    linger: float = 0.02
     # Delays between probes of an unreachable sink (max_attempts is not used).
     probe: BackoffPolicy = field(default_factory=_default_probe)
 
@@ -200,6 +204,7 @@ class Relay:
         health = self._health[sink.name]
         wakeup = self._wakeups[sink.name]
         rate = self._rates[sink.name]
+        last_claim, backlog = -1e9, False
         while not self._stopped.is_set():
             wait = self._options.poll
             handled = 0
@@ -215,6 +220,10 @@ class Relay:
                 if await self._is_disabled(sink.name):
                     handled = 0
                 else:
+                    gap = self._options.linger - (time.monotonic() - last_claim)
+                    if gap > 0 and not backlog:
+                        await self._sleep(gap)
+                    last_claim = time.monotonic()
                     handled, soonest = await self.deliver_batch(sink)
                     if soonest is not None:
                         wait = min(wait, max(0.0, (soonest - self._clock()).total_seconds()))
@@ -228,7 +237,8 @@ class Relay:
                 log.error("relay error", sink=sink.name, error_type=type(exc).__name__)
             if health.down_since is not None or self._stopped.is_set():
                 continue  # paused: the next turn waits for the probe, not for new rows
-            if handled >= self._options.batch:
+            backlog = handled >= self._options.batch
+            if backlog:
                 continue  # more may be waiting: no sleep while there is a backlog
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout=wait)

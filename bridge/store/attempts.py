@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -17,7 +16,14 @@ from bridge.store.models import AttemptRow
 async def record_attempts(conn: AsyncConnection, attempts: Sequence[Attempt]) -> None:
     """Insert `attempts` (one statement) in the caller's transaction."""
     if attempts:
-        rows = [{k: v for k, v in asdict(a).items() if k != "attempt"} for a in attempts]
+        # Built by hand: `dataclasses.asdict` deep-copies every field, and this runs for
+        # every event the relay delivers.
+        rows = [
+            {"delivery_id": a.delivery_id, "at": a.at, "outcome": a.outcome,
+             "latency_ms": a.latency_ms, "status_code": a.status_code, "error": a.error,
+             "response": a.response, "replica": a.replica}
+            for a in attempts
+        ]  # fmt: skip
         await conn.execute(insert(AttemptRow), rows)
 
 
