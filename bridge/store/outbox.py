@@ -86,26 +86,10 @@ def lane(row: Any) -> ColumnElement[str]:
     return found
 
 
-async def claim(
-    engine: AsyncEngine, sink: str, owner: str, *, now: datetime, lease: timedelta, limit: int
-) -> list[Claimed]:
-    """Lease up to `limit` due rows of `sink`, oldest due first, at most one per record.
-
-    A row is skipped while an earlier row of its lane (same record, same sink) is still pending
-    (waiting to retry, or leased by any relay, this one included): that keeps each record's
-    events in order even while earlier batches are still being published, and a failing
-    record holds back only its own later events.
-
-    One statement: the due rows are read in `next_attempt_at` order from the
-    (sink, status, next_attempt_at) index and each is kept only if it is its lane's head,
-    found by a one-row probe of the lane index (pending rows by `sink record_key`, id). The
-    probe names the lane by an expression only that index holds, so no statistics, stale or
-    missing, can send it through another index (migration 0009). The work is
-    the rows read until `limit` heads are found (rows in flight or blocked behind them),
-    not the backlog: the same at 1k and at 1M pending rows. A scalar subquery is run per
-    candidate whatever the statistics say, so the plan does not turn into a scan of the
-    whole backlog (as a window function or a planner-chosen anti-join may).
-    """
+def claim_statement(
+    sink: str, owner: str, *, now: datetime, lease: timedelta, limit: int
+) -> Update:
+    """The UPDATE that leases a claim's rows (see `claim`), returning id, attempts, seq."""
     other = aliased(DeliveryRow)
     head = (
         select(func.min(other.id))
@@ -128,12 +112,35 @@ async def claim(
         # it: the UPDATE holds the single write lock from its first read.
         .with_for_update(skip_locked=True)
     )
-    lease_rows = (
+    return (
         update(DeliveryRow)
         .where(DeliveryRow.id.in_(due))
         .values(lease_owner=owner, lease_until=now + lease)
         .returning(DeliveryRow.id, DeliveryRow.attempts, DeliveryRow.event_seq)
     )
+
+
+async def claim(
+    engine: AsyncEngine, sink: str, owner: str, *, now: datetime, lease: timedelta, limit: int
+) -> list[Claimed]:
+    """Lease up to `limit` due rows of `sink`, oldest due first, at most one per record.
+
+    A row is skipped while an earlier row of its lane (same record, same sink) is still pending
+    (waiting to retry, or leased by any relay, this one included): that keeps each record's
+    events in order even while earlier batches are still being published, and a failing
+    record holds back only its own later events.
+
+    One statement: the due rows are read in `next_attempt_at` order from the
+    (sink, status, next_attempt_at) index and each is kept only if it is its lane's head,
+    found by a one-row probe of the lane index (pending rows by `sink record_key`, id). The
+    probe names the lane by an expression only that index holds, so no statistics, stale or
+    missing, can send it through another index (migration 0009). The work is
+    the rows read until `limit` heads are found (rows in flight or blocked behind them),
+    not the backlog: the same at 1k and at 1M pending rows. A scalar subquery is run per
+    candidate whatever the statistics say, so the plan does not turn into a scan of the
+    whole backlog (as a window function or a planner-chosen anti-join may).
+    """
+    lease_rows = claim_statement(sink, owner, now=now, lease=lease, limit=limit)
     if engine.dialect.name == "postgresql":
         # One round trip: the lease and the events come back from the same statement.
         leased = lease_rows.cte("leased")
