@@ -40,13 +40,20 @@ def create_engine(
     )
 
 
-# The relay's PostgreSQL sessions. Commits that need not wait for the disk (see below);
-# plans that do not depend on statistics: the relay's statements find rows by key or by a
-# bounded index walk, and with statistics taken while the outbox was small (a new
-# database, a relay's first start) the planner took a sequential scan of the whole outbox
-# to mark 100 rows (8-10 ms at 30k rows, growing with it); JIT compilation cost more than
-# a claim itself.
-RELAY_PG_SETTINGS = {"synchronous_commit": "off", "enable_seqscan": "off", "jit": "off"}
+# The relay's PostgreSQL sessions. Commits that need not wait for the disk (see below).
+# Plans made for each execution, with the outbox's size as it is then: asyncpg prepares
+# each statement once per connection, and PostgreSQL's generic plan, chosen while the
+# outbox was nearly empty (a relay's first claims), found a lane's oldest row by walking
+# the whole primary key (a claim ran for 18 s and more at 45k pending rows). No sequential
+# scans: the relay's statements find rows by key or by a bounded index walk, and a
+# planner that believes the outbox small took one to mark 100 rows (8-10 ms at 30k rows,
+# growing with it). No JIT: compiling cost more than a claim itself.
+RELAY_PG_SETTINGS = {
+    "synchronous_commit": "off",
+    "plan_cache_mode": "force_custom_plan",
+    "enable_seqscan": "off",
+    "jit": "off",
+}
 
 
 def create_relay_engine(url: str, *, pool_size: int = 4) -> AsyncEngine:
