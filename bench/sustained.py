@@ -331,8 +331,8 @@ async def bench_database(db: str, url: str, args: Any) -> None:
               f"{args.connections} connections; latencies in ms")  # fmt: skip
         print(f"{'':>16} | {'pull only':^27} | {'pull + redis sink':^27} | {'outbox':^23} | "
               f"{'ack to arrival':^27} |")  # fmt: skip
-        print(f"{'offered/s':>9} {'share':>6} | {'acked/s':>7} {'p50':>6} {'p99':>6} {'us/ev':>5} | "
-              f"{'acked/s':>7} {'p50':>6} {'p99':>6} {'us/ev':>5} | {'growth/s':>8} "
+        print(f"{'offered/s':>9} {'share':>6} | {'acked/s':>7} {'p50':>6} {'p99':>6} "
+              f"{'us/ev':>5} | {'acked/s':>7} {'p50':>6} {'p99':>6} {'us/ev':>5} | {'growth/s':>8} "
               f"{'at end':>7} {'drain s':>6} | {'redis p50':>9} {'p99':>6} {'pull p50':>8} "
               f"{'p99':>6} | {'lost':>4} {'flat':>4}")  # fmt: skip
         best = 0.0
