@@ -2,6 +2,10 @@
 
     python bench/deliver.py [--events 2000] [--samples 200] [--sinks redis,nats,amqp,webhook]
                             [--rounds 3] [--database-url URL]
+    python bench/deliver.py --sustained [bench/sustained.py's options]
+
+`--sustained` runs the end-to-end part instead: CRM callbacks at fixed rates for 60 s into
+a `serve` with a Redis sink and a pull consumer, on both databases (see bench/sustained.py).
 
 For each sink, in one process on 127.0.0.1 (SQLite in a temporary directory unless a
 database URL is given):
@@ -363,4 +367,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if "--sustained" in sys.argv[1:]:
+        from bench.sustained import main as sustained
+
+        asyncio.run(sustained([a for a in sys.argv[1:] if a != "--sustained"]))
+    else:
+        asyncio.run(main())
