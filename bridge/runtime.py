@@ -7,7 +7,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -155,6 +155,26 @@ def reconcile_policy(settings: Settings) -> ReconcilePolicy:
     )
 
 
+def build_relay(
+    settings: Settings,
+    clock: Callable[[], datetime],
+    replica: str,
+    poll: float | None = None,
+) -> tuple[AsyncEngine, httpx.AsyncClient | None, Relay]:
+    """The outbox relay (not started), its own engine (commits that need no fsync, plans
+    that need no statistics: `create_relay_engine`) and the webhook sink's HTTP client."""
+    sink_http = httpx.AsyncClient() if "webhook" in settings.push_sinks else None
+    sinks = build_sinks(settings.sink_config, http_client=sink_http,
+                        concurrency=settings.relay_concurrency)  # fmt: skip
+    engine = create_relay_engine(
+        settings.database_url, pool_size=max(2, settings.db_pool_size // 2)
+    )
+    options = relay_options(settings, replica)
+    if poll is not None:
+        options = replace(options, poll=poll)
+    return engine, sink_http, Relay(engine, sinks, options, clock)
+
+
 def relay_options(settings: Settings, owner: str | None = None) -> RelayOptions:
     """The relay's options; `owner` (the lease owner) is the replica's name."""
     return RelayOptions(
@@ -290,20 +310,15 @@ async def open_runtime(
         budgets=BudgetService(engine, box, zoho),
         secret_problem=secret_problem,
     )
-    if background:
-        if "webhook" in settings.push_sinks:
-            runtime.sink_http = httpx.AsyncClient()
-        sinks = build_sinks(settings.sink_config, http_client=runtime.sink_http,
-                            concurrency=settings.relay_concurrency)  # fmt: skip
-        # The relay's own engine: commits that need no fsync, plans that need no statistics.
-        runtime.relay_engine = create_relay_engine(
-            settings.database_url, pool_size=max(2, settings.db_pool_size // 2)
+    if background and settings.relay:
+        runtime.relay_engine, runtime.sink_http, runtime.relay = build_relay(
+            settings, clock, replica
         )
-        runtime.relay = Relay(runtime.relay_engine, sinks, relay_options(settings, replica), clock)
         writer.committed.append(runtime.relay.wake)
         deliveries.wake = runtime.relay.wake
         runtime.status.relay_problems = runtime.relay.problems
         runtime.status.relay_rates = runtime.relay.publish_rates
+    if background:
         runtime.purge_loop = PurgeLoop(
             engine, settings.retention_days, settings.purge_interval_seconds, clock
         )

@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     relay_poll_seconds: float = Field(
         1.0, gt=0, description="How often the relay looks for due rows when not woken."
     )
+    relay: bool = Field(
+        True,
+        description="Deliver to the push sinks from `serve` itself; false when separate "
+        "`zoho-bridge relay` processes do (the outbox is still written with every event).",
+    )
     relay_batch: int = Field(100, ge=1, le=5000, description="Outbox rows claimed at once.")
     relay_linger_seconds: float = Field(
         0.02,

@@ -52,6 +52,7 @@ def _register() -> None:
         events,
         managed_channels,
         reconcile,
+        relay,
         requests,
         samples,
         sandbox,
@@ -63,6 +64,7 @@ def _register() -> None:
 
     main.add_command(serve.serve)
     main.add_command(serve.keygen)
+    main.add_command(relay.relay)
     main.add_command(db.db)
     main.add_command(sources.sources)
     main.add_command(channels.channels)

@@ -1,0 +1,74 @@
+"""`zoho-bridge relay`: deliver the outbox to the push sinks in a process of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import click
+import prometheus_client
+
+from bridge.cli.common import ENV_HELP, check_database, settings_of
+from bridge.process import tune_gc
+from bridge.runtime import build_relay, replica_name, utc_now
+from bridge.services import schema
+from bridge.settings import Settings
+
+
+@click.command(epilog=ENV_HELP)
+@click.option(
+    "--poll",
+    type=click.FloatRange(0.005, 60),
+    default=0.05,
+    show_default=True,
+    help="Seconds between looks for new rows: a relay of its own is not woken by the "
+    "writer of another process, so this bounds how long a new event waits.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve this process's Prometheus metrics (deliveries, publish times, sink up, "
+    "publish rate) at http://BRIDGE_HOST:PORT/metrics.",
+)
+@click.pass_context
+def relay(ctx: click.Context, poll: float, metrics_port: int | None) -> None:
+    """Deliver stored events to the push sinks (BRIDGE_SINKS), apart from `serve`.
+
+    Run `serve` with BRIDGE_RELAY=false beside it: webhooks are then answered by a
+    process that does no delivery work, and delivery gets a core of its own. Any number
+    of relays may run, on any machine that reaches the database: leases keep two from
+    publishing the same row at once. Stops on SIGTERM or Ctrl-C after the batch in hand.
+    """
+    settings = settings_of(ctx)
+    if not settings.push_sinks:
+        raise click.UsageError("no push sink in BRIDGE_SINKS (pull needs no relay)")
+    asyncio.run(check_database(settings))
+    current, head = asyncio.run(schema.revisions(settings.database_url))
+    if current != head:
+        raise click.ClickException(
+            f"the database schema is at {current or 'nothing'}, this version needs {head}: "
+            "run `zoho-bridge db upgrade` (or start `serve`, which applies migrations)"
+        )
+    if metrics_port is not None:
+        prometheus_client.start_http_server(metrics_port, addr=settings.host)
+    tune_gc()
+    click.echo(f"zoho-bridge relay delivering to {', '.join(settings.push_sinks)}", err=True)
+    asyncio.run(_run(settings, poll))
+
+
+async def _run(settings: Settings, poll: float) -> None:
+    engine, sink_http, relay = build_relay(settings, utc_now, replica_name(settings), poll)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await relay.start()
+        await stop.wait()
+    finally:
+        await relay.stop()
+        if sink_http is not None:
+            await sink_http.aclose()
+        with contextlib.suppress(Exception):
+            await engine.dispose()
