@@ -2,30 +2,32 @@
 
     python bench/sustained.py [--seconds 60] [--fractions 0.25,0.5,0.75] [--no-postgres]
                               [--no-sqlite] [--max-seconds 10] [--connections 64]
-                              [--env BRIDGE_X=VALUE ...]
+                              [--relay serve|process|both] [--env BRIDGE_X=VALUE ...]
 
 (also `python bench/deliver.py --sustained ...`). Per database (SQLite in a temporary
-directory, PostgreSQL in a database of its own), two `serve` processes on 127.0.0.1:
+directory, PostgreSQL in databases of their own), `serve` processes on 127.0.0.1:
 
 - A: only the pull sink, nothing to relay. First driven closed-loop (bench/loadgen.py, 32
   connections, `--max-seconds`) for the bridge's own maximum ingest rate.
-- B: a Redis Streams sink (a stream of its own, deleted after) and a pull subscription
-  whose consumer long-polls and acknowledges as it reads.
+- B: a Redis Streams sink (a stream of its own, deleted after), relayed by `serve` itself,
+  and a pull subscription whose consumer long-polls and acknowledges as it reads.
+- C: the same with `serve` under BRIDGE_RELAY=false and a `zoho-bridge relay` process
+  beside it (`--relay serve|process|both` picks B, C or both).
 
 Then, for each fraction of that maximum in turn, CRM callbacks are offered open-loop at that
-fixed rate for `--seconds`, first to A, then to B (a request's latency runs from the moment
-it was due, so a server that falls behind is charged for the queue it causes). For B, the
-outbox backlog is sampled every 2 s; each record's arrival on Redis and on the pull
-subscription is matched with its acknowledgement. After each run on B the backlog drains,
-and every acknowledged event must have arrived on both (`lost` must be 0).
+fixed rate for `--seconds`, to A, then B, then C (a request's latency runs from the moment
+it was due, so a server that falls behind is charged for the queue it causes). For B and C
+the outbox backlog is sampled every 2 s; each record's arrival on Redis and on the pull
+subscription is matched with its acknowledgement. After each run the backlog drains, and
+every acknowledged event must have arrived on both (`lost` must be 0).
 
-Reported per rate: acks/s, acknowledgement p50/p99 and the server's CPU time per
-acknowledged event (us/ev, all its threads) without (A) and with (B) the push sink,
-backlog growth per second (least squares over the run) and at the end, ack-to-arrival
-p50/p99 on Redis and on the pull subscription, and the max flat rate: the highest rate
-that B took on time (98% of the offered requests answered within the run) and whose
-backlog did not grow (growth under 1% of the rate, at most 1 s of events pending at the
-end), as a share of the maximum ingest rate.
+Reported per rate and configuration: acks/s, acknowledgement p50/p99, the bridge's CPU
+time per acknowledged event (us/ev: its processes, all threads), backlog growth per second
+(least squares over the run) and at the end, ack-to-arrival p50/p99 on Redis and on the
+pull subscription; and per configuration the max flat rate: the highest rate it took on
+time (answered at 98% of the offered rate) with a backlog that did not grow (growth under
+1% of the rate, at most 1 s of events pending at the end), as a share of the maximum
+ingest rate.
 """
 
 from __future__ import annotations
@@ -150,7 +152,8 @@ class Arrivals:
 
 async def consume_redis(stream: str, arrivals: Arrivals, stop: asyncio.Event) -> None:
     client = Redis.from_url(REDIS_URL)
-    last = "0"
+    newest = await client.xrevrange(stream, count=1)  # earlier runs' entries are not read
+    last = newest[0][0] if newest else "0"
     try:
         while not stop.is_set():
             for _, entries in await client.xread({stream: last}, count=1000, block=200) or []:
@@ -215,19 +218,31 @@ def growth_per_second(samples: list[tuple[float, int]]) -> float:
 class Server:
     label: str
     port: int
-    proc: Any
+    procs: list[Any]  # `serve`, and the `relay` process beside it if any
+    stream: str
     subscription: tuple[str, str] | None = None  # (name, token)
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(proc.pid) for proc in self.procs)
 
 
 async def start_server(
-    label: str, url: str, sinks: str, stream: str, extra: dict[str, str] | None = None
+    label: str,
+    url: str,
+    sinks: str,
+    stream: str,
+    extra: dict[str, str] | None = None,
+    relay_process: bool = False,
 ) -> Server:
     env = bridge_env(url) | {"BRIDGE_SINKS": sinks, "BRIDGE_REDIS_STREAM": stream} | (extra or {})
     port = free_port()
-    proc = start([sys.executable, "-m", "bridge", "serve", "--port", str(port)], env)
+    serve_env = env | ({"BRIDGE_RELAY": "false"} if relay_process else {})
+    procs = [start([sys.executable, "-m", "bridge", "serve", "--port", str(port)], serve_env)]
     wait_up(port, "/readyz")
+    if relay_process:  # after `serve`, which applies the migrations
+        procs.append(start([sys.executable, "-m", "bridge", "relay"], env))
     configure(port)
-    server = Server(label, port, proc)
+    server = Server(label, port, procs, stream)
     if "redis" in sinks:
         name = f"bench{uuid.uuid4().hex[:6]}"
         async with httpx.AsyncClient() as http:
@@ -246,19 +261,19 @@ async def max_ingest(port: int, seconds: float) -> float:
     return result.rate()
 
 
-async def run_with_sink(server: Server, stream: str, rate: float, args: Any) -> dict[str, Any]:
+async def run_with_sink(server: Server, rate: float, args: Any) -> dict[str, Any]:
     assert server.subscription is not None
     stop = asyncio.Event()
     on_redis, on_pull = Arrivals(), Arrivals()
     samples: list[tuple[float, int]] = []
     tasks = [
-        asyncio.create_task(consume_redis(stream, on_redis, stop)),
+        asyncio.create_task(consume_redis(server.stream, on_redis, stop)),
         asyncio.create_task(consume_pull(server.port, *server.subscription, on_pull, stop)),
         asyncio.create_task(sample_backlog(server.port, samples, stop)),
     ]
-    cpu = cpu_seconds(server.proc.pid)
+    cpu = server.cpu()
     result = await drive(server.port, rate, args.seconds, args.connections)
-    cpu = cpu_seconds(server.proc.pid) - cpu
+    cpu = server.cpu() - cpu
     async with httpx.AsyncClient(timeout=30) as http:
         at_end = await pending(http, server.port)
         drained = time.perf_counter()
@@ -301,9 +316,9 @@ async def run_with_sink(server: Server, stream: str, rate: float, args: Any) -> 
 
 
 async def run_without_sink(server: Server, rate: float, args: Any) -> dict[str, Any]:
-    cpu = cpu_seconds(server.proc.pid)
+    cpu = server.cpu()
     result = await drive(server.port, rate, args.seconds, args.connections)
-    cpu = cpu_seconds(server.proc.pid) - cpu
+    cpu = server.cpu() - cpu
     return {
         "cpu": 1e6 * cpu / max(1, len(result.acked)),
         "acked/s": len(result.acked) / result.elapsed,
@@ -318,44 +333,56 @@ async def bench_database(db: str, url: str, args: Any) -> None:
     servers: list[Server] = []
     try:
         extra = dict(item.split("=", 1) for item in args.env)
-        plain = await start_server("pull only", url.replace("{}", "a"), "pull", stream, extra)
+        plain = await start_server("no push sink", url.replace("{}", "a"), "pull", stream, extra)
         servers.append(plain)
-        relayed = await start_server(
-            "pull + redis", url.replace("{}", "b"), "pull,redis", stream, extra
-        )
-        servers.append(relayed)
+        relayed = []
+        if args.relay in ("serve", "both"):
+            relayed.append(await start_server(
+                "redis, relay in serve", url.replace("{}", "b"), "pull,redis", f"{stream}.b", extra
+            ))  # fmt: skip
+        if args.relay in ("process", "both"):
+            relayed.append(await start_server(
+                "redis, relay process", url.replace("{}", "c"), "pull,redis", f"{stream}.c", extra,
+                relay_process=True,
+            ))  # fmt: skip
+        servers.extend(relayed)
         ceiling = await max_ingest(plain.port, args.max_seconds)
-        print(f"\n{db}: maximum ingest rate (pull only, closed loop, 32 connections, "
+        print(f"\n{db}: maximum ingest rate (no push sink, closed loop, 32 connections, "
               f"{args.max_seconds:.0f} s): {ceiling:.0f} acks/s")  # fmt: skip
         print(f"CRM callbacks offered open-loop for {args.seconds:.0f} s at each rate, "
-              f"{args.connections} connections; latencies in ms")  # fmt: skip
-        print(f"{'':>16} | {'pull only':^27} | {'pull + redis sink':^27} | {'outbox':^23} | "
-              f"{'ack to arrival':^27} |")  # fmt: skip
-        print(f"{'offered/s':>9} {'share':>6} | {'acked/s':>7} {'p50':>6} {'p99':>6} "
-              f"{'us/ev':>5} | {'acked/s':>7} {'p50':>6} {'p99':>6} {'us/ev':>5} | {'growth/s':>8} "
-              f"{'at end':>7} {'drain s':>6} | {'redis p50':>9} {'p99':>6} {'pull p50':>8} "
-              f"{'p99':>6} | {'lost':>4} {'flat':>4}")  # fmt: skip
-        best = 0.0
+              f"{args.connections} connections; latencies in ms; us/ev: CPU time of the "
+              "bridge's processes per acknowledged event")  # fmt: skip
+        print(f"{'offered/s':>9} {'share':>5} {'configuration':<21} | {'acked/s':>7} {'p50':>6} "
+              f"{'p99':>6} {'us/ev':>5} | {'growth/s':>8} {'at end':>7} {'drain s':>7} | "
+              f"{'redis p50':>9} {'p99':>6} {'pull p50':>8} {'p99':>6} | {'lost':>4} "
+              f"{'flat':>4}")  # fmt: skip
+        best = {server.label: 0.0 for server in relayed}
         for fraction in args.fractions:
             rate = fraction * ceiling
             a = await run_without_sink(plain, rate, args)
-            b = await run_with_sink(relayed, stream, rate, args)
-            if b["flat"]:
-                best = max(best, rate)
-            print(f"{rate:>9.0f} {fraction:>6.2f} | {a['acked/s']:>7.0f} {a['p50']:>6.1f} "
-                  f"{a['p99']:>6.1f} {a['cpu']:>5.0f} | {b['acked/s']:>7.0f} {b['p50']:>6.1f} "
-                  f"{b['p99']:>6.1f} {b['cpu']:>5.0f} | {b['growth']:>8.1f} {b['backlog']:>7} "
-                  f"{b['drain']:>6.1f} | {b['redis p50']:>9.1f} {b['redis p99']:>6.0f} "
-                  f"{b['pull p50']:>8.1f} {b['pull p99']:>6.0f} | {b['lost']:>4} "
-                  f"{'yes' if b['flat'] else 'NO':>4}")  # fmt: skip
-        print(f"{db}: max flat rate {best:.0f}/s = {best / ceiling:.2f} of the maximum ingest "
-              f"rate ({ceiling:.0f}/s)")  # fmt: skip
+            print(f"{rate:>9.0f} {fraction:>5.2f} {plain.label:<21} | {a['acked/s']:>7.0f} "
+                  f"{a['p50']:>6.1f} {a['p99']:>6.1f} {a['cpu']:>5.0f} |")  # fmt: skip
+            for server in relayed:
+                b = await run_with_sink(server, rate, args)
+                if b["flat"]:
+                    best[server.label] = max(best[server.label], rate)
+                print(f"{'':>9} {'':>5} {server.label:<21} | {b['acked/s']:>7.0f} "
+                      f"{b['p50']:>6.1f} {b['p99']:>6.1f} {b['cpu']:>5.0f} | "
+                      f"{b['growth']:>8.1f} {b['backlog']:>7} {b['drain']:>7.1f} | "
+                      f"{b['redis p50']:>9.1f} {b['redis p99']:>6.0f} {b['pull p50']:>8.1f} "
+                      f"{b['pull p99']:>6.0f} | {b['lost']:>4} "
+                      f"{'yes' if b['flat'] else 'NO':>4}")  # fmt: skip
+        for label, rate in best.items():
+            print(f"{db}, {label}: max flat rate {rate:.0f}/s = {rate / ceiling:.2f} of the "
+                  f"maximum ingest rate ({ceiling:.0f}/s)")  # fmt: skip
     finally:
         for server in servers:
-            server.proc.terminate()
-            server.proc.wait(timeout=30)
+            for proc in server.procs:
+                proc.terminate()
+            for proc in server.procs:
+                proc.wait(timeout=30)
         client = Redis.from_url(REDIS_URL)
-        await client.delete(stream)
+        await client.delete(*(server.stream for server in servers))
         await client.aclose()
 
 
@@ -367,6 +394,9 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--relay", choices=("serve", "process", "both"), default="both",
+                        help="where the relay runs: in `serve`, in a `zoho-bridge relay` "
+                        "process beside it, or both, as two configurations")  # fmt: skip
     parser.add_argument("--env", action="append", default=[], metavar="BRIDGE_X=VALUE",
                         help="a setting for both servers (repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
@@ -379,7 +409,7 @@ async def main(argv: list[str] | None = None) -> None:
         if not args.no_postgres:
             base = f"zb_sustained_{uuid.uuid4().hex[:8]}"
             admin = await asyncpg.connect(f"{PG}/postgres")
-            for suffix in ("a", "b"):
+            for suffix in ("a", "b", "c"):
                 await admin.execute(f'CREATE DATABASE "{base}_{suffix}"')
                 pg_names.append(f"{base}_{suffix}")
             await admin.close()
