@@ -3,6 +3,7 @@
     python bench/sustained.py [--seconds 60] [--fractions 0.25,0.5,0.75] [--no-postgres]
                               [--no-sqlite] [--max-seconds 10] [--connections 64]
                               [--relay serve|process|both] [--env BRIDGE_X=VALUE ...]
+                              [--rates 1500,2500 (instead of fractions)]
 
 (also `python bench/deliver.py --sustained ...`). Per database (SQLite in a temporary
 directory, PostgreSQL in databases of their own), `serve` processes on 127.0.0.1:
@@ -357,8 +358,9 @@ async def bench_database(db: str, url: str, args: Any) -> None:
               f"{'redis p50':>9} {'p99':>6} {'pull p50':>8} {'p99':>6} | {'lost':>4} "
               f"{'flat':>4}")  # fmt: skip
         best = {server.label: 0.0 for server in relayed}
-        for fraction in args.fractions:
-            rate = fraction * ceiling
+        rates = args.rates or [fraction * ceiling for fraction in args.fractions]
+        for rate in rates:
+            fraction = rate / ceiling
             a = await run_without_sink(plain, rate, args)
             print(f"{rate:>9.0f} {fraction:>5.2f} {plain.label:<21} | {a['acked/s']:>7.0f} "
                   f"{a['p50']:>6.1f} {a['p99']:>6.1f} {a['cpu']:>5.0f} |")  # fmt: skip
@@ -390,6 +392,7 @@ async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--fractions", default="0.25,0.5,0.75")
+    parser.add_argument("--rates", help="offered rates (events/s) instead of fractions")
     parser.add_argument("--max-seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--no-postgres", action="store_true")
@@ -401,6 +404,7 @@ async def main(argv: list[str] | None = None) -> None:
                         help="a setting for both servers (repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
     args.fractions = [float(f) for f in args.fractions.split(",")]
+    args.rates = [float(r) for r in args.rates.split(",")] if args.rates else None
     tmp = tempfile.TemporaryDirectory()
     pg_names: list[str] = []
     try:

@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     )
     relay_batch: int = Field(100, ge=1, le=5000, description="Outbox rows claimed at once.")
     relay_linger_seconds: float = Field(
-        0.02,
+        0.005,
         ge=0,
         le=1,
         description="Shortest time between two claims of a sink while it has no backlog: "
