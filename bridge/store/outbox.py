@@ -175,11 +175,11 @@ async def claim(
 
 async def ensure_statistics(engine: AsyncEngine) -> None:
     """On PostgreSQL, ANALYZE the outbox if it never was (a new database, before
-    autovacuum's first pass): with no statistics at all the planner sees every index as
-    equally good, and took the small partial index of undelivered rows for the claim's
-    lane probe, filtering it by record (230 ms for a claim of 500 among 3,000 rows).
-    Statistics of any age will do: the claim's plan does not depend on how fresh they are.
-    """
+    autovacuum's first pass). The relay's own statements no longer need it (the lane
+    probe has an index no other can stand in for, settlements go by primary key, plans
+    are made per execution: see `database.RELAY_PG_SETTINGS`); it is kept for the
+    operators' queries of the outbox (status counts, listings), which were planned as if
+    every index were equally good until the first statistics."""
     if engine.dialect.name != "postgresql":
         return
     async with connect(engine) as conn:
