@@ -21,7 +21,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -32,61 +31,20 @@ from redis.asyncio import Redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import ADMIN, bridge_env, configure, crm_maker, free_port, start, wait_up  # noqa: E402
+from bench.ingest import ADMIN, bridge_env, configure, free_port, start, wait_up  # noqa: E402
+from bench.sustained import drive  # noqa: E402
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 
 
 async def _drive(port: int, rate: float, seconds: float, connections: int) -> dict[str, float]:
-    make = crm_maker(uuid.uuid4().hex[:8])
-    due: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
-    latencies: list[float] = []
-    failures = 0
-
-    async def worker() -> None:
-        nonlocal failures
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while (item := await due.get()) is not None:
-                n, when = item
-                path, body = make(n)
-                writer.write(
-                    f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json"
-                    f"\r\ncontent-length: {len(body)}\r\n\r\n".encode()
-                    + body
-                )
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                await reader.readexactly(length)
-                latencies.append(time.perf_counter() - when)
-                if not head.startswith(b"HTTP/1.1 200"):
-                    failures += 1
-        finally:
-            writer.close()
-
-    workers = [asyncio.create_task(worker()) for _ in range(connections)]
-    started = time.perf_counter()
-    total = int(rate * seconds)
-    sent = 0
-    while sent < total:
-        now = time.perf_counter()
-        while sent < total and started + sent / rate <= now:
-            due.put_nowait((sent, started + sent / rate))
-            sent += 1
-        await asyncio.sleep(0.002)
-    for _ in workers:
-        due.put_nowait(None)
-    await asyncio.gather(*workers)
-    elapsed = time.perf_counter() - started
-    ordered = sorted(latencies)
+    result = await drive(port, rate, seconds, connections)
+    ordered = sorted(result.latencies)
     return {
         "p50": 1000 * ordered[len(ordered) // 2],
         "p99": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
-        "rate": len(latencies) / elapsed,
-        "failed": failures,
+        "rate": len(result.latencies) / result.elapsed,
+        "failed": result.failures,
     }
 
 

@@ -59,18 +59,26 @@ async def _store(engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
         await conn.execute(insert(EventRow), rows)
 
 
-async def _plan(engine: AsyncEngine, where: EventFilter) -> str:
-    """The database's plan for the admin events query with this filter, as one string."""
+async def _explain(engine: AsyncEngine, statement: Any, *, no_seqscan: bool = False) -> str:
+    """The database's plan for `statement` (not run), as one string; `no_seqscan` rules out
+    PostgreSQL's sequential scans when a table is small enough to scan and the index
+    chosen is the question."""
     dialect = engine.dialect.name
-    query = events_query(where, dialect)
-    compiled = query.compile(
+    compiled = statement.compile(
         dialect=sqlite.dialect() if dialect == "sqlite" else postgresql.dialect(),
         compile_kwargs={"literal_binds": True},
     )
     explain = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN "
     async with engine.connect() as conn:
+        if no_seqscan and dialect != "sqlite":
+            await conn.execute(text("SET enable_seqscan = off"))
         rows = (await conn.execute(text(explain + str(compiled)))).all()
     return "\n".join(str(row[-1]) for row in rows)
+
+
+async def _plan(engine: AsyncEngine, where: EventFilter) -> str:
+    """The database's plan for the admin events query with this filter, as one string."""
+    return await _explain(engine, events_query(where, engine.dialect.name))
 
 
 async def test_a_record_id_alone_is_looked_up_through_its_index(engine: AsyncEngine) -> None:
@@ -227,17 +235,8 @@ async def test_marking_a_batch_delivered_finds_its_rows_by_primary_key(
         )  # fmt: skip
         ids = (await conn.execute(select(DeliveryRow.id).limit(100).offset(1000))).scalars()
         statement = outbox.delivered_update(list(ids), T0)
-    dialect = engine.dialect.name
-    compiled = statement.compile(
-        dialect=sqlite.dialect() if dialect == "sqlite" else postgresql.dialect(),
-        compile_kwargs={"literal_binds": True},
-    )
-    explain = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN "
-    async with engine.connect() as conn:
-        if dialect != "sqlite":  # 3,000 rows are few enough to scan; the index is the question
-            await conn.execute(text("SET enable_seqscan = off"))
-        plan = "\n".join(str(r[-1]) for r in (await conn.execute(text(explain + str(compiled)))))
-    if dialect == "sqlite":
+    plan = await _explain(engine, statement, no_seqscan=True)  # 3,000 rows: few enough to scan
+    if engine.dialect.name == "sqlite":
         assert "USING INTEGER PRIMARY KEY" in plan, plan
     else:
         assert "pk_deliveries" in plan and "status" not in plan.split("Cond:")[-1], plan
@@ -262,15 +261,7 @@ async def test_the_claims_lane_probe_uses_the_lane_index_whatever_the_statistics
               "next_attempt_at": T0, "created_at": T0} for s in seqs],
         )  # fmt: skip
     query = outbox.claim_statement("redis", "me", now=T0, lease=timedelta(seconds=9), limit=100)
-    dialect = engine.dialect.name
-    compiled = query.compile(
-        dialect=sqlite.dialect() if dialect == "sqlite" else postgresql.dialect(),
-        compile_kwargs={"literal_binds": True},
-    )
-    explain = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN "
-    async with engine.begin() as conn:
-        plan = "\n".join(str(r[-1]) for r in (await conn.execute(text(explain + str(compiled)))))
-        await conn.rollback()
+    plan = await _explain(engine, query)
     assert "ix_deliveries_lane" in plan, plan
     assert "ix_deliveries_sink_status_replay_created_at" not in plan, plan
     claimed = await outbox.claim(engine, "redis", "me", now=T0, lease=timedelta(seconds=9),
