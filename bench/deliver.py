@@ -52,7 +52,7 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bridge.domain.envelope import envelope_bytes, subject_for  # noqa: E402
+from bridge.domain.envelope import envelope_bytes, message_for, subject_for  # noqa: E402
 from bridge.domain.events import Event, Operation, Origin, Product, StoredEvent  # noqa: E402
 from bridge.domain.ids import new_ulid  # noqa: E402
 from bridge.domain.standard_webhooks import SigningSecret  # noqa: E402
@@ -265,7 +265,7 @@ async def _raw_publisher(
         js = nc.jetstream()
         raw_stream = names["nats"] + "_RAW"
         await js.add_stream(name=raw_stream, subjects=[f"raw{names['prefix']}.>"])
-        subject = "raw" + subject_for(sample, names["prefix"])
+        subject = "raw" + subject_for(message_for(sample), names["prefix"])
 
         async def drop_nats() -> None:
             for stream in (raw_stream, names["nats"]):

@@ -266,4 +266,4 @@ async def test_the_claims_lane_probe_uses_the_lane_index_whatever_the_statistics
     assert "ix_deliveries_sink_status_replay_created_at" not in plan, plan
     claimed = await outbox.claim(engine, "redis", "me", now=T0, lease=timedelta(seconds=9),
                                  limit=100)  # fmt: skip
-    assert [c.event.seq for c in claimed] == list(seqs[:100])
+    assert [c.message.seq for c in claimed] == list(seqs[:100])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,11 +25,40 @@ _UNSAFE_TOKEN_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
 
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What a sink publishes for one event: the envelope as the bytes every sink sends
+    (and signs), and the envelope attributes brokers route and label by.
+
+    The relay builds messages from the stored rows' texts (`store.events_envelopes`);
+    `message_for` builds one from a `StoredEvent`, to the same bytes.
+    """
+
+    id: str
+    seq: int
+    type: str
+    source: str
+    module: str
+    operation: str
+    record_id: str
+    body: bytes
+
+    @property
+    def subject(self) -> str:
+        """The envelope's `subject`: `<module>/<record id>`."""
+        return f"{self.module}/{self.record_id}"
+
+
+def type_of(product: str, module: str, operation: str) -> str:
+    """The envelope `type` of a product, module and operation (their stored values)."""
+    if product == Product.CRM.value:
+        return f"com.zoho.crm.record.{operation}"
+    return f"com.zoho.books.{module.lower()}.{operation}"
+
+
 def event_type(event: StoredEvent) -> str:
     """`com.zoho.crm.record.<op>` or `com.zoho.books.<entity>.<op>`."""
-    if event.product is Product.CRM:
-        return f"com.zoho.crm.record.{event.operation.value}"
-    return f"com.zoho.books.{event.module.lower()}.{event.operation.value}"
+    return type_of(event.product.value, event.module, event.operation.value)
 
 
 def format_time(moment: datetime) -> str:
@@ -79,6 +109,14 @@ def envelope_bytes(event: StoredEvent) -> bytes:
     return text.encode("utf-8")
 
 
+def message_for(event: StoredEvent) -> Message:
+    """The message a sink publishes for `event`."""
+    return Message(
+        event.id, event.seq, event_type(event), event.source, event.module,
+        event.operation.value, event.record_id, envelope_bytes(event),
+    )  # fmt: skip
+
+
 def subject_token(value: str) -> str:
     """`value` made safe as one NATS subject token / AMQP routing-key word.
 
@@ -95,7 +133,7 @@ def check_subject_prefix(prefix: str) -> str:
     return prefix
 
 
-def subject_for(event: StoredEvent, prefix: str = DEFAULT_SUBJECT_PREFIX) -> str:
+def subject_for(message: Message, prefix: str = DEFAULT_SUBJECT_PREFIX) -> str:
     """`<prefix>.<source>.<module>.<operation>`: the NATS subject and the AMQP routing key."""
-    tokens = (event.source, event.module, event.operation.value)
+    tokens = (message.source, message.module, message.operation)
     return ".".join([check_subject_prefix(prefix), *map(subject_token, tokens)])

@@ -466,7 +466,7 @@ class Relay:
         started = time.perf_counter()
         try:
             results: Sequence[BaseException | None] = await sink.publish_batch(
-                [row.event for row in rows]
+                [row.message for row in rows]
             )
         except Exception as exc:  # the batch as a whole failed: settled on every row
             results = [exc] * len(rows)
@@ -483,7 +483,7 @@ class Relay:
         async with gate:
             started = time.perf_counter()
             try:
-                await sink.publish(row.event)
+                await sink.publish(row.message)
             except Exception as exc:  # every failure is settled on the row, never lost
                 return exc
             finally:

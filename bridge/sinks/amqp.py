@@ -27,12 +27,10 @@ from aio_pika.exceptions import (
 from bridge.domain.envelope import (
     CONTENT_TYPE,
     DEFAULT_SUBJECT_PREFIX,
+    Message,
     check_subject_prefix,
-    envelope_bytes,
-    event_type,
     subject_for,
 )
-from bridge.domain.events import StoredEvent
 from bridge.sinks.base import (
     SinkError,
     SinkNotStarted,
@@ -102,21 +100,21 @@ class AmqpSink:
             raise SinkUnavailable(f"amqp exchange {self._exchange_name!r}: {exc!r}") from exc
         self._connection = connection
 
-    async def publish(self, event: StoredEvent) -> None:
+    async def publish(self, message: Message) -> None:
         if self._exchange is None:
             raise SinkNotStarted(f"sink {self.name!r} is not started")
-        message = aio_pika.Message(
-            envelope_bytes(event),
+        outgoing = aio_pika.Message(
+            message.body,
             content_type=CONTENT_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=event.id,
-            type=event_type(event),
+            message_id=message.id,
+            type=message.type,
             app_id="zoho-bridge",
         )
         try:
             await self._exchange.publish(
-                message,
-                routing_key=subject_for(event, self._prefix),
+                outgoing,
+                routing_key=subject_for(message, self._prefix),
                 mandatory=self._require_route,
                 timeout=self._timeout,
             )
@@ -130,11 +128,11 @@ class AmqpSink:
             # has recovered.
             raise SinkUnavailable(f"amqp exchange {self._exchange_name!r}: {exc!r}") from exc
 
-    async def publish_batch(self, events: Sequence[StoredEvent]) -> list[SinkError | None]:
+    async def publish_batch(self, messages: Sequence[Message]) -> list[SinkError | None]:
         """Every message sent at once on the channel, then the confirms awaited together
         (RabbitMQ confirms many deliveries with one ack frame): each event's result is
         its own confirm, nack or return."""
-        results = await asyncio.gather(*(self.publish(e) for e in events), return_exceptions=True)
+        results = await asyncio.gather(*map(self.publish, messages), return_exceptions=True)
         return [_as_sink_error(r) for r in results]
 
     async def check(self) -> None:

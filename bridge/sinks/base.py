@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
-from bridge.domain.events import StoredEvent
+from bridge.domain.envelope import Message
 from bridge.errors import BridgeError
 
 
@@ -69,8 +69,8 @@ class Sink(Protocol):
         """Connect and declare what the sink needs. Raises SinkTransientError if unreachable."""
         ...
 
-    async def publish(self, event: StoredEvent) -> None:
-        """Deliver one event, or raise SinkTransientError / SinkPermanentError.
+    async def publish(self, message: Message) -> None:
+        """Deliver one event's message, or raise SinkTransientError / SinkPermanentError.
 
         SinkUnavailable (a SinkTransientError) says the sink cannot be reached at all, as
         opposed to a failure of this one event."""
@@ -95,8 +95,8 @@ class BatchSink(Sink, Protocol):
     among themselves does not matter.
     """
 
-    async def publish_batch(self, events: Sequence[StoredEvent]) -> list[SinkError | None]:
-        """Publish every event; for each, in order, None once the broker or subscriber
+    async def publish_batch(self, messages: Sequence[Message]) -> list[SinkError | None]:
+        """Publish every message; for each, in order, None once the broker or subscriber
         has accepted it (confirm, ack or 2xx) or the error it failed with. Never raises
         for one event's failure: an event without a confirmation gets an error, so the
         relay never marks it delivered."""

@@ -25,11 +25,10 @@ from nats.js.errors import BadRequestError, NotFoundError
 from bridge.domain.envelope import (
     CONTENT_TYPE,
     DEFAULT_SUBJECT_PREFIX,
+    Message,
     check_subject_prefix,
-    envelope_bytes,
     subject_for,
 )
-from bridge.domain.events import StoredEvent
 from bridge.sinks.base import (
     SinkError,
     SinkNotStarted,
@@ -116,14 +115,14 @@ class JetStreamSink:
                 )
             )
 
-    async def publish(self, event: StoredEvent) -> None:
+    async def publish(self, message: Message) -> None:
         if self._js is None:
             raise SinkNotStarted(f"sink {self.name!r} is not started")
-        headers = {"Nats-Msg-Id": event.id, "Content-Type": CONTENT_TYPE}
+        headers = {"Nats-Msg-Id": message.id, "Content-Type": CONTENT_TYPE}
         try:
             await self._js.publish(
-                subject_for(event, self._prefix),
-                envelope_bytes(event),
+                subject_for(message, self._prefix),
+                message.body,
                 timeout=self._timeout,
                 stream=self._stream,
                 headers=headers,
@@ -131,24 +130,24 @@ class JetStreamSink:
         except NatsError as exc:
             raise _translate(exc, self._stream) from exc
 
-    async def publish_batch(self, events: Sequence[StoredEvent]) -> list[SinkError | None]:
+    async def publish_batch(self, messages: Sequence[Message]) -> list[SinkError | None]:
         """Every message sent at once (`publish_async`), then the stream's acks awaited
         together, up to `timeout`: a message without an ack by then counts as failed."""
         if self._js is None:
             raise SinkNotStarted(f"sink {self.name!r} is not started")
-        results: list[SinkError | None] = [None] * len(events)
+        results: list[SinkError | None] = [None] * len(messages)
         acks: dict[asyncio.Future[PubAck], int] = {}
         sent = 0
         try:
             # One deadline for the sends (the client holds at most 4,000 unacked publishes,
             # and a send waits for room), not one `wait_for` task per message.
             async with asyncio.timeout(self._timeout):
-                for event in events:
+                for message in messages:
                     ack = await self._js.publish_async(
-                        subject_for(event, self._prefix),
-                        envelope_bytes(event),
+                        subject_for(message, self._prefix),
+                        message.body,
                         stream=self._stream,
-                        headers={"Nats-Msg-Id": event.id, "Content-Type": CONTENT_TYPE},
+                        headers={"Nats-Msg-Id": message.id, "Content-Type": CONTENT_TYPE},
                     )
                     acks[ack] = sent
                     sent += 1
@@ -158,7 +157,7 @@ class JetStreamSink:
                 if isinstance(exc, NatsError)
                 else SinkUnavailable(f"nats stream {self._stream!r}: cannot send: {exc!r}")
             )
-            results[sent:] = [error] * (len(events) - sent)
+            results[sent:] = [error] * (len(messages) - sent)
         if not acks:
             return results
         done, late = await asyncio.wait(acks, timeout=self._timeout)

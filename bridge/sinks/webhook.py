@@ -18,8 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bridge.domain.envelope import CONTENT_TYPE, envelope_bytes
-from bridge.domain.events import StoredEvent
+from bridge.domain.envelope import CONTENT_TYPE, Message
 from bridge.domain.standard_webhooks import SigningSecret, signature_headers
 from bridge.errors import ConfigurationError
 from bridge.sinks.base import (
@@ -74,10 +73,10 @@ class WebhookSink:
     async def start(self) -> None:
         """Nothing to open: the HTTP client belongs to the app's lifespan."""
 
-    async def publish(self, event: StoredEvent) -> None:
-        body = envelope_bytes(event)
+    async def publish(self, message: Message) -> None:
+        body = message.body
         now = self._clock()
-        headers = signature_headers(self._secrets, event.id, int(now), body)
+        headers = signature_headers(self._secrets, message.id, int(now), body)
         headers["content-type"] = f"{CONTENT_TYPE}; charset=utf-8"
         headers["user-agent"] = USER_AGENT
         try:
@@ -105,20 +104,20 @@ class WebhookSink:
             error.status_code, error.response = status, answer or None
             raise error
 
-    async def publish_batch(self, events: Sequence[StoredEvent]) -> list[SinkError | None]:
+    async def publish_batch(self, messages: Sequence[Message]) -> list[SinkError | None]:
         """POST the batch with at most `concurrency` requests in flight to the subscriber,
         over the client's kept-alive connections."""
         gate = asyncio.Semaphore(self._concurrency)
 
-        async def one(event: StoredEvent) -> SinkError | None:
+        async def one(message: Message) -> SinkError | None:
             async with gate:
                 try:
-                    await self.publish(event)
+                    await self.publish(message)
                 except SinkError as exc:
                     return exc
             return None
 
-        return list(await asyncio.gather(*(one(e) for e in events)))
+        return list(await asyncio.gather(*map(one, messages)))
 
     async def check(self) -> None:
         """A TCP connection to the subscriber's host and port, closed at once: no request

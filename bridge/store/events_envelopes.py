@@ -1,10 +1,11 @@
-"""Pages of envelopes as JSON texts: the pull API's read path.
+"""Envelopes as JSON texts: the pull API's pages and the relay's messages.
 
 Building an envelope through `StoredEvent`, `build_envelope` and `json.dumps` (with `data`
 decoded and encoded again) cost several times what fetching its row does: a page of a
 thousand events was served at a sixth of the rate the database reads it. Here the page's
 rows come back as the stored texts (time in the stored layout, `data` as JSON text) and
-`envelope_text` places them into the envelope; the web layer joins the texts.
+`envelope_text` places them into the envelope; the web layer joins the texts, and the
+relay publishes them as they are (`messages`).
 
 Rows `envelope_text` leaves out (a value the domain does not know, a time in another
 layout) are built by `build_envelope`, which refuses what it cannot read, as every other
@@ -14,6 +15,7 @@ read does.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -21,7 +23,7 @@ from sqlalchemy import ColumnElement, Select, String, Text, bindparam, cast, fun
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bridge.domain.envelope import build_envelope
+from bridge.domain.envelope import Message, build_envelope, message_for, type_of
 from bridge.domain.events import EventFilter
 from bridge.store.database import connect
 from bridge.store.event_queries import equal_clauses, stored_event
@@ -32,7 +34,7 @@ from bridge.store.models import EventRow
 _PG_TIME = "YYYY-MM-DD HH24:MI:SS.US"
 
 
-def _stored_texts(dialect: str) -> tuple[Any, ...]:
+def stored_texts(dialect: str) -> tuple[Any, ...]:
     """The columns `envelope_text` takes, times and `data` as text (the drivers would
     otherwise make a datetime and decode the JSON, which is what this path saves)."""
     if dialect == "sqlite":
@@ -56,7 +58,7 @@ def _page_query(dialect: str, source: bool, module: bool, operation: bool) -> Se
     shape = {"source": source, "module": module, "operation": operation}
     values: dict[str, Any] = {name: bindparam(name) for name, given in shape.items() if given}
     query: Select[Any] = (
-        select(*_stored_texts(dialect))
+        select(*stored_texts(dialect))
         .where(*equal_clauses(values, dialect), EventRow.seq > bindparam("after"))
         .order_by(EventRow.seq.asc())
         .limit(bindparam("limit"))
@@ -105,3 +107,29 @@ async def envelope_page(
                 )
     page = [text if text is not None else built[seq] for seq, text in texts]
     return page, (texts[-1][0] if texts else None)
+
+
+async def messages(conn: AsyncConnection, rows: Sequence[Any]) -> list[Message]:
+    """The messages of events read as `stored_texts` (their first columns, in that order;
+    more may follow), in order.
+
+    Rows `envelope_text` leaves out are read again whole and built by `message_for`."""
+    width = len(stored_texts("sqlite"))
+    texts = [envelope_text(row[:width]) for row in rows]
+    missing = [row[0] for row, text in zip(rows, texts, strict=True) if text is None]
+    built: dict[int, Message] = {}
+    if missing:
+        found = await conn.execute(select(EventRow).where(EventRow.seq.in_(missing)))
+        built = {row.seq: message_for(stored_event(row)) for row in found}
+    return [
+        _message(row, text) if text is not None else built[row[0]]
+        for row, text in zip(rows, texts, strict=True)
+    ]
+
+
+def _message(row: Any, text: str) -> Message:
+    seq, event_id, product, source, module, operation, record_id = row[:7]
+    return Message(
+        event_id, seq, type_of(product, module, operation), source, module, operation,
+        record_id, text.encode(),
+    )  # fmt: skip

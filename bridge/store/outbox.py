@@ -19,11 +19,12 @@ from sqlalchemy.orm import aliased
 
 from bridge.domain.attempts import Attempt
 from bridge.domain.delivery import DeadLetter, DeliveryStatus, Retry, record_key
-from bridge.domain.events import Event, StoredEvent
+from bridge.domain.envelope import Message
+from bridge.domain.events import Event
 from bridge.store.attempts import record_attempts
 from bridge.store.batch import TableRows
 from bridge.store.database import begin, connect
-from bridge.store.event_queries import stored_event
+from bridge.store.events_envelopes import messages, stored_texts
 from bridge.store.models import DeliveryRow, EventRow
 
 PENDING = DeliveryStatus.PENDING.value
@@ -70,11 +71,11 @@ def delivery_row(
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A row this relay holds the lease on, with the event to publish."""
+    """A row this relay holds the lease on, with its event's message to publish."""
 
     delivery_id: int
     attempts: int
-    event: StoredEvent
+    message: Message
 
 
 def lane(row: Any) -> ColumnElement[str]:
@@ -145,7 +146,7 @@ async def claim(
         # One round trip: the lease and the events come back from the same statement.
         leased = lease_rows.cte("leased")
         query = (
-            select(leased.c.id.label("delivery_id"), leased.c.attempts, *EventRow.__table__.c)
+            select(*stored_texts("postgresql"), leased.c.id, leased.c.attempts)
             .join(EventRow, EventRow.seq == leased.c.event_seq)
             .order_by(leased.c.id)
         )
@@ -154,7 +155,8 @@ async def claim(
         # claim: the relay's engine turns JIT off (`database.RELAY_PG_SETTINGS`).
         async with begin(engine) as conn:
             rows = (await conn.execute(query)).all()
-        return [Claimed(r.delivery_id, r.attempts, stored_event(r)) for r in rows]
+            found = await messages(conn, rows)
+        return [Claimed(r[-2], r[-1], m) for r, m in zip(rows, found, strict=True)]
     # SQLite cannot join in RETURNING: the write transaction is the UPDATE alone (the
     # ingest writer waits on its lock for no more than that), the events are read after it.
     async with begin(engine) as conn:
@@ -163,12 +165,10 @@ async def claim(
         return []
     leases = {r.event_seq: (r.id, r.attempts) for r in leased_rows}
     async with connect(engine) as conn:
-        events = (
-            await conn.execute(select(*EventRow.__table__.c).where(EventRow.seq.in_(list(leases))))
-        ).all()
-        found = [(leases[e.seq], stored_event(e)) for e in events]
+        query = select(*stored_texts("sqlite")).where(EventRow.seq.in_(list(leases)))
+        found = await messages(conn, (await conn.execute(query)).all())
     return sorted(
-        (Claimed(delivery_id, attempts, event) for (delivery_id, attempts), event in found),
+        (Claimed(*leases[m.seq], m) for m in found),
         key=lambda c: c.delivery_id,
     )
 

@@ -28,13 +28,13 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 async def _claim(engine: AsyncEngine, at: timedelta = timedelta(0)) -> list[str]:
     rows = await outbox.claim(engine, "s", "me", now=NOW + at, lease=LEASE, limit=100)
-    return [f"{r.event.record_id}{r.event.seq}" for r in rows]
+    return [f"{r.message.record_id}{r.message.seq}" for r in rows]
 
 
 async def _ids(engine: AsyncEngine) -> dict[str, int]:
     rows = await outbox.claim(engine, "s", "peek", now=NOW + timedelta(days=1), lease=LEASE,
                               limit=100)  # fmt: skip
-    return {f"{r.event.record_id}{r.event.seq}": r.delivery_id for r in rows}
+    return {f"{r.message.record_id}{r.message.seq}": r.delivery_id for r in rows}
 
 
 async def test_one_row_per_record_in_seq_order(engine: AsyncEngine) -> None:

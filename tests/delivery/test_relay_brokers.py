@@ -20,7 +20,7 @@ from bridge.services.relay import Relay
 from bridge.settings import Settings
 from bridge.sinks.factory import SinkConfig
 from bridge.sinks.nats import JetStreamSink
-from bridge.store import event_queries, outbox
+from bridge.store import event_queries, events_envelopes, outbox
 from bridge.store.database import create_engine
 from bridge.store.outbox import OutboxHook
 from bridge.store.writer import EventWriter, backend_for
@@ -63,8 +63,15 @@ async def test_every_sink_gets_the_exact_envelope(
             events = await event_queries.list_events(
                 b.runtime.engine, event_queries.EventFilter(), after_seq=0
             )
-        expected = [envelope_bytes(event_queries.stored_event(e)) for e in events]
-        assert json.loads(expected[0]) == build_envelope(event_queries.stored_event(events[0]))
+            page, _ = await events_envelopes.envelope_page(
+                b.runtime.engine, event_queries.EventFilter(), after_seq=0, limit=10
+            )
+        # Every sink sends the bytes the pull API serves; the document is `build_envelope`'s
+        # (`data` keeps the spacing the database stores it with).
+        expected = [text.encode() for text in page]
+        assert [json.loads(body) for body in expected] == [
+            build_envelope(event_queries.stored_event(e)) for e in events
+        ]
         assert sorted(recorder.bodies) == sorted(expected)
         redis_bodies = [f[b"envelope"] for _, f in await redis_client.xrange(stream)]
         assert sorted(redis_bodies) == sorted(expected)
@@ -100,7 +107,7 @@ async def test_republish_after_a_crash_is_dropped_by_jetstream(
                                        lease=timedelta(seconds=30), limit=10)  # fmt: skip
         first = JetStreamSink(NATS_URL, stream=stream, subject_prefix=prefix)
         await first.start()
-        await first.publish(claimed.event)
+        await first.publish(claimed.message)
         await first.close()  # ...and the relay dies here, the row still pending and leased
         assert await outbox.claim(engine, "nats", "other", now=now + timedelta(seconds=5),
                                   lease=timedelta(seconds=30), limit=10) == []  # fmt: skip

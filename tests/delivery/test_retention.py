@@ -59,7 +59,7 @@ async def test_purge_waits_for_sinks_and_subscriptions(engine: AsyncEngine) -> N
         await writer.stop()
     claimed = await outbox.claim(engine, "webhook", "t", now=LATER, lease=timedelta(seconds=9),
                                  limit=10)  # fmt: skip
-    by_seq = {c.event.seq: c.delivery_id for c in claimed}
+    by_seq = {c.message.seq: c.delivery_id for c in claimed}
     await outbox.mark_delivered(engine, [by_seq[1]], LATER)
     await outbox.mark_failed(engine, [
         Failure(by_seq[2], 1, DeadLetter(False), "refused"),

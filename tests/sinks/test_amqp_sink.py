@@ -8,7 +8,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractExchange
 
-from bridge.domain.envelope import envelope_bytes
+from bridge.domain.envelope import envelope_bytes, message_for
 from bridge.sinks import SinkPermanentError, SinkTransientError
 from bridge.sinks.amqp import AmqpSink
 
@@ -35,8 +35,8 @@ async def test_message_properties_and_routing_key(
     event = make_event(source="acme.eu")
     sink = AmqpSink(AMQP_URL, exchange=exchange.name)
     await sink.start()
-    await sink.publish(event)
-    await sink.publish(make_event(module="Deals"))  # not bound: must not arrive
+    await sink.publish(message_for(event))
+    await sink.publish(message_for(make_event(module="Deals")))  # not bound: must not arrive
     await sink.close()
     message = await queue.get(no_ack=True)
     assert message.body == envelope_bytes(event)
@@ -59,9 +59,9 @@ async def test_broker_nack_is_transient(
     await queue.bind(exchange, "#")
     sink = AmqpSink(AMQP_URL, exchange=exchange.name)
     await sink.start()
-    await sink.publish(make_event())
+    await sink.publish(message_for(make_event()))
     with pytest.raises(SinkTransientError):
-        await sink.publish(make_event())
+        await sink.publish(message_for(make_event()))
     await sink.close()
 
 
@@ -71,7 +71,7 @@ async def test_unroutable_is_transient_when_a_route_is_required(
     sink = AmqpSink(AMQP_URL, exchange=exchange.name, require_route=True)
     await sink.start()
     with pytest.raises(SinkTransientError):
-        await sink.publish(make_event())
+        await sink.publish(message_for(make_event()))
     await sink.close()
 
 
@@ -80,7 +80,7 @@ async def test_unroutable_is_accepted_by_default(
 ) -> None:
     sink = AmqpSink(AMQP_URL, exchange=exchange.name)
     await sink.start()
-    await sink.publish(make_event())
+    await sink.publish(message_for(make_event()))
     await sink.close()
 
 

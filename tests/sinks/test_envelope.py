@@ -12,6 +12,7 @@ from bridge.domain.envelope import (
     build_envelope,
     envelope_bytes,
     format_time,
+    message_for,
     subject_for,
     subject_token,
 )
@@ -103,8 +104,10 @@ def test_envelope_bytes_refuse_nan() -> None:
 
 
 def test_subject_is_prefix_source_module_operation() -> None:
-    assert subject_for(sample_event()) == "zoho.acme-eu.Leads.updated"
-    assert subject_for(sample_event(), "acme.zoho") == "acme.zoho.acme-eu.Leads.updated"
+    assert subject_for(message_for(sample_event())) == "zoho.acme-eu.Leads.updated"
+    assert (
+        subject_for(message_for(sample_event()), "acme.zoho") == "acme.zoho.acme-eu.Leads.updated"
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,11 +123,11 @@ def test_subject_is_prefix_source_module_operation() -> None:
 )
 def test_subject_tokens_hold_no_separator_or_wildcard(raw: str, token: str) -> None:
     assert subject_token(raw) == token
-    subject = subject_for(sample_event(source=raw, module=raw))
+    subject = subject_for(message_for(sample_event(source=raw, module=raw)))
     assert subject.count(".") == 3
 
 
 @pytest.mark.parametrize("prefix", ["", "zoho.", ".zoho", "zo ho", "zoho.*", "zoho.>", "a..b"])
 def test_bad_subject_prefix_is_a_configuration_error(prefix: str) -> None:
     with pytest.raises(ConfigurationError):
-        subject_for(sample_event(), prefix)
+        subject_for(message_for(sample_event()), prefix)

@@ -12,7 +12,7 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
-from bridge.domain.envelope import envelope_bytes
+from bridge.domain.envelope import envelope_bytes, message_for
 from bridge.sinks.nats import JetStreamSink
 
 from .conftest import EventFactory
@@ -74,7 +74,7 @@ async def test_subject_payload_and_headers(
 ) -> None:
     event = make_event(source="acme eu", module="Leads")
     sink = await started(names)
-    await sink.publish(event)
+    await sink.publish(message_for(event))
     await sink.close()
     message = await js.get_msg(names.stream, 1)
     assert message.subject == f"{names.prefix}.acme_eu.Leads.updated"
@@ -89,8 +89,8 @@ async def test_same_event_twice_is_stored_once(
 ) -> None:
     event = make_event()
     sink = await started(names)
-    await sink.publish(event)
-    await sink.publish(event)  # a relay retrying after a lost ack
+    await sink.publish(message_for(event))
+    await sink.publish(message_for(event))  # a relay retrying after a lost ack
     await sink.close()
     assert (await js.stream_info(names.stream)).state.messages == 1
 
@@ -100,7 +100,7 @@ async def test_distinct_events_are_all_stored(
 ) -> None:
     sink = await started(names)
     for _ in range(3):
-        await sink.publish(make_event())
+        await sink.publish(message_for(make_event()))
     await sink.close()
     assert (await js.stream_info(names.stream)).state.messages == 3
 
@@ -110,8 +110,8 @@ async def test_a_subscriber_consumes_by_subject_filter(
 ) -> None:
     leads, deals = make_event(module="Leads"), make_event(module="Deals")
     sink = await started(names)
-    await sink.publish(leads)
-    await sink.publish(deals)
+    await sink.publish(message_for(leads))
+    await sink.publish(message_for(deals))
     await sink.close()
     pull = await js.pull_subscribe(f"{names.prefix}.*.Deals.>", durable="billing")
     [message] = await pull.fetch(1, timeout=2)

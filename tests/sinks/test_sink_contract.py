@@ -18,7 +18,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
 from redis.asyncio import Redis
 
-from bridge.domain.envelope import envelope_bytes
+from bridge.domain.envelope import envelope_bytes, message_for
 from bridge.domain.events import StoredEvent
 from bridge.domain.standard_webhooks import SigningSecret
 from bridge.sinks import Sink, SinkNotStarted, SinkTransientError
@@ -125,7 +125,7 @@ async def harness(
 async def start_and_publish(sink: Sink, event: StoredEvent) -> None:
     # Brokers fail at start, HTTP at the first request: either is fine for the contract.
     await sink.start()
-    await sink.publish(event)
+    await sink.publish(message_for(event))
 
 
 @pytest.mark.broker
@@ -133,7 +133,7 @@ async def start_and_publish(sink: Sink, event: StoredEvent) -> None:
 async def test_delivers_the_exact_envelope(harness: Harness, make_event: EventFactory) -> None:
     event = make_event()
     await harness.sink.start()
-    await harness.sink.publish(event)
+    await harness.sink.publish(message_for(event))
     assert await harness.read() == [envelope_bytes(event)]
 
 
@@ -143,7 +143,7 @@ async def test_delivers_in_publish_order(harness: Harness, make_event: EventFact
     events = [make_event(module=module) for module in ("Leads", "Deals", "Contacts")]
     await harness.sink.start()
     for event in events:
-        await harness.sink.publish(event)
+        await harness.sink.publish(message_for(event))
     assert await harness.read() == [envelope_bytes(event) for event in events]
 
 
@@ -169,8 +169,8 @@ async def test_is_a_sink_and_closes_twice(harness: Harness) -> None:
 @pytest.mark.parametrize("harness", BROKERS, indirect=True)
 async def test_publish_needs_start(harness: Harness, make_event: EventFactory) -> None:
     with pytest.raises(SinkNotStarted):
-        await harness.sink.publish(make_event())
+        await harness.sink.publish(message_for(make_event()))
     await harness.sink.start()
     await harness.sink.close()
     with pytest.raises(SinkNotStarted):
-        await harness.sink.publish(make_event())
+        await harness.sink.publish(message_for(make_event()))

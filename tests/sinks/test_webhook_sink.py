@@ -8,7 +8,7 @@ from email.utils import formatdate
 import httpx
 import pytest
 
-from bridge.domain.envelope import envelope_bytes
+from bridge.domain.envelope import envelope_bytes, message_for
 from bridge.domain.standard_webhooks import SigningSecret, verify
 from bridge.sinks import SinkPermanentError, SinkTransientError, SubscriberGone
 from bridge.sinks.webhook import WebhookSink, parse_retry_after
@@ -35,7 +35,7 @@ async def test_request_is_signed_with_every_secret(
     subscriber: Subscriber, http: httpx.AsyncClient, make_event: EventFactory
 ) -> None:
     event = make_event()
-    await sink_for(subscriber.url, http).publish(event)
+    await sink_for(subscriber.url, http).publish(message_for(event))
     [request] = subscriber.received
     assert request.body == envelope_bytes(event)
     assert request.headers["webhook-id"] == event.id
@@ -53,7 +53,7 @@ async def test_retry_after_seconds_is_exposed(
 ) -> None:
     subscriber.answers.append((503, {"Retry-After": "120"}))
     with pytest.raises(SinkTransientError) as caught:
-        await sink_for(subscriber.url, http).publish(make_event())
+        await sink_for(subscriber.url, http).publish(message_for(make_event()))
     assert caught.value.retry_after == 120.0
 
 
@@ -62,7 +62,7 @@ async def test_retry_after_date_on_429(
 ) -> None:
     subscriber.answers.append((429, {"Retry-After": formatdate(NOW + 90, usegmt=True)}))
     with pytest.raises(SinkTransientError) as caught:
-        await sink_for(subscriber.url, http).publish(make_event())
+        await sink_for(subscriber.url, http).publish(message_for(make_event()))
     assert caught.value.retry_after == pytest.approx(90, abs=1)
 
 
@@ -72,7 +72,7 @@ async def test_transient_statuses(
 ) -> None:
     subscriber.answers.append((status, {}))
     with pytest.raises(SinkTransientError, match=str(status)) as caught:
-        await sink_for(subscriber.url, http).publish(make_event())
+        await sink_for(subscriber.url, http).publish(message_for(make_event()))
     assert caught.value.retry_after is None
 
 
@@ -81,7 +81,7 @@ async def test_410_means_the_subscriber_is_gone(
 ) -> None:
     subscriber.answers.append((410, {}))
     with pytest.raises(SubscriberGone):
-        await sink_for(subscriber.url, http).publish(make_event())
+        await sink_for(subscriber.url, http).publish(message_for(make_event()))
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 422])
@@ -90,7 +90,7 @@ async def test_other_4xx_are_permanent(
 ) -> None:
     subscriber.answers.append((status, {}))
     with pytest.raises(SinkPermanentError, match=str(status)) as caught:
-        await sink_for(subscriber.url, http).publish(make_event())
+        await sink_for(subscriber.url, http).publish(message_for(make_event()))
     assert not isinstance(caught.value, SubscriberGone)
 
 
@@ -99,7 +99,7 @@ async def test_redirects_are_not_followed(
 ) -> None:
     subscriber.answers.append((307, {"Location": subscriber.url}))
     with pytest.raises(SinkPermanentError, match="redirect"):
-        await sink_for(subscriber.url, http).publish(make_event())
+        await sink_for(subscriber.url, http).publish(message_for(make_event()))
     assert len(subscriber.received) == 1
 
 
@@ -108,7 +108,7 @@ async def test_slow_subscriber_times_out_as_transient(
 ) -> None:
     subscriber.delay = 1.0
     with pytest.raises(SinkTransientError, match="Timeout"):
-        await sink_for(subscriber.url, http, timeout=0.2).publish(make_event())
+        await sink_for(subscriber.url, http, timeout=0.2).publish(message_for(make_event()))
 
 
 async def test_refused_then_delivered_once_the_subscriber_listens(
@@ -120,9 +120,9 @@ async def test_refused_then_delivered_once_the_subscriber_listens(
     sink = sink_for(f"http://{host}:{port}/hook", http)
     event = make_event()
     with pytest.raises(SinkTransientError, match="ConnectError"):
-        await sink.publish(event)
+        await sink.publish(message_for(event))
     async with SubscriberServer(subscriber, sock):
-        await sink.publish(event)
+        await sink.publish(message_for(event))
     sock.close()
     [request] = subscriber.received
     assert request.body == envelope_bytes(event)
@@ -132,7 +132,7 @@ async def test_unsupported_scheme_is_permanent(
     http: httpx.AsyncClient, make_event: EventFactory
 ) -> None:
     with pytest.raises(SinkPermanentError):
-        await sink_for("ftp://127.0.0.1/hook", http).publish(make_event())
+        await sink_for("ftp://127.0.0.1/hook", http).publish(message_for(make_event()))
 
 
 @pytest.mark.parametrize(
@@ -164,7 +164,7 @@ async def test_errors_do_not_show_url_credentials(
     subscriber.answers.append((500, {}))
     url = subscriber.url.replace("http://", "http://user:hunter2@") + "?token=t0ps3cret"
     with pytest.raises(SinkTransientError) as caught:
-        await sink_for(url, http).publish(make_event())
+        await sink_for(url, http).publish(message_for(make_event()))
     assert "hunter2" not in str(caught.value)
     assert "t0ps3cret" not in str(caught.value)
     assert subscriber.received[0].headers["authorization"].startswith("Basic ")
