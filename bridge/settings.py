@@ -120,7 +120,13 @@ class Settings(BaseSettings):
         description="Deliver to the push sinks from `serve` itself; false when separate "
         "`zoho-bridge relay` processes do (the outbox is still written with every event).",
     )
-    relay_batch: int = Field(100, ge=1, le=5000, description="Outbox rows claimed at once.")
+    relay_batch: int | None = Field(
+        None,
+        ge=1,
+        le=5000,
+        description="Outbox rows claimed at once per sink; unset: 500 for Redis, NATS and "
+        "RabbitMQ, 100 for HTTP push (a batch must be published within the lease).",
+    )
     relay_linger_seconds: float = Field(
         0.005,
         ge=0,

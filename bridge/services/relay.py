@@ -59,7 +59,7 @@ def _default_probe() -> BackoffPolicy:
 class RelayOptions:
     owner: str
     policy: BackoffPolicy = field(default_factory=BackoffPolicy)
-    batch: int = 100
+    batch: int | None = None  # rows claimed at once; None: each sink's `default_batch`
     lease: timedelta = timedelta(seconds=120)
     poll: float = 1.0
     concurrency: int = 32
@@ -237,12 +237,15 @@ class Relay:
                 log.error("relay error", sink=sink.name, error_type=type(exc).__name__)
             if health.down_since is not None or self._stopped.is_set():
                 continue  # paused: the next turn waits for the probe, not for new rows
-            backlog = handled >= self._options.batch
+            backlog = handled >= self._batch(sink)
             if backlog:
                 continue  # more may be waiting: no sleep while there is a backlog
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout=wait)
             wakeup.clear()
+
+    def _batch(self, sink: Sink) -> int:
+        return self._options.batch or sink.default_batch
 
     async def _is_disabled(self, name: str) -> bool:
         """Whether the sink is switched off (410 Gone), read from the database at most once
@@ -374,7 +377,7 @@ class Relay:
 
         If the sink turns out to be unreachable, the rows it failed go back untried and
         the sink is paused (`health(name).down_since` is set)."""
-        batch = self._options.batch
+        batch = self._batch(sink)
         ahead = self._ahead.pop(sink.name, None)
         claimed = await ahead if ahead is not None else await self._claim(sink.name, batch)
         if not claimed:

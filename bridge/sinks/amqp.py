@@ -32,6 +32,7 @@ from bridge.domain.envelope import (
     subject_for,
 )
 from bridge.sinks.base import (
+    BROKER_BATCH,
     SinkError,
     SinkNotStarted,
     SinkPermanentError,
@@ -50,6 +51,8 @@ class AmqpSink:
     reported as transient, so it is retried (and finally dead-lettered) instead of being
     dropped; leave it False when some routing keys are meant to go nowhere.
     """
+
+    default_batch = BROKER_BATCH
 
     def __init__(
         self,

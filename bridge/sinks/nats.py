@@ -30,6 +30,7 @@ from bridge.domain.envelope import (
     subject_for,
 )
 from bridge.sinks.base import (
+    BROKER_BATCH,
     SinkError,
     SinkNotStarted,
     SinkPermanentError,
@@ -52,6 +53,8 @@ class JetStreamSink:
     it. Publishing names the expected stream, so a subject captured by some other stream
     fails loudly instead of landing there.
     """
+
+    default_batch = BROKER_BATCH
 
     def __init__(
         self,

@@ -28,7 +28,13 @@ from redis.commands.core import AsyncScript
 from redis.typing import EncodableT, FieldT
 
 from bridge.domain.envelope import Message
-from bridge.sinks.base import SinkError, SinkNotStarted, SinkPermanentError, SinkUnavailable
+from bridge.sinks.base import (
+    BROKER_BATCH,
+    SinkError,
+    SinkNotStarted,
+    SinkPermanentError,
+    SinkUnavailable,
+)
 from bridge.sinks.config import REDIS_DEFAULT_MAXLEN, REDIS_DEFAULT_STREAM
 
 DEFAULT_STREAM = REDIS_DEFAULT_STREAM
@@ -66,6 +72,8 @@ class RedisStreamSink:
     `approximate=False` trims exactly, at some CPU cost on every XADD; the default `~` lets
     Redis trim whole internal nodes, so the stream may briefly hold a little over `maxlen`.
     """
+
+    default_batch = BROKER_BATCH
 
     def __init__(
         self,

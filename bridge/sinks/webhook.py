@@ -48,6 +48,10 @@ class WebhookSink:
     seconds for `webhook-timestamp`; tests pass a fixed one.
     """
 
+    # Published within the lease: ceil(100 / 32) rounds of a 15 s timeout is 60 s of the
+    # default 120 s. A bigger batch needs a longer `BRIDGE_RELAY_LEASE_SECONDS`.
+    default_batch = 100
+
     def __init__(
         self,
         url: str,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -276,3 +277,28 @@ async def test_batches_posted_concurrently_keep_each_records_order(
     rows = await _rows(engine, "webhook")
     assert sorted(recorder.ids()) == sorted(rows)
     assert _in_order(recorder.ids(), rows)
+
+
+async def test_without_a_batch_setting_each_sink_gets_its_default(
+    engine: AsyncEngine, recorder: Recorder
+) -> None:
+    unique = uuid.uuid4().hex[:8]
+    await _store(engine, "redis", f"dr{unique}", records=600, per_record=1)
+    await _store(engine, "webhook", f"dw{unique}", records=150, per_record=1)
+    async with httpx.AsyncClient() as http:
+        redis = RedisStreamSink(
+            "redis://127.0.0.1:6379/0", stream=f"zb.test.{unique}", name="redis"
+        )
+        webhook = WebhookSink(recorder.url, [SECRET], http, name="webhook")
+        relay = Relay(engine, [redis, webhook], RelayOptions(owner="test"), utc_now)
+        await redis.start()
+        try:
+            # The first batch of each: a broker's is 500 rows, a subscriber's 100.
+            assert (await relay.deliver_batch(redis))[0] == 500
+            assert (await relay.deliver_batch(webhook))[0] == 100
+        finally:
+            await relay.stop()  # gives back the batches claimed ahead
+            client = Redis.from_url("redis://127.0.0.1:6379/0")
+            await client.delete(f"zb.test.{unique}")
+            await client.aclose()
+    assert len(recorder.envelopes) == 100

@@ -14,7 +14,7 @@ from nats.js.errors import NotFoundError
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.domain.envelope import build_envelope, envelope_bytes
+from bridge.domain.envelope import build_envelope
 from bridge.runtime import relay_options
 from bridge.services.relay import Relay
 from bridge.settings import Settings
