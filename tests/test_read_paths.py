@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,12 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.domain.envelope import build_envelope
+from bridge.domain.envelope import build_envelope, message_for
 from bridge.domain.events import EventFilter
 from bridge.store import events_stats, outbox, outbox_queries
 from bridge.store.database import create_engine
 from bridge.store.event_queries import events_query, get_event, list_events
-from bridge.store.events_envelopes import envelope_page
+from bridge.store.events_envelopes import envelope_page, message_columns, messages
 from bridge.store.models import DeliveryRow, EventRow
 
 T0 = datetime(2026, 12, 6, 10, 0, 0, 123_987, tzinfo=UTC)
@@ -133,9 +134,9 @@ async def test_combined_filters_are_driven_by_one_index_and_still_all_apply(
         assert "ix_events_module_seq" in await _plan(engine, where)
 
 
-async def test_pull_envelopes_are_the_documents_build_envelope_gives(
-    engine: AsyncEngine,
-) -> None:
+def _odd_rows() -> list[dict[str, Any]]:
+    """Rows with every shape an envelope has: reconciled ones, strings to escape, a
+    non-ASCII Books entity (left to Python), a time whose milliseconds are cut."""
     rows = [_row(i) for i in range(12)]
     rows[3].update(origin="reconciliation", miss_cause="missed", collapsed=True, request_id=None)
     rows[4].update(origin="reconciliation", miss_cause=None, collapsed=None, request_id=None)
@@ -148,7 +149,15 @@ async def test_pull_envelopes_are_the_documents_build_envelope_gives(
     rows[10].update(data=[1, 2, 3])
     rows[11].update(record_id="rec/with/slash", source="crm-eu")
     rows[2].update(record_id='quote " and \\ back', module="invoice", product="books")
-    await _store(engine, rows)
+    rows[1].update(origin="reconciliation", miss_cause="channel_gap", collapsed=False,
+                   request_id=None, record_id="ctl\x01\x1f\u2028 end\t")  # fmt: skip
+    return rows
+
+
+async def test_pull_envelopes_are_the_documents_build_envelope_gives(
+    engine: AsyncEngine,
+) -> None:
+    await _store(engine, _odd_rows())
     texts, last = await envelope_page(engine, EventFilter(), after_seq=0, limit=100)
     assert len(texts) == 12
     for envelope in texts:
@@ -158,6 +167,21 @@ async def test_pull_envelopes_are_the_documents_build_envelope_gives(
         assert document == json.loads(json.dumps(build_envelope(stored)))
         assert list(document) == list(build_envelope(stored))  # same key order
     assert last == json.loads(texts[-1])["bridgeseq"]
+
+
+async def test_relay_messages_carry_the_pull_envelopes(engine: AsyncEngine) -> None:
+    await _store(engine, _odd_rows())
+    page, _ = await envelope_page(engine, EventFilter(), after_seq=0, limit=100)
+    query = select(*message_columns(engine.dialect.name)).order_by(EventRow.seq)
+    async with engine.connect() as conn:
+        found = await messages(conn, (await conn.execute(query)).all())
+    assert [m.body.decode() for m in found] == page  # the same bytes as the pull API
+    for message in found:
+        stored = await get_event(engine, str(message.seq))
+        assert stored is not None
+        expected = message_for(stored)
+        assert json.loads(message.body) == json.loads(expected.body)
+        assert replace(message, body=b"") == replace(expected, body=b"")
 
 
 async def test_pull_pages_follow_the_filter_and_the_cursor(engine: AsyncEngine) -> None:

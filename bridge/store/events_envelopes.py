@@ -1,15 +1,10 @@
 """Envelopes as JSON texts: the pull API's pages and the relay's messages.
 
-Building an envelope through `StoredEvent`, `build_envelope` and `json.dumps` (with `data`
-decoded and encoded again) cost several times what fetching its row does: a page of a
-thousand events was served at a sixth of the rate the database reads it. Here the page's
-rows come back as the stored texts (time in the stored layout, `data` as JSON text) and
-`envelope_text` places them into the envelope; the web layer joins the texts, and the
-relay publishes them as they are (`messages`).
-
-Rows `envelope_text` leaves out (a value the domain does not know, a time in another
-layout) are built by `build_envelope`, which refuses what it cannot read, as every other
-read does.
+The queries return each event's envelope as written by the database
+(`events_envelope_sql`); the web layer joins a page's texts, and the relay publishes
+them as they are (`messages`). Rows the database leaves to Python (a value the domain
+does not know, a time in another layout) are read again whole and built by
+`build_envelope`, which refuses what it cannot read, as every other read does.
 """
 
 from __future__ import annotations
@@ -19,7 +14,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, Text, bindparam, cast, func, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -27,27 +22,15 @@ from bridge.domain.envelope import Message, build_envelope, message_for, type_of
 from bridge.domain.events import EventFilter
 from bridge.store.database import connect
 from bridge.store.event_queries import equal_clauses, stored_event
-from bridge.store.events_envelope_text import envelope_text
+from bridge.store.events_envelope_sql import envelope_column
 from bridge.store.models import EventRow
 
-# How SQLite stores a time (UTC, no offset), and PostgreSQL is asked to write one.
-_PG_TIME = "YYYY-MM-DD HH24:MI:SS.US"
 
-
-def stored_texts(dialect: str) -> tuple[Any, ...]:
-    """The columns `envelope_text` takes, times and `data` as text (the drivers would
-    otherwise make a datetime and decode the JSON, which is what this path saves)."""
-    if dialect == "sqlite":
-        occurred: ColumnElement[Any] = cast(EventRow.occurred_at, String)
-        data: ColumnElement[Any] = cast(EventRow.data, String)
-    else:
-        utc = func.timezone("UTC", EventRow.occurred_at)
-        occurred = func.to_char(utc, _PG_TIME, type_=Text)
-        data = cast(EventRow.data, Text)
+def message_columns(dialect: str) -> tuple[Any, ...]:
+    """What `messages` reads of each event, in this order (more columns may follow)."""
     return (
         EventRow.seq, EventRow.id, EventRow.product, EventRow.source, EventRow.module,
-        EventRow.operation, EventRow.record_id, occurred, EventRow.origin, data,
-        EventRow.miss_cause, EventRow.collapsed,
+        EventRow.operation, EventRow.record_id, envelope_column(dialect),
     )  # fmt: skip
 
 
@@ -57,8 +40,9 @@ def _page_query(dialect: str, source: bool, module: bool, operation: bool) -> Se
     statement costs about as much as running it on a small page."""
     shape = {"source": source, "module": module, "operation": operation}
     values: dict[str, Any] = {name: bindparam(name) for name, given in shape.items() if given}
+    columns: tuple[Any, ...] = (EventRow.seq, envelope_column(dialect).label("envelope"))
     query: Select[Any] = (
-        select(*stored_texts(dialect))
+        select(*columns)
         .where(*equal_clauses(values, dialect), EventRow.seq > bindparam("after"))
         .order_by(EventRow.seq.asc())
         .limit(bindparam("limit"))
@@ -95,7 +79,7 @@ async def envelope_page(
     values = {**{k: v for k, v in given.items() if v is not None}, "after": after_seq,
               "limit": limit}  # fmt: skip
     async with connect(engine) as conn:
-        texts = [(row[0], envelope_text(row)) for row in await _rows(conn, query, values)]
+        texts = [(row[0], row[1]) for row in await _rows(conn, query, values)]
         missing = [seq for seq, text in texts if text is None]
         built: dict[int, str] = {}
         if missing:
@@ -110,26 +94,16 @@ async def envelope_page(
 
 
 async def messages(conn: AsyncConnection, rows: Sequence[Any]) -> list[Message]:
-    """The messages of events read as `stored_texts` (their first columns, in that order;
-    more may follow), in order.
-
-    Rows `envelope_text` leaves out are read again whole and built by `message_for`."""
-    width = len(stored_texts("sqlite"))
-    texts = [envelope_text(row[:width]) for row in rows]
-    missing = [row[0] for row, text in zip(rows, texts, strict=True) if text is None]
+    """The messages of events read as `message_columns`, in order."""
+    missing = [row[0] for row in rows if row[7] is None]
     built: dict[int, Message] = {}
     if missing:
         found = await conn.execute(select(EventRow).where(EventRow.seq.in_(missing)))
         built = {row.seq: message_for(stored_event(row)) for row in found}
-    return [
-        _message(row, text) if text is not None else built[row[0]]
-        for row, text in zip(rows, texts, strict=True)
-    ]
+    return [_message(row) if row[7] is not None else built[row[0]] for row in rows]
 
 
-def _message(row: Any, text: str) -> Message:
-    seq, event_id, product, source, module, operation, record_id = row[:7]
-    return Message(
-        event_id, seq, type_of(product, module, operation), source, module, operation,
-        record_id, text.encode(),
-    )  # fmt: skip
+def _message(row: Any) -> Message:
+    seq, event_id, product, source, module, operation, record_id, envelope = row[:8]
+    kind = type_of(product, module, operation)
+    return Message(event_id, seq, kind, source, module, operation, record_id, envelope.encode())

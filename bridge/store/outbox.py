@@ -24,7 +24,7 @@ from bridge.domain.events import Event
 from bridge.store.attempts import record_attempts
 from bridge.store.batch import TableRows
 from bridge.store.database import begin, connect
-from bridge.store.events_envelopes import messages, stored_texts
+from bridge.store.events_envelopes import message_columns, messages
 from bridge.store.models import DeliveryRow, EventRow
 
 PENDING = DeliveryStatus.PENDING.value
@@ -146,7 +146,7 @@ async def claim(
         # One round trip: the lease and the events come back from the same statement.
         leased = lease_rows.cte("leased")
         query = (
-            select(*stored_texts("postgresql"), leased.c.id, leased.c.attempts)
+            select(*message_columns("postgresql"), leased.c.id, leased.c.attempts)
             .join(EventRow, EventRow.seq == leased.c.event_seq)
             .order_by(leased.c.id)
         )
@@ -165,7 +165,7 @@ async def claim(
         return []
     leases = {r.event_seq: (r.id, r.attempts) for r in leased_rows}
     async with connect(engine) as conn:
-        query = select(*stored_texts("sqlite")).where(EventRow.seq.in_(list(leases)))
+        query = select(*message_columns("sqlite")).where(EventRow.seq.in_(list(leases)))
         found = await messages(conn, (await conn.execute(query)).all())
     return sorted(
         (Claimed(*leases[m.seq], m) for m in found),

@@ -1,0 +1,120 @@
+"""An event's envelope written by the database, from the row's stored values, in the query.
+
+Built in Python (`StoredEvent`, `build_envelope`, `json.dumps` with `data` decoded and
+encoded again) an envelope cost several times what reading its row does; even placed into
+a template in Python, per row string work kept the pull API under half a raw read of the
+same pages. Here the page query returns each envelope as one text, concatenated in C by
+SQLite or by the PostgreSQL server: strings are quoted by the database's own JSON quoting
+(`json_quote`, `to_json`), the time is cut from the stored text, and `data` is placed as
+it is stored (PostgreSQL prints `jsonb` with a space after `:` and `,`).
+
+The document is the one `build_envelope` gives, keys in the same order
+(tests/test_read_paths.py compares them on both databases). A row with a value the domain
+does not know, a time in another layout, or a Books entity whose lower case the database
+might fold differently from Python (non-ASCII) gets NULL: its caller builds that one with
+`build_envelope`, which refuses what it cannot read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, Text, and_, case, cast, func, literal_column, or_
+
+from bridge.domain.envelope import SPECVERSION
+from bridge.domain.events import Operation, Origin, Product
+from bridge.store.models import EventRow
+
+_STORED_TIME = len("2024-06-11 14:25:53.625000")  # SQLite's text of a UTC time
+
+
+def _text(value: str) -> ColumnElement[str]:
+    """A SQL string literal (not a parameter: the statement stays the same every time)."""
+    return literal_column("'" + value.replace("'", "''") + "'", Text)
+
+
+def _concat(*parts: Any) -> ColumnElement[str]:
+    joined: ColumnElement[str] = parts[0]
+    for part in parts[1:]:
+        joined = joined.op("||")(part)
+    return joined
+
+
+def _quoted(dialect: str, value: Any) -> ColumnElement[str]:
+    """`value` as a JSON string, quoted by the database."""
+    if dialect == "sqlite":
+        return func.json_quote(value, type_=Text)
+    return cast(func.to_json(cast(value, Text)), Text)
+
+
+def _time(dialect: str) -> ColumnElement[str]:
+    """`occurred_at` as `2024-06-11T14:25:53.625Z` (milliseconds cut, not rounded)."""
+    if dialect == "sqlite":
+        stored = cast(EventRow.occurred_at, String)
+        return _concat(func.substr(stored, 1, 10), _text("T"), func.substr(stored, 12, 12),
+                       _text("Z"))  # fmt: skip
+    utc = func.timezone("UTC", EventRow.occurred_at)
+    return func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"', type_=Text)
+
+
+def _known(dialect: str) -> ColumnElement[bool]:
+    """Rows the database writes the envelope of (the others are built in Python)."""
+    ascii_module = (
+        ~EventRow.module.op("GLOB", is_comparison=True)(_text("*[^ -~]*"))
+        if dialect == "sqlite"
+        else EventRow.module.op("~", is_comparison=True)(_text("^[ -~]*$"))
+    )
+    checks = [
+        EventRow.product.in_([_text(p.value) for p in Product]),
+        EventRow.operation.in_([_text(o.value) for o in Operation]),
+        EventRow.origin.in_([_text(o.value) for o in Origin]),
+        or_(EventRow.product == _text(Product.CRM.value), ascii_module),
+    ]
+    if dialect == "sqlite":
+        checks.append(func.length(cast(EventRow.occurred_at, String)) == _STORED_TIME)
+    return and_(*checks)
+
+
+def _reconciled(dialect: str) -> ColumnElement[str]:
+    """`,"zohomisscause":…,"zohocollapsed":…` for a reconciled event, else ''."""
+    # A CASE, not coalesce: SQLite's json_quote(NULL) is the text 'null'.
+    cause = case(
+        (EventRow.miss_cause.is_(None), _text("")),
+        else_=_concat(_text(',"zohomisscause":'), _quoted(dialect, EventRow.miss_cause)),
+    )
+    collapsed = case(
+        (EventRow.collapsed.is_(None), _text("")),
+        (EventRow.collapsed.is_(True), _text(',"zohocollapsed":true')),
+        else_=_text(',"zohocollapsed":false'),
+    )
+    return case(
+        (EventRow.origin == _text(Origin.RECONCILIATION.value), _concat(cause, collapsed)),
+        else_=_text(""),
+    )
+
+
+def envelope_column(dialect: str) -> ColumnElement[str | None]:
+    """The envelope of each selected events row as JSON text, or NULL (see above)."""
+    q = _quoted
+    crm_type = _concat(_text("com.zoho.crm.record."), EventRow.operation)
+    books_type = _concat(_text("com.zoho.books."), func.lower(EventRow.module), _text("."),
+                         EventRow.operation)  # fmt: skip
+    kind = case((EventRow.product == _text(Product.CRM.value), crm_type), else_=books_type)
+    source = _concat(_text("zoho-bridge/"), EventRow.product, _text("/"), EventRow.source)
+    subject = _concat(EventRow.module, _text("/"), EventRow.record_id)
+    document = _concat(
+        _text(f'{{"specversion":"{SPECVERSION}","id":'), q(dialect, EventRow.id),
+        _text(',"source":'), q(dialect, source),
+        _text(',"type":'), q(dialect, kind),
+        _text(',"subject":'), q(dialect, subject),
+        _text(',"time":"'), _time(dialect),
+        _text('","datacontenttype":"application/json","zohomodule":'), q(dialect, EventRow.module),
+        _text(',"zohooperation":"'), EventRow.operation,
+        _text('","zohorecordid":'), q(dialect, EventRow.record_id),
+        _text(',"zohoorigin":"'), EventRow.origin,
+        _text('","bridgeseq":'), cast(EventRow.seq, Text),
+        _reconciled(dialect),
+        _text(',"data":'), func.coalesce(cast(EventRow.data, Text), _text("null")),
+        _text("}"),
+    )  # fmt: skip
+    return case((_known(dialect), document), else_=None)
