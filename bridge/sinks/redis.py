@@ -51,17 +51,16 @@ _TRANSIENT_REPLIES = ("LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "
 # an error midway keeps the entries added before it (the relay publishes the batch again,
 # consumers dedupe on `id`).
 _ADD_ALL = """
-local added = {}
 for i = 3, #ARGV, 4 do
   local fields = {'id', ARGV[i], 'type', ARGV[i + 1], 'subject', ARGV[i + 2],
                   'envelope', ARGV[i + 3]}
   if ARGV[1] == '~' then
-    added[#added + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
   else
-    added[#added + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '*', unpack(fields))
+    redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '*', unpack(fields))
   end
 end
-return #added
+return (#ARGV - 2) / 4
 """
 _log = logging.getLogger(__name__)
 
