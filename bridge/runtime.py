@@ -41,6 +41,7 @@ from bridge.services.subscriptions import SubscriptionService
 from bridge.services.watches import WatchService
 from bridge.settings import Settings
 from bridge.sinks.factory import build_sinks
+from bridge.sinks.webhook import subscriber_client
 from bridge.store.budget_store import DbBudgetStore
 from bridge.store.database import create_engine, create_relay_engine
 from bridge.store.outbox import OutboxHook
@@ -163,7 +164,9 @@ def build_relay(
 ) -> tuple[AsyncEngine, httpx.AsyncClient | None, Relay]:
     """The outbox relay (not started), its own engine (commits that need no fsync, plans
     that need no statistics: `create_relay_engine`) and the webhook sink's HTTP client."""
-    sink_http = httpx.AsyncClient() if "webhook" in settings.push_sinks else None
+    sink_http = (
+        subscriber_client(settings.relay_concurrency) if "webhook" in settings.push_sinks else None
+    )
     sinks = build_sinks(settings.sink_config, http_client=sink_http,
                         concurrency=settings.relay_concurrency)  # fmt: skip
     engine = create_relay_engine(

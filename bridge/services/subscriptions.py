@@ -116,7 +116,7 @@ class SubscriptionService:
 
     async def read(
         self, sub: SubscriptionInfo, *, after: int | None, limit: int, wait: float
-    ) -> tuple[list[str], int]:
+    ) -> tuple[list[bytes], int]:
         """Envelopes (each as its JSON text, ready to send) after `after` (default: the
         acked position), waiting up to `wait` seconds for the first one. Returns them and
         the cursor to pass as `after` next.
@@ -139,7 +139,7 @@ class SubscriptionService:
 
     async def _wait_for_events(
         self, sub: SubscriptionInfo, cursor: int, limit: int, wait: float
-    ) -> tuple[list[str], int | None]:
+    ) -> tuple[list[bytes], int | None]:
         deadline = time.monotonic() + wait
         while True:
             signal = self.signal.signal(_key(sub))

@@ -40,6 +40,15 @@ _TRANSIENT_4XX = frozenset({408, 429})
 RESPONSE_EXCERPT_BYTES = 512
 
 
+def subscriber_client(concurrency: int = DEFAULT_CONCURRENCY) -> httpx.AsyncClient:
+    """The HTTP client webhook sinks share: HTTP/2 with a subscriber that offers it (over
+    TLS, by ALPN: one connection carries every request in flight), HTTP/1.1 otherwise,
+    with as many connections kept alive as requests may be in flight (httpx keeps 20 by
+    default: at 32 in flight, 12 connections were opened and closed again per round)."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    return httpx.AsyncClient(http2=True, limits=limits)
+
+
 class WebhookSink:
     """POSTs each event to `url` through the injected (shared) `httpx.AsyncClient`.
 
@@ -95,7 +104,9 @@ class WebhookSink:
                 follow_redirects=False,
             ) as response:
                 status, retry_after = response.status_code, response.headers.get("retry-after")
-                answer = b"" if 200 <= status < 300 else await _first_bytes(response)
+                # Read to the end (a bounded excerpt) even when accepted: a response closed
+                # unread takes its connection with it, and the next request opens a new one.
+                answer = await _first_bytes(response)
         except httpx.UnsupportedProtocol as exc:
             raise SinkPermanentError(f"webhook {self._shown_url}: {exc}") from exc
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:

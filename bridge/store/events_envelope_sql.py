@@ -19,7 +19,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, Text, and_, case, cast, func, literal_column, or_
+from sqlalchemy import (
+    ColumnElement,
+    LargeBinary,
+    String,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+)
 
 from bridge.domain.envelope import SPECVERSION
 from bridge.domain.events import Operation, Origin, Product
@@ -104,8 +115,12 @@ def _reconciled(dialect: str) -> ColumnElement[str]:
     )
 
 
-def envelope_column(dialect: str) -> ColumnElement[str | None]:
-    """The envelope of each selected events row as JSON text, or NULL (see above)."""
+def envelope_column(dialect: str) -> ColumnElement[bytes | None]:
+    """The envelope of each selected events row as UTF-8 JSON bytes, or NULL (see above).
+
+    Bytes, not text: the driver then hands them over as they are (no decoding of each
+    envelope into a `str`), and the pull API and the sinks send them as they are (no
+    encoding back)."""
     q = _quoted
     crm_type = _concat(_text("com.zoho.crm.record."), EventRow.operation)
     books_type = _concat(_text("com.zoho.books."), func.lower(EventRow.module), _text("."),
@@ -129,4 +144,9 @@ def envelope_column(dialect: str) -> ColumnElement[str | None]:
         ',"data":', func.coalesce(cast(EventRow.data, Text), _text("null")),
         "}",
     )  # fmt: skip
-    return case((_known(dialect), document), else_=None)
+    encoded = (
+        cast(document, LargeBinary)
+        if dialect == "sqlite"
+        else func.convert_to(document, _text("UTF8"), type_=LargeBinary)
+    )
+    return case((_known(dialect), encoded), else_=None)

@@ -1,7 +1,7 @@
-"""Envelopes as JSON texts: the pull API's pages and the relay's messages.
+"""Envelopes as JSON bytes: the pull API's pages and the relay's messages.
 
 The queries return each event's envelope as written by the database
-(`events_envelope_sql`); the web layer joins a page's texts, and the relay publishes
+(`events_envelope_sql`); the web layer joins a page's envelopes, and the relay publishes
 them as they are (`messages`). Rows the database leaves to Python (a value the domain
 does not know, a time in another layout) are read again whole and built by
 `build_envelope`, which refuses what it cannot read, as every other read does.
@@ -70,8 +70,8 @@ async def _rows(conn: AsyncConnection, query: Select[Any], values: dict[str, Any
 
 async def envelope_page(
     engine: AsyncEngine, where: EventFilter, *, after_seq: int, limit: int
-) -> tuple[list[str], int | None]:
-    """The envelopes (JSON texts) of up to `limit` events matching `where` (a pull
+) -> tuple[list[bytes], int | None]:
+    """The envelopes (UTF-8 JSON) of up to `limit` events matching `where` (a pull
     subscription's filter: source, module, operation) after `after_seq`, oldest first,
     and the last one's seq (None when there are none)."""
     given = {"source": where.source, "module": where.module, "operation": where.operation}
@@ -81,14 +81,14 @@ async def envelope_page(
     async with connect(engine) as conn:
         texts = [(row[0], row[1]) for row in await _rows(conn, query, values)]
         missing = [seq for seq, text in texts if text is None]
-        built: dict[int, str] = {}
+        built: dict[int, bytes] = {}
         if missing:
             found = await conn.execute(select(EventRow).where(EventRow.seq.in_(missing)))
             for row in found:
                 envelope = build_envelope(stored_event(row))
                 built[row.seq] = json.dumps(
                     envelope, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-                )
+                ).encode()
     page = [text if text is not None else built[seq] for seq, text in texts]
     return page, (texts[-1][0] if texts else None)
 
@@ -106,4 +106,4 @@ async def messages(conn: AsyncConnection, rows: Sequence[Any]) -> list[Message]:
 def _message(row: Any) -> Message:
     seq, event_id, product, source, module, operation, record_id, envelope = row[:8]
     kind = type_of(product, module, operation)
-    return Message(event_id, seq, kind, source, module, operation, record_id, envelope.encode())
+    return Message(event_id, seq, kind, source, module, operation, record_id, bytes(envelope))

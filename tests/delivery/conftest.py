@@ -66,12 +66,16 @@ class Recorder:
     attempts: dict[str, int] = field(default_factory=dict)
     in_flight: dict[str, int] = field(default_factory=dict)
     overlaps: int = 0
+    # The client ends (address, port) requests came from: one per connection.
+    peers: set[tuple[str, int]] = field(default_factory=set)
     delay: float = 0.0
     # Up to this much more, at random: requests sent together finish in any order.
     jitter: float = 0.0
 
     async def endpoint(self, request: Request) -> Response:
         body = await request.body()
+        if request.client is not None:
+            self.peers.add((request.client.host, request.client.port))
         envelope = json.loads(body)
         record, event_id = envelope["zohorecordid"], envelope["id"]
         self.attempts[record] = self.attempts.get(record, 0) + 1

@@ -68,7 +68,7 @@ async def test_every_sink_gets_the_exact_envelope(
             )
         # Every sink sends the bytes the pull API serves; the document is `build_envelope`'s
         # (`data` keeps the spacing the database stores it with).
-        expected = [text.encode() for text in page]
+        expected = page
         assert [json.loads(body) for body in expected] == [
             build_envelope(event_queries.stored_event(e)) for e in events
         ]

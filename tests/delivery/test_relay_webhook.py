@@ -26,6 +26,20 @@ async def test_each_record_in_seq_order_across_many_records(
         assert len(seqs) == 8
 
 
+async def test_requests_in_flight_reuse_kept_alive_connections(
+    bridge: BridgeFactory, recorder: Recorder
+) -> None:
+    recorder.delay = 0.02  # every request of a batch is in flight at once
+    async with bridge(webhook_config(recorder.url), relay_concurrency=32) as b:
+        for t in range(4):  # batches of 100, each sent 32 at a time
+            await b.post_crm(*[f"k{n}" for n in range(100)], server_time=2000 + t)
+        await eventually(lambda: len(recorder.envelopes) == 400, timeout=20)
+    # 400 requests, at most 32 at a time, over no more connections than that: none is
+    # closed after its request and opened again (httpx keeps 20 alive by default, so
+    # with more in flight than that it reopened connections every round).
+    assert len(recorder.peers) <= 32
+
+
 async def test_failing_record_waits_in_order_without_blocking_others(
     bridge: BridgeFactory, recorder: Recorder
 ) -> None:
