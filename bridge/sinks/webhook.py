@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC
@@ -40,13 +41,15 @@ _TRANSIENT_4XX = frozenset({408, 429})
 RESPONSE_EXCERPT_BYTES = 512
 
 
-def subscriber_client(concurrency: int = DEFAULT_CONCURRENCY) -> httpx.AsyncClient:
+def subscriber_client(
+    concurrency: int = DEFAULT_CONCURRENCY, *, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncClient:
     """The HTTP client webhook sinks share: HTTP/2 with a subscriber that offers it (over
     TLS, by ALPN: one connection carries every request in flight), HTTP/1.1 otherwise,
     with as many connections kept alive as requests may be in flight (httpx keeps 20 by
     default: at 32 in flight, 12 connections were opened and closed again per round)."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.AsyncClient(http2=True, limits=limits)
+    return httpx.AsyncClient(http2=True, limits=limits, verify=verify)
 
 
 class WebhookSink:

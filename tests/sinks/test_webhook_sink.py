@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from email.utils import formatdate
+from typing import Any
 
 import httpx
+import hypercorn
 import pytest
+import trustme
+from hypercorn.asyncio import serve
 
 from bridge.domain.envelope import envelope_bytes, message_for
 from bridge.domain.standard_webhooks import SigningSecret, verify
-from bridge.sinks import SinkPermanentError, SinkTransientError, SubscriberGone
-from bridge.sinks.webhook import WebhookSink, parse_retry_after
+from bridge.sinks import SinkPermanentError, SinkTransientError, SinkUnavailable, SubscriberGone
+from bridge.sinks.webhook import WebhookSink, parse_retry_after, subscriber_client
 
 from .conftest import EventFactory, Subscriber, SubscriberServer
 from .support import closed_port_socket
@@ -168,3 +175,48 @@ async def test_errors_do_not_show_url_credentials(
     assert "hunter2" not in str(caught.value)
     assert "t0ps3cret" not in str(caught.value)
     assert subscriber.received[0].headers["authorization"].startswith("Basic ")
+
+
+async def test_a_subscriber_offering_http2_gets_every_request_on_one_connection(
+    make_event: EventFactory,
+) -> None:
+    # A TLS subscriber that offers h2 by ALPN, as most HTTPS servers and proxies do.
+    ca = trustme.CA()
+    seen: list[tuple[str, tuple[str, int] | None]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append((scope["http_version"], scope["client"]))
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    sock = closed_port_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    with ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.tempfile() as pem:
+        config = hypercorn.Config()
+        config.bind = [f"127.0.0.1:{port}"]
+        config.certfile = config.keyfile = pem
+        stop = asyncio.Event()
+        server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        client = subscriber_client(32, verify=context)
+        try:
+            sink = WebhookSink(f"https://127.0.0.1:{port}/hook", [NEW], client)
+            for _ in range(100):  # until the server listens
+                with contextlib.suppress(SinkUnavailable):
+                    await sink.check()
+                    break
+                await asyncio.sleep(0.05)
+            results = await sink.publish_batch([message_for(make_event()) for _ in range(64)])
+        finally:
+            await client.aclose()
+            stop.set()
+            await server
+    assert results == [None] * 64
+    assert {version for version, _ in seen} == {"2"}
+    assert len({peer for _, peer in seen}) == 1  # 64 requests in flight, one connection
