@@ -39,6 +39,7 @@ DEFAULT_CONCURRENCY = 32
 _TRANSIENT_4XX = frozenset({408, 429})
 # The start of a refusal's body kept in the attempt history (redacted there).
 RESPONSE_EXCERPT_BYTES = 512
+_DRAIN_BYTES = 65_536  # an answer longer than this is not read to its end
 
 
 def subscriber_client(
@@ -157,13 +158,16 @@ class WebhookSink:
 
 
 async def _first_bytes(response: httpx.Response, limit: int = RESPONSE_EXCERPT_BYTES) -> bytes:
-    """The start of a refusal's body, for the attempt history: never more than `limit`
-    bytes are read, and a body that breaks off keeps what came."""
-    kept = bytearray()
+    """The start of an answer's body, for the attempt history (`limit` bytes), read to its
+    end if that comes within `_DRAIN_BYTES` (so the connection can serve the next request;
+    a longer body is cut off with its connection), and a body that breaks off keeps what
+    came."""
+    kept, read = bytearray(), 0
     try:
         async for chunk in response.aiter_raw():
             kept += chunk[: limit - len(kept)]
-            if len(kept) >= limit:
+            read += len(chunk)
+            if read >= _DRAIN_BYTES:
                 break
     except httpx.HTTPError:
         pass

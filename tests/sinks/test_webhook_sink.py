@@ -220,3 +220,23 @@ async def test_a_subscriber_offering_http2_gets_every_request_on_one_connection(
     assert results == [None] * 64
     assert {version for version, _ in seen} == {"2"}
     assert len({peer for _, peer in seen}) == 1  # 64 requests in flight, one connection
+
+
+async def test_an_endless_accepted_answer_does_not_hold_the_relay(
+    http: httpx.AsyncClient, make_event: EventFactory
+) -> None:
+    # Answers are read to their end so connections are reused, but only so far.
+    async def endless(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(b"4000\r\n" + b"x" * 0x4000 + b"\r\n")
+                await writer.drain()
+
+    server = await asyncio.start_server(endless, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        sink = sink_for(f"http://127.0.0.1:{port}/hook", http)
+        await asyncio.wait_for(sink.publish(message_for(make_event())), 5)
+    finally:
+        server.close()
