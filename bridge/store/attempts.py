@@ -5,26 +5,68 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bridge.domain.attempts import Attempt, AttemptOutcome
 from bridge.store.database import begin, connect
 from bridge.store.models import AttemptRow
 
+# The columns of an attempt, with the type of the array each arrives in.
+_PG_ARRAYS: tuple[tuple[str, Any], ...] = (
+    ("delivery_id", BigInteger()), ("at", DateTime(timezone=True)), ("outcome", String()),
+    ("latency_ms", Float()), ("status_code", Integer()), ("error", Text()),
+    ("response", Text()), ("replica", String()),
+)  # fmt: skip
+# PostgreSQL: one array per column, unnested into rows, in one statement with eight
+# parameters. An executemany of the same rows took 56 ms for 500 (asyncpg runs it as 500
+# executions of a prepared statement), the relay's largest cost per batch; this takes a few.
+_PG_INSERT = text(
+    f"INSERT INTO {AttemptRow.__tablename__} ({', '.join(n for n, _ in _PG_ARRAYS)}) "
+    f"SELECT * FROM unnest({', '.join(f':{name}' for name, _ in _PG_ARRAYS)})"
+).bindparams(*(bindparam(name, type_=ARRAY(kind)) for name, kind in _PG_ARRAYS))
+
 
 async def record_attempts(conn: AsyncConnection, attempts: Sequence[Attempt]) -> None:
     """Insert `attempts` (one statement) in the caller's transaction."""
-    if attempts:
-        # Built by hand: `dataclasses.asdict` deep-copies every field, and this runs for
-        # every event the relay delivers.
-        rows = [
-            {"delivery_id": a.delivery_id, "at": a.at, "outcome": a.outcome,
-             "latency_ms": a.latency_ms, "status_code": a.status_code, "error": a.error,
-             "response": a.response, "replica": a.replica}
-            for a in attempts
-        ]  # fmt: skip
-        await conn.execute(insert(AttemptRow), rows)
+    if not attempts:
+        return
+    # Built by hand: `dataclasses.asdict` deep-copies every field, and this runs for every
+    # event the relay delivers.
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            _PG_INSERT,
+            {
+                "delivery_id": [a.delivery_id for a in attempts],
+                "at": [a.at for a in attempts],
+                "outcome": [a.outcome.value for a in attempts],
+                "latency_ms": [a.latency_ms for a in attempts],
+                "status_code": [a.status_code for a in attempts],
+                "error": [a.error for a in attempts],
+                "response": [a.response for a in attempts],
+                "replica": [a.replica for a in attempts],
+            },
+        )
+        return
+    rows = [
+        {"delivery_id": a.delivery_id, "at": a.at, "outcome": a.outcome,
+         "latency_ms": a.latency_ms, "status_code": a.status_code, "error": a.error,
+         "response": a.response, "replica": a.replica}
+        for a in attempts
+    ]  # fmt: skip
+    await conn.execute(insert(AttemptRow), rows)
 
 
 async def add_attempts(engine: AsyncEngine, attempts: Sequence[Attempt]) -> None:
