@@ -117,7 +117,7 @@ class SubscriptionService:
     async def read(
         self, sub: SubscriptionInfo, *, after: int | None, limit: int, wait: float
     ) -> tuple[list[bytes], int]:
-        """Envelopes (each as its JSON text, ready to send) after `after` (default: the
+        """Envelopes (each as its UTF-8 JSON, ready to send) after `after` (default: the
         acked position), waiting up to `wait` seconds for the first one. Returns them and
         the cursor to pass as `after` next.
 

@@ -4,12 +4,12 @@ The queries return each event's envelope as written by the database
 (`events_envelope_sql`); the web layer joins a page's envelopes, and the relay publishes
 them as they are (`messages`). Rows the database leaves to Python (a value the domain
 does not know, a time in another layout) are read again whole and built by
-`build_envelope`, which refuses what it cannot read, as every other read does.
+`message_for` (`build_envelope`), which refuses what it cannot read, as every other read
+does.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
@@ -18,7 +18,7 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bridge.domain.envelope import Message, build_envelope, message_for, type_of
+from bridge.domain.envelope import Message, message_for, type_of
 from bridge.domain.events import EventFilter
 from bridge.store.database import connect
 from bridge.store.event_queries import equal_clauses, stored_event
@@ -80,27 +80,24 @@ async def envelope_page(
               "limit": limit}  # fmt: skip
     async with connect(engine) as conn:
         texts = [(row[0], row[1]) for row in await _rows(conn, query, values)]
-        missing = [seq for seq, text in texts if text is None]
-        built: dict[int, bytes] = {}
-        if missing:
-            found = await conn.execute(select(EventRow).where(EventRow.seq.in_(missing)))
-            for row in found:
-                envelope = build_envelope(stored_event(row))
-                built[row.seq] = json.dumps(
-                    envelope, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-                ).encode()
-    page = [text if text is not None else built[seq] for seq, text in texts]
+        built = await _built(conn, [seq for seq, text in texts if text is None])
+    page = [text if text is not None else built[seq].body for seq, text in texts]
     return page, (texts[-1][0] if texts else None)
 
 
 async def messages(conn: AsyncConnection, rows: Sequence[Any]) -> list[Message]:
     """The messages of events read as `message_columns`, in order."""
-    missing = [row[0] for row in rows if row[7] is None]
-    built: dict[int, Message] = {}
-    if missing:
-        found = await conn.execute(select(EventRow).where(EventRow.seq.in_(missing)))
-        built = {row.seq: message_for(stored_event(row)) for row in found}
+    built = await _built(conn, [row[0] for row in rows if row[7] is None])
     return [_message(row) if row[7] is not None else built[row[0]] for row in rows]
+
+
+async def _built(conn: AsyncConnection, seqs: Sequence[int]) -> dict[int, Message]:
+    """The messages of the events `seqs` (those the database left out), read whole and
+    built in Python."""
+    if not seqs:
+        return {}
+    found = await conn.execute(select(EventRow).where(EventRow.seq.in_(seqs)))
+    return {row.seq: message_for(stored_event(row)) for row in found}
 
 
 def _message(row: Any) -> Message:

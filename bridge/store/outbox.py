@@ -146,7 +146,11 @@ async def claim(
         # One round trip: the lease and the events come back from the same statement.
         leased = lease_rows.cte("leased")
         query = (
-            select(*message_columns("postgresql"), leased.c.id, leased.c.attempts)
+            select(
+                *message_columns("postgresql"),
+                leased.c.id.label("delivery_id"),
+                leased.c.attempts.label("attempts"),
+            )
             .join(EventRow, EventRow.seq == leased.c.event_seq)
             .order_by(leased.c.id)
         )
@@ -156,7 +160,7 @@ async def claim(
         async with begin(engine) as conn:
             rows = (await conn.execute(query)).all()
             found = await messages(conn, rows)
-        return [Claimed(r[-2], r[-1], m) for r, m in zip(rows, found, strict=True)]
+        return [Claimed(r.delivery_id, r.attempts, m) for r, m in zip(rows, found, strict=True)]
     # SQLite cannot join in RETURNING: the write transaction is the UPDATE alone (the
     # ingest writer waits on its lock for no more than that), the events are read after it.
     async with begin(engine) as conn:
