@@ -140,6 +140,9 @@ class Relay:
         self._stopped = asyncio.Event()
         # Per sink: the next batch, claimed while the one in hand is published.
         self._ahead: dict[str, asyncio.Task[list[Claimed]]] = {}
+        # Per sink: the settlement of a batch every row of which the sink confirmed, still
+        # being written while the next batch is published.
+        self._settling: dict[str, asyncio.Task[datetime | None]] = {}
         self._rates = {sink.name: RecentRate() for sink in self._sinks}
         # How long each row's last publish took, until its attempt is recorded.
         self._took: dict[int, float] = {}
@@ -194,6 +197,9 @@ class Relay:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._tasks.clear()
+        for name in list(self._settling):
+            with contextlib.suppress(Exception):
+                await self._settled(name)
         for name in list(self._ahead):
             await self._release_ahead(name, "the relay stopped")
         for sink in self._sinks:
@@ -381,14 +387,28 @@ class Relay:
         ahead = self._ahead.pop(sink.name, None)
         claimed = await ahead if ahead is not None else await self._claim(sink.name, batch)
         if not claimed:
+            await self._settled(sink.name)
             return 0, None
-        if len(claimed) >= batch and not self._stopped.is_set():
+        full = len(claimed) >= batch and not self._stopped.is_set()
+        if full:
             # A backlog: claim the next batch while this one is published, so the database
             # and the sink work at the same time. Each record's order holds: this batch's
             # rows are leased, so the next claim passes over their records' later rows.
             self._ahead[sink.name] = asyncio.create_task(self._claim(sink.name, batch))
         results = await self._publish_batch(sink, claimed)
         now = self._clock()
+        if full and not any(results):
+            # Every row confirmed: settling it (marking rows delivered, recording attempts)
+            # can go on while the next batch is published. At most one such settlement
+            # per sink is in flight; rows stay leased (so their records' later rows wait)
+            # until it commits. Failures are settled before anything else is published,
+            # so a 410 disables the sink before the next batch reaches the subscriber.
+            settling = asyncio.create_task(self._settle(sink, claimed, results, now))
+            previous, self._settling[sink.name] = self._settling.get(sink.name), settling
+            if previous is not None:
+                await previous  # its failure surfaces here; the new one stays in hand
+            return len(claimed), None
+        await self._settled(sink.name)
         outages = [(row, error) for row, error in zip(claimed, results, strict=True)
                    if error is not None and is_outage(error)]  # fmt: skip
         unavailable = [self._attempt(row, error, AttemptOutcome.UNAVAILABLE, now)
@@ -408,6 +428,12 @@ class Relay:
             sink, [r for r, _ in rest], [e for _, e in rest], now, also=unavailable
         )
         return len(claimed), retry_at
+
+    async def _settled(self, name: str) -> None:
+        """Wait for the sink's settlement in flight, if any (raising its failure)."""
+        settling = self._settling.pop(name, None)
+        if settling is not None:
+            await settling
 
     async def _settle(
         self,
