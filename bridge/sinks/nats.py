@@ -12,15 +12,20 @@ Consumers create their own durable consumer on the stream, e.g.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.errors import MaxPayloadError
 from nats.js import JetStreamContext
-from nats.js.api import PubAck, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from bridge.domain.envelope import (
     CONTENT_TYPE,
@@ -74,6 +79,7 @@ class JetStreamSink:
         self._timeout = timeout
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self._acks: _AckInbox | None = None
 
     async def start(self) -> None:
         nc = Client()
@@ -96,12 +102,14 @@ class JetStreamSink:
             shown = ", ".join(map(redact_url, _as_list(self._servers)))
             raise SinkUnavailable(f"nats {shown}: cannot connect: {exc!r}") from exc
         js = nc.jetstream(timeout=self._timeout)
+        acks = _AckInbox(nc.new_inbox(), self._stream)
         try:
             await self._ensure_stream(js)
+            await nc.subscribe(f"{acks.prefix}*", cb=acks.take)
         except NatsError as exc:
             await nc.close()
             raise _translate(exc, self._stream) from exc
-        self._nc, self._js = nc, js
+        self._nc, self._js, self._acks = nc, js, acks
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         try:
@@ -134,25 +142,32 @@ class JetStreamSink:
             raise _translate(exc, self._stream) from exc
 
     async def publish_batch(self, messages: Sequence[Message]) -> list[SinkError | None]:
-        """Every message sent at once (`publish_async`), then the stream's acks awaited
-        together, up to `timeout`: a message without an ack by then counts as failed."""
-        if self._js is None:
+        """Every message sent at once, each with its own reply subject on the sink's ack
+        inbox, then the stream's acks awaited together, up to `timeout`: a message without
+        an ack by then counts as failed (a late ack is ignored; the republish it leads to
+        is dropped by the stream's duplicate window).
+
+        The acks come to one subscription made at `start`, not to a future per message
+        (`publish_async`): its semaphore, timer and random token per message were most of
+        the relay's own work on NATS."""
+        if self._nc is None or self._acks is None:
             raise SinkNotStarted(f"sink {self.name!r} is not started")
-        results: list[SinkError | None] = [None] * len(messages)
-        acks: dict[asyncio.Future[PubAck], int] = {}
+        batch = _Batch(len(messages), self._stream)
         sent = 0
         try:
-            # One deadline for the sends (the client holds at most 4,000 unacked publishes,
-            # and a send waits for room), not one `wait_for` task per message.
             async with asyncio.timeout(self._timeout):
                 for message in messages:
-                    ack = await self._js.publish_async(
+                    reply = self._acks.expect(batch, sent)
+                    await self._nc.publish(
                         subject_for(message, self._prefix),
                         message.body,
-                        stream=self._stream,
-                        headers={"Nats-Msg-Id": message.id, "Content-Type": CONTENT_TYPE},
+                        reply=reply,
+                        headers={
+                            "Nats-Msg-Id": message.id,
+                            "Content-Type": CONTENT_TYPE,
+                            "Nats-Expected-Stream": self._stream,
+                        },
                     )
-                    acks[ack] = sent
                     sent += 1
         except (NatsError, TimeoutError) as exc:
             error = (
@@ -160,24 +175,16 @@ class JetStreamSink:
                 if isinstance(exc, NatsError)
                 else SinkUnavailable(f"nats stream {self._stream!r}: cannot send: {exc!r}")
             )
-            results[sent:] = [error] * (len(messages) - sent)
-        if not acks:
-            return results
-        done, late = await asyncio.wait(acks, timeout=self._timeout)
-        for ack in late:
-            ack.cancel()  # frees its place among the client's pending publishes
-            results[acks[ack]] = SinkUnavailable(
-                f"nats stream {self._stream!r}: no ack within {self._timeout} s"
-            )
-        for ack in done:
-            failure = ack.exception() if not ack.cancelled() else TimeoutError("cancelled")
-            if failure is not None:
-                results[acks[ack]] = (
-                    _translate(failure, self._stream)
-                    if isinstance(failure, NatsError)
-                    else SinkUnavailable(f"nats stream {self._stream!r}: {failure!r}")
-                )
-        return results
+            batch.results[sent:] = [error] * (len(messages) - sent)
+            if len(batch.tokens) > sent:
+                self._acks.withdraw(batch)  # the message that could not be sent
+        try:
+            if batch.waiting:  # the acks of what was sent
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(batch.done.wait(), self._timeout)
+        finally:
+            self._acks.forget(batch)
+        return batch.results
 
     async def check(self) -> None:
         if self._nc is None or self._js is None:
@@ -192,9 +199,88 @@ class JetStreamSink:
             raise _translate(exc, self._stream) from exc
 
     async def close(self) -> None:
-        nc, self._nc, self._js = self._nc, None, None
+        nc, self._nc, self._js, self._acks = self._nc, None, None, None
         if nc is not None and not nc.is_closed:
             await nc.close()
+
+
+@dataclass(eq=False)
+class _Batch:
+    """One batch's results, filled in as its acks arrive."""
+
+    size: int
+    stream: str
+    results: list[SinkError | None] = field(init=False)
+    tokens: list[str] = field(default_factory=list)
+    waiting: int = 0  # acks expected and not in yet
+    done: asyncio.Event = field(default_factory=asyncio.Event)  # set when `waiting` is 0
+
+    def __post_init__(self) -> None:
+        unacked = SinkUnavailable(f"nats stream {self.stream!r}: no ack in time")
+        self.results = [unacked] * self.size
+
+
+class _AckInbox:
+    """Where JetStream's acks to a sink's batch publishes arrive: `<prefix><n>`, each n
+    once, mapped to its batch and place until the ack comes or the batch gives up."""
+
+    def __init__(self, inbox: str, stream: str) -> None:
+        self.prefix = f"{inbox}."
+        self._stream = stream
+        self._numbers = itertools.count()
+        self._waiting: dict[str, tuple[_Batch, int]] = {}
+
+    def expect(self, batch: _Batch, index: int) -> str:
+        token = str(next(self._numbers))
+        self._waiting[token] = (batch, index)
+        batch.tokens.append(token)
+        batch.waiting += 1
+        batch.done.clear()
+        return self.prefix + token
+
+    def withdraw(self, batch: _Batch) -> None:
+        """Stop expecting the ack of the batch's last message (it was not sent)."""
+        if self._waiting.pop(batch.tokens.pop(), None) is not None:
+            batch.waiting -= 1
+            if batch.waiting == 0:
+                batch.done.set()
+
+    def forget(self, batch: _Batch) -> None:
+        for token in batch.tokens:
+            self._waiting.pop(token, None)
+
+    async def take(self, msg: Msg) -> None:
+        found = self._waiting.pop(msg.subject[len(self.prefix) :], None)
+        if found is None:
+            return  # its batch stopped waiting
+        batch, index = found
+        batch.results[index] = self._outcome(msg)
+        batch.waiting -= 1
+        if batch.waiting == 0:
+            batch.done.set()
+
+    def _outcome(self, msg: Msg) -> SinkError | None:
+        """None for a stream's ack, else why the message was not stored."""
+        data = msg.data
+        if data.startswith(b'{"stream":') and b'"error"' not in data:
+            return None  # {"stream": …, "seq": …[, "duplicate": true]}
+        if msg.headers and msg.headers.get("Status") == "503":
+            return SinkUnavailable(f"nats stream {self._stream!r}: no responders")
+        try:
+            reply = json.loads(data)
+        except ValueError:
+            reply = None
+        if isinstance(reply, dict) and isinstance(reply.get("error"), dict):
+            try:
+                APIError.from_error(reply["error"])
+            except APIError as exc:
+                return _translate(exc, self._stream)
+            except (KeyError, TypeError):  # not the error object JetStream sends
+                pass
+        if isinstance(reply, dict) and "seq" in reply:
+            return None
+        shown = data[:200].decode(errors="replace")
+        return SinkUnavailable(f"nats stream {self._stream!r}: unexpected reply {shown!r}")
 
 
 def _as_list(servers: str | list[str]) -> list[str]:
@@ -207,7 +293,8 @@ async def _log_error(exc: Exception) -> None:
 
 
 def _translate(exc: NatsError, stream: str) -> SinkError:
-    message = f"nats stream {stream!r}: {exc!r}"
+    # An API error's str() carries JetStream's own description; a repr() would not.
+    message = f"nats stream {stream!r}: {exc if isinstance(exc, APIError) else repr(exc)}"
     # A bad request (wrong expected stream, invalid config) or an over-size message will be
     # refused the same way every time; timeouts, no responders, a closed or reconnecting
     # connection and 503s pass, and hit every message alike: the sink is unavailable.

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -302,3 +303,16 @@ async def test_without_a_batch_setting_each_sink_gets_its_default(
             await client.delete(f"zb.test.{unique}")
             await client.aclose()
     assert len(recorder.envelopes) == 100
+    # A full batch's settlement may still be running when `deliver_batch` returns; the
+    # relay's stop waits for it: every published row is delivered, none left leased.
+    async with engine.connect() as conn:
+        found = (
+            await conn.execute(
+                select(DeliveryRow.sink, DeliveryRow.status, DeliveryRow.lease_until.is_(None))
+                .join(EventRow, EventRow.seq == DeliveryRow.event_seq)
+                .where(EventRow.record_id.like(f"d_{unique}-%"))
+            )
+        ).all()
+    counts = Counter((sink, status, free) for sink, status, free in found)
+    assert counts == {("redis", "delivered", True): 500, ("redis", "pending", True): 100,
+                      ("webhook", "delivered", True): 100, ("webhook", "pending", True): 50}  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
 from bridge.domain.envelope import envelope_bytes, message_for
+from bridge.sinks.base import SinkPermanentError, SinkUnavailable
 from bridge.sinks.nats import JetStreamSink
 
 from .conftest import EventFactory
@@ -117,3 +119,57 @@ async def test_a_subscriber_consumes_by_subject_filter(
     [message] = await pull.fetch(1, timeout=2)
     await message.ack()
     assert message.data == envelope_bytes(deals)
+
+
+async def test_a_batch_is_stored_in_order_and_once(
+    js: JetStreamContext, names: Names, make_event: EventFactory
+) -> None:
+    messages = [message_for(make_event()) for _ in range(300)]
+    sink = await started(names)
+    try:
+        assert await sink.publish_batch(messages) == [None] * 300
+        # Sent again (a relay that lost its acks): acked, and not stored twice.
+        assert await sink.publish_batch(messages[:10]) == [None] * 10
+    finally:
+        await sink.close()
+    assert (await js.stream_info(names.stream)).state.messages == 300
+    for seq in (1, 150, 300):
+        stored = await js.get_msg(names.stream, seq)
+        assert stored.data == messages[seq - 1].body
+        assert stored.headers is not None
+        assert stored.headers["Nats-Msg-Id"] == messages[seq - 1].id
+
+
+async def test_a_batch_another_stream_would_capture_is_refused_for_good(
+    js: JetStreamContext, names: Names, make_event: EventFactory
+) -> None:
+    sink = await started(names)
+    try:
+        # The operator replaced the stream by one of another name over the same subjects:
+        # publishing names the expected stream, so nothing lands in the wrong one.
+        await js.delete_stream(names.stream)
+        await js.add_stream(StreamConfig(name=f"{names.stream}_X", subjects=[f"{names.prefix}.>"]))
+        results = await sink.publish_batch([message_for(make_event()) for _ in range(5)])
+    finally:
+        await sink.close()
+        await js.delete_stream(f"{names.stream}_X")
+    assert all(isinstance(r, SinkPermanentError) for r in results), results
+    assert "expected stream does not match" in str(results[0])
+
+
+async def test_a_batch_no_stream_takes_is_unavailable(
+    js: JetStreamContext, names: Names, make_event: EventFactory
+) -> None:
+    sink = JetStreamSink(NATS_URL, stream=names.stream, subject_prefix=names.prefix, timeout=2.0)
+    await sink.start()
+    try:
+        await js.delete_stream(names.stream)  # no stream listens on the subjects now
+        started_at = asyncio.get_running_loop().time()
+        results = await sink.publish_batch([message_for(make_event()) for _ in range(5)])
+        took = asyncio.get_running_loop().time() - started_at
+    finally:
+        await sink.close()
+    # The server answers each at once ("no responders"): no waiting for the timeout.
+    assert all(isinstance(r, SinkUnavailable) for r in results), results
+    assert "no responders" in str(results[0])
+    assert took < 1.0
