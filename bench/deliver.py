@@ -12,8 +12,11 @@ database URL is given):
 
 1. throughput: N events are stored with their outbox rows, then a relay drains them;
    events/s is N over the drain time. Beside it, the broker's own client publishes the
-   same N envelopes with the same concurrency (redis XADD, JetStream publish with ack,
-   AMQP publish with confirms, httpx POST).
+   same N envelopes with the same concurrency and durability, as the sink would write
+   them (redis XADD with the sink's fields and trim; JetStream publish with the sink's
+   headers, waiting for each ack; AMQP persistent messages with the sink's properties,
+   with confirms, on a durable exchange with a durable queue bound, as the relay's;
+   httpx POST). No consumer runs in this process meanwhile.
 2. latency: the real app (lifespan, relay and all) takes CRM webhooks one at a time over
    ASGI; a consumer on the broker notes when each event arrives. p50/p99 in ms.
 
@@ -52,13 +55,19 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bridge.domain.envelope import envelope_bytes, message_for, subject_for  # noqa: E402
+from bridge.domain.envelope import (  # noqa: E402
+    CONTENT_TYPE,
+    envelope_bytes,
+    message_for,
+    subject_for,
+)
 from bridge.domain.events import Event, Operation, Origin, Product, StoredEvent  # noqa: E402
 from bridge.domain.ids import new_ulid  # noqa: E402
 from bridge.domain.standard_webhooks import SigningSecret  # noqa: E402
 from bridge.runtime import utc_now  # noqa: E402
 from bridge.services.relay import Relay, RelayOptions  # noqa: E402
 from bridge.settings import Settings  # noqa: E402
+from bridge.sinks.config import REDIS_DEFAULT_MAXLEN as DEFAULT_MAXLEN  # noqa: E402
 from bridge.sinks.factory import SinkConfig, build_sinks  # noqa: E402
 from bridge.store import outbox_queries  # noqa: E402
 from bridge.store.database import create_relay_engine  # noqa: E402
@@ -228,10 +237,11 @@ async def bench_sink(sink: str, db_url: str, count: int, samples: int) -> dict[s
         bodies = [envelope_bytes(sample) for _ in range(count)]
         raw, cleanup = await _raw_publisher(sink, names, http_sub.url, sample)
         stack.push_async_callback(cleanup)
-        consumer = await _consumer(sink, names, sub, stop)
-        stack.push_async_callback(consumer)
         relay_rate = await _throughput(sink, config, db_url, count)
         raw_rate = await _raw_throughput(raw, bodies)
+        # Only now: a consumer in this process would take CPU from the relay's run alone.
+        consumer = await _consumer(sink, names, sub, stop)
+        stack.push_async_callback(consumer)
         settings = Settings.from_environ({}, database_url=db_url, admin_token=ADMIN,
                                          sink_config=config, relay_poll_seconds=1.0)  # fmt: skip
         p50, p99 = await _latency(settings, sub, samples)
@@ -251,21 +261,31 @@ async def _sample_event() -> StoredEvent:
 async def _raw_publisher(
     sink: str, names: dict[str, str], url: str, sample: Any
 ) -> tuple[Callable[[bytes], Awaitable[Any]], Callable[[], Awaitable[None]]]:
+    message = message_for(sample)
     if sink == "redis":
         client = Redis.from_url(REDIS_URL)
+        fields = {"id": message.id, "type": message.type, "subject": message.subject}
 
         async def drop_redis() -> None:
             await client.delete(names["redis"], names["redis"] + ".raw")
             await client.aclose()
 
-        return (lambda b: client.xadd(names["redis"] + ".raw", {"envelope": b})), drop_redis
+        # As the sink writes: the same fields, the same approximate trim.
+        return (
+            lambda b: client.xadd(
+                names["redis"] + ".raw",
+                {**fields, "envelope": b},
+                maxlen=DEFAULT_MAXLEN,
+                approximate=True,
+            )
+        ), drop_redis
     if sink == "nats":
         nc = NatsClient()
         await nc.connect(NATS_URL)
         js = nc.jetstream()
         raw_stream = names["nats"] + "_RAW"
         await js.add_stream(name=raw_stream, subjects=[f"raw{names['prefix']}.>"])
-        subject = "raw" + subject_for(message_for(sample), names["prefix"])
+        subject = "raw" + subject_for(message, names["prefix"])
 
         async def drop_nats() -> None:
             for stream in (raw_stream, names["nats"]):
@@ -273,22 +293,43 @@ async def _raw_publisher(
                     await js.delete_stream(stream)
             await nc.close()
 
+        # The sink's headers: message id, content type, expected stream.
         return (
-            lambda b: js.publish(subject, b, headers={"Nats-Msg-Id": uuid.uuid4().hex})
+            lambda b: js.publish(
+                subject,
+                b,
+                stream=raw_stream,
+                headers={"Nats-Msg-Id": uuid.uuid4().hex, "Content-Type": CONTENT_TYPE},
+            )
         ), drop_nats
     if sink == "amqp":
         connection = await aio_pika.connect(AMQP_URL)
         channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.declare_exchange(names["amqp"] + ".raw",
-                                                  aio_pika.ExchangeType.TOPIC)  # fmt: skip
+        # Both exchanges durable, each with a durable queue bound, so RabbitMQ stores the
+        # persistent messages of both sides alike before it confirms them.
+        exchanges, queues = [], []
+        for name in (names["amqp"], names["amqp"] + ".raw"):
+            exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC,
+                                                      durable=True)  # fmt: skip
+            queue = await channel.declare_queue(name + ".q", durable=True)
+            await queue.bind(exchange, "#")
+            exchanges.append(exchange)
+            queues.append(queue)
+        routing_key = subject_for(message, names["prefix"])
 
         async def drop_amqp() -> None:
-            await exchange.delete()
-            with contextlib.suppress(Exception):
-                await channel.exchange_delete(names["amqp"])
+            for queue in queues:
+                await queue.delete(if_unused=False, if_empty=False)
+            for exchange in exchanges:
+                await exchange.delete()
             await connection.close()
 
-        return (lambda b: exchange.publish(aio_pika.Message(b), routing_key="x")), drop_amqp
+        def amqp_message(body: bytes) -> aio_pika.Message:
+            return aio_pika.Message(
+                body, content_type=CONTENT_TYPE, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=uuid.uuid4().hex, type=message.type, app_id="zoho-bridge")  # fmt: skip
+
+        return (lambda b: exchanges[1].publish(amqp_message(b), routing_key=routing_key)), drop_amqp
     client = httpx.AsyncClient()
 
     async def drop_http() -> None:
