@@ -12,17 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from typing import cast
 
 import aio_pika
+from aio_pika import DeliveryMode
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aio_pika.connection import make_url
 from aio_pika.exceptions import (
     CONNECTION_EXCEPTIONS,
     AuthenticationError,
     ChannelClosed,
+    ChannelInvalidStateError,
     DeliveryError,
     ProbableAuthenticationError,
 )
+from aiormq import Channel as UnderlayChannel
+from pamqp.commands import Basic
 
 from bridge.domain.envelope import (
     CONTENT_TYPE,
@@ -42,6 +47,7 @@ from bridge.sinks.base import (
 from bridge.sinks.config import AMQP_DEFAULT_EXCHANGE
 
 DEFAULT_EXCHANGE = AMQP_DEFAULT_EXCHANGE
+Properties = Basic.Properties
 
 
 class AmqpSink:
@@ -72,6 +78,7 @@ class AmqpSink:
         self._timeout = timeout
         self._connection: AbstractRobustConnection | None = None
         self._exchange: AbstractExchange | None = None
+        self._channel: AbstractChannel | None = None
 
     async def start(self) -> None:
         # A robust connection reconnects (and re-declares the exchange) after a broker
@@ -101,42 +108,66 @@ class AmqpSink:
         except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
             await connection.close()
             raise SinkUnavailable(f"amqp exchange {self._exchange_name!r}: {exc!r}") from exc
-        self._connection = connection
+        self._connection, self._channel = connection, channel
 
     async def publish(self, message: Message) -> None:
-        if self._exchange is None:
+        [error] = await self.publish_batch([message])
+        if error is not None:
+            raise error
+
+    async def publish_batch(self, messages: Sequence[Message]) -> list[SinkError | None]:
+        """Every message sent at once on the channel, then the confirms awaited together
+        (RabbitMQ confirms many deliveries with one ack frame): each event's result is
+        its own confirm, nack or return.
+
+        Straight to the channel under aio-pika's exchange (aiormq's `basic_publish`), with
+        `wait=False`: a message does not wait for the one before it to reach the socket
+        (they are written in order all the same), only for its confirm."""
+        if self._exchange is None or self._channel is None:
             raise SinkNotStarted(f"sink {self.name!r} is not started")
-        outgoing = aio_pika.Message(
-            message.body,
+        try:
+            if self._channel.is_closed:
+                raise ChannelInvalidStateError(f"{self._channel!r} closed")
+            channel = cast("UnderlayChannel", await self._channel.get_underlay_channel())
+        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+            return [self._unavailable(exc)] * len(messages)
+        results = await asyncio.gather(
+            *(self._send(channel, message) for message in messages), return_exceptions=True
+        )
+        return [_as_sink_error(r) for r in results]
+
+    async def _send(self, channel: UnderlayChannel, message: Message) -> None:
+        properties = Properties(
             content_type=CONTENT_TYPE,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers={},
+            delivery_mode=DeliveryMode.PERSISTENT.value,
+            priority=0,
             message_id=message.id,
-            type=message.type,
+            message_type=message.type,
             app_id="zoho-bridge",
         )
         try:
-            await self._exchange.publish(
-                outgoing,
+            await channel.basic_publish(
+                message.body,
+                exchange=self._exchange_name,
                 routing_key=subject_for(message, self._prefix),
+                properties=properties,
                 mandatory=self._require_route,
                 timeout=self._timeout,
+                wait=False,
             )
         except DeliveryError as exc:
             # A nack, or (with require_route) a message returned as unroutable: this
             # message's fate, while the broker itself answers.
             raise SinkTransientError(f"amqp exchange {self._exchange_name!r}: {exc!r}") from exc
         except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
-            # Closed channels, broken connections and a broker that blocks publishers (a
-            # memory or disk alarm): every message fails alike until the robust connection
-            # has recovered.
-            raise SinkUnavailable(f"amqp exchange {self._exchange_name!r}: {exc!r}") from exc
+            raise self._unavailable(exc) from exc
 
-    async def publish_batch(self, messages: Sequence[Message]) -> list[SinkError | None]:
-        """Every message sent at once on the channel, then the confirms awaited together
-        (RabbitMQ confirms many deliveries with one ack frame): each event's result is
-        its own confirm, nack or return."""
-        results = await asyncio.gather(*map(self.publish, messages), return_exceptions=True)
-        return [_as_sink_error(r) for r in results]
+    def _unavailable(self, exc: BaseException) -> SinkUnavailable:
+        # Closed channels, broken connections and a broker that blocks publishers (a
+        # memory or disk alarm): every message fails alike until the robust connection
+        # has recovered.
+        return SinkUnavailable(f"amqp exchange {self._exchange_name!r}: {exc!r}")
 
     async def check(self) -> None:
         if self._connection is None:
@@ -150,6 +181,7 @@ class AmqpSink:
 
     async def close(self) -> None:
         connection, self._connection, self._exchange = self._connection, None, None
+        self._channel = None
         if connection is not None:
             await connection.close()
 

@@ -2,20 +2,24 @@
 the broker did not confirm, even when the broker stops in the middle of a batch.
 
 The brokers here are processes each test starts and stops itself, with their data on disk
-(Redis with an fsynced append-only file, JetStream with file storage), so after a restart
-the stream shows what the broker had taken before it stopped.
+(Redis with an fsynced append-only file, JetStream with file storage, RabbitMQ with a
+durable queue and persistent messages), so after a restart the stream or queue shows what
+the broker had taken before it stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import tempfile
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import aio_pika
 import httpx
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -30,6 +34,7 @@ from bridge.domain.ids import new_ulid
 from bridge.domain.standard_webhooks import SigningSecret
 from bridge.runtime import utc_now
 from bridge.services.relay import Relay, RelayOptions
+from bridge.sinks.amqp import AmqpSink
 from bridge.sinks.base import BatchSink
 from bridge.sinks.nats import JetStreamSink
 from bridge.sinks.redis import RedisStreamSink
@@ -48,6 +53,7 @@ pytestmark = pytest.mark.broker
 RECORDS, PER_RECORD = 40, 25  # 1,000 events, each record's interleaved with the others'
 FAST_PROBE = BackoffPolicy(base=0.05, cap=0.2)
 SECRET = SigningSecret(b"t" * 32)
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # Debian's, without the su wrapper
 
 
 @pytest.fixture
@@ -174,20 +180,71 @@ async def _nats(
         server.stop()
 
 
-@pytest.mark.parametrize("broker", ["redis", "nats"])
+@contextlib.asynccontextmanager
+async def _amqp(
+    store: str,
+) -> AsyncIterator[tuple[Server, str, Callable[[], Awaitable[list[str]]]]]:
+    """A RabbitMQ node of its own (data in `store`), with the exchange the sink publishes
+    to and a durable queue bound to it, so what the broker confirmed survives a restart."""
+    port, dist = free_port(), free_port()
+    url = f"amqp://guest:guest@127.0.0.1:{port}/"
+    config, plugins = Path(store, "rabbitmq.conf"), Path(store, "enabled_plugins")
+    config.write_text(f"listeners.tcp.1 = 127.0.0.1:{port}\nloopback_users = none\n")
+    plugins.write_text("[].\n")
+    env = {**os.environ, "RABBITMQ_CONFIG_FILE": str(config),
+           "RABBITMQ_NODENAME": f"zbtest{port}@localhost", "RABBITMQ_DIST_PORT": str(dist),
+           "RABBITMQ_MNESIA_BASE": f"{store}/mnesia", "RABBITMQ_LOG_BASE": f"{store}/log",
+           "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins), "RABBITMQ_PID_FILE": f"{store}/pid"}  # fmt: skip
+
+    async def ready() -> None:
+        connection = await aio_pika.connect(url, timeout=1)
+        await connection.close()
+
+    async def published() -> list[str]:
+        connection = await aio_pika.connect(url)
+        try:
+            queue = await (await connection.channel()).declare_queue("zb.test.q", durable=True)
+            ids = []
+            while (message := await queue.get(no_ack=False, fail=False)) is not None:
+                assert message.message_id is not None
+                ids.append(message.message_id)
+            return ids
+        finally:
+            await connection.close()  # unacknowledged: all back in the queue, in order
+
+    server = Server([RABBITMQ_SERVER], ready, env=env, group=True, startup=60)
+    await server.start()
+    try:
+        connection = await aio_pika.connect(url)
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange("zb.test", aio_pika.ExchangeType.TOPIC,
+                                                  durable=True)  # fmt: skip
+        await (await channel.declare_queue("zb.test.q", durable=True)).bind(exchange, "#")
+        await connection.close()
+        yield server, url, published
+    finally:
+        server.stop()
+
+
+def _sink(broker: str, url: str) -> BatchSink:
+    if broker == "redis":
+        return RedisStreamSink(url, stream="zb.test", timeout=1.0, name=broker)
+    if broker == "nats":
+        return JetStreamSink(url, stream="ZB_TEST", subject_prefix="zbtest", timeout=1.0,
+                             name=broker)  # fmt: skip
+    return AmqpSink(url, exchange="zb.test", routing_prefix="zbtest", timeout=1.0, name=broker)
+
+
+BROKERS = {"redis": _redis, "nats": _nats, "amqp": _amqp}
+
+
+@pytest.mark.parametrize("broker", ["redis", "nats", "amqp"])
 async def test_a_broker_stopped_mid_batch_leaves_nothing_delivered_it_did_not_take(
     engine: AsyncEngine, broker: str
 ) -> None:
     with tempfile.TemporaryDirectory() as store:
-        opened = _redis(store) if broker == "redis" else _nats(store)
-        async with opened as (server, url, published):
-            sink: BatchSink = (
-                RedisStreamSink(url, stream="zb.test", timeout=1.0, name=broker)
-                if broker == "redis"
-                else JetStreamSink(
-                    url, stream="ZB_TEST", subject_prefix="zbtest", timeout=1.0, name=broker
-                )
-            )
+        async with BROKERS[broker](store) as (server, url, published):
+            sink = _sink(broker, url)
             await _store(engine, broker, "r")
             relay = Relay(
                 engine, [sink], RelayOptions(owner="test", batch=200, probe=FAST_PROBE,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -30,28 +32,52 @@ QUICK = {"health_check_seconds": 0.1, "sink_probe_seconds": 0.05, "sink_probe_ca
 
 
 class Server:
-    """A broker process on its own port, stopped and started again by the test."""
+    """A broker process on its own port, stopped and started again by the test.
 
-    def __init__(self, command: list[str], ready: Callable[[], Any]) -> None:
+    With `group=True` it runs in a process group of its own and `stop` ends the whole
+    group (for brokers started through wrapper scripts, such as RabbitMQ's)."""
+
+    def __init__(
+        self,
+        command: list[str],
+        ready: Callable[[], Any],
+        *,
+        env: dict[str, str] | None = None,
+        group: bool = False,
+        startup: float = 10.0,
+    ) -> None:
         self._command = command
         self._ready = ready
+        self._env = env
+        self._group = group
+        self._startup = startup
         self._proc: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
         self._proc = subprocess.Popen(
-            self._command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            self._command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=self._env,
+            start_new_session=self._group,
         )
-        for _ in range(200):
+        deadline = asyncio.get_running_loop().time() + self._startup
+        while asyncio.get_running_loop().time() < deadline:
             with contextlib.suppress(Exception):
                 await self._ready()
                 return
             await asyncio.sleep(0.05)
+        self.stop()
         raise AssertionError(f"{self._command[0]} did not start")
 
     def stop(self) -> None:
         if self._proc is not None:
-            self._proc.terminate()
-            self._proc.wait(timeout=15)
+            if self._group:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self._proc.pid, signal.SIGTERM)
+            else:
+                self._proc.terminate()
+            self._proc.wait(timeout=30)
             self._proc = None
 
 
