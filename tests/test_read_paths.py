@@ -212,7 +212,7 @@ async def test_status_counts_of_a_sink_read_only_undelivered_rows(engine: AsyncE
         )  # fmt: skip
     query = (
         "SELECT sink, status, replay, count(*), min(created_at) FROM deliveries "
-        "WHERE status != 'delivered' GROUP BY sink, status, replay"
+        "WHERE lower(status) != 'delivered' GROUP BY sink, status, replay"
     )
     explain = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
     async with engine.connect() as conn:
@@ -266,19 +266,34 @@ async def test_marking_a_batch_delivered_finds_its_rows_by_primary_key(
         assert "pk_deliveries" in plan and "status" not in plan.split("Cond:")[-1], plan
 
 
+@pytest.mark.parametrize("history", ["empty", "all delivered"])
 async def test_the_claims_lane_probe_uses_the_lane_index_whatever_the_statistics(
-    engine: AsyncEngine,
+    engine: AsyncEngine, history: str
 ) -> None:
-    """With statistics taken while the outbox was empty, PostgreSQL probed each candidate's
-    lane through the partial index of undelivered rows, filtering every pending row: a
-    claim of 100 among 40k pending rows took 0.6 s. The probe must go through the lane
-    index, and a claim still takes one row per record, oldest first."""
+    """With statistics taken while the outbox had no pending row (a new database, or the
+    steady state of a relay that keeps up: all history delivered), PostgreSQL probed each
+    candidate's lane through another index, filtering every pending row: a claim of 100
+    among 40k pending rows took 0.6 s; of 500 among 20k, 0.9-1.7 s. The probe must go
+    through the lane index, and a claim still takes one row per record, oldest first."""
+    if history == "all delivered":
+        await _store(engine, [_row(i) for i in range(3000, 6000)])
+        async with engine.begin() as conn:
+            old = (await conn.execute(select(EventRow.seq))).scalars().all()
+            await conn.execute(
+                insert(DeliveryRow),
+                [{"event_seq": s, "sink": "redis", "record_key": f"k{s % 1000}",
+                  "next_attempt_at": T0, "created_at": T0, "status": "delivered"}
+                 for s in old],
+            )  # fmt: skip
     if engine.dialect.name != "sqlite":
         async with engine.begin() as conn:
             await conn.execute(text("ANALYZE deliveries"))
     await _store(engine, [_row(i) for i in range(3000)])
     async with engine.begin() as conn:
-        seqs = (await conn.execute(select(EventRow.seq).order_by(EventRow.seq))).scalars().all()
+        seqs = (
+            await conn.execute(select(EventRow.seq).where(EventRow.dedup_key.in_(
+                [f"test/{i}" for i in range(3000)])).order_by(EventRow.seq))
+        ).scalars().all()  # fmt: skip
         await conn.execute(
             insert(DeliveryRow),
             [{"event_seq": s, "sink": "redis", "record_key": f"k{s % 1000}",

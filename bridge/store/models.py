@@ -258,8 +258,13 @@ class GapRow(Base):
     covered_at: Mapped[datetime | None]
 
 
-# A partial index's condition, the same text on both databases.
-UNDELIVERED = text("status != 'delivered'")
+# The partial indexes' conditions, each written so that only the statements meant for its
+# index (which write the same text) can use it: a plain `status = 'pending'` implies
+# neither. PostgreSQL with statistics taken while no row was pending (a new database, or
+# a relay that keeps up) sees both indexes as empty, so any statement it could route
+# through one did go there and filtered every pending row (migration 0010).
+PENDING_ONLY = "(status || '') = 'pending'"  # the lane index: the claim's lane probe
+UNDELIVERED = "lower(status) != 'delivered'"  # the status overview's per-sink counts
 # A delivery's lane: its sink and record, the unit in which order is kept.
 LANE = text("(sink || ' ' || record_key)")
 
@@ -277,8 +282,8 @@ class DeliveryRow(Base):
             "ix_deliveries_lane",
             LANE,
             "id",
-            sqlite_where=text("status = 'pending'"),
-            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text(PENDING_ONLY),
+            postgresql_where=text(PENDING_ONLY),
         ),
         Index(None, "event_seq"),
         # The status overview's per-sink counts read only undelivered rows (delivered ones
@@ -289,8 +294,8 @@ class DeliveryRow(Base):
             "status",
             "replay",
             "created_at",
-            sqlite_where=UNDELIVERED,
-            postgresql_where=UNDELIVERED,
+            sqlite_where=text(UNDELIVERED),
+            postgresql_where=text(UNDELIVERED),
         ),
         {"sqlite_autoincrement": True},
     )

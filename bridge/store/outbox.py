@@ -87,6 +87,15 @@ def lane(row: Any) -> ColumnElement[str]:
     return found
 
 
+def pending_in_lane_index(row: Any) -> ColumnElement[bool]:
+    """`status = 'pending'` as the lane index's predicate writes it (`models.PENDING_ONLY`),
+    so the probe can use that index and no other (migration 0010)."""
+    found: ColumnElement[bool] = row.status.op("||")(literal_column("''")) == literal_column(
+        f"'{PENDING}'"
+    )
+    return found
+
+
 def claim_statement(
     sink: str, owner: str, *, now: datetime, lease: timedelta, limit: int
 ) -> Update:
@@ -94,7 +103,7 @@ def claim_statement(
     other = aliased(DeliveryRow)
     head = (
         select(func.min(other.id))
-        .where(lane(other) == lane(DeliveryRow), other.status == literal_column(f"'{PENDING}'"))
+        .where(lane(other) == lane(DeliveryRow), pending_in_lane_index(other))
         .scalar_subquery()
     )
     due = (

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.delivery import DeliveryStatus, record_key
@@ -128,7 +128,9 @@ async def sink_counts(engine: AsyncEngine) -> dict[str, SinkCounts]:
     query = (
         select(DeliveryRow.sink, DeliveryRow.status, DeliveryRow.replay, func.count(),
                func.min(DeliveryRow.created_at))
-        .where(DeliveryRow.status != DeliveryStatus.DELIVERED.value)
+        # As the partial index of undelivered rows writes it (`models.UNDELIVERED`): only
+        # this statement can use that index (migration 0010).
+        .where(func.lower(DeliveryRow.status) != literal_column("'delivered'"))
         .group_by(DeliveryRow.sink, DeliveryRow.status, DeliveryRow.replay)
     )  # fmt: skip
     found: dict[str, SinkCounts] = {}
