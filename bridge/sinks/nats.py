@@ -158,16 +158,20 @@ class JetStreamSink:
             async with asyncio.timeout(self._timeout):
                 for message in messages:
                     reply = self._acks.expect(batch, sent)
-                    await self._nc.publish(
-                        subject_for(message, self._prefix),
-                        message.body,
-                        reply=reply,
-                        headers={
-                            "Nats-Msg-Id": message.id,
-                            "Content-Type": CONTENT_TYPE,
-                            "Nats-Expected-Stream": self._stream,
-                        },
-                    )
+                    try:
+                        await self._nc.publish(
+                            subject_for(message, self._prefix),
+                            message.body,
+                            reply=reply,
+                            headers={
+                                "Nats-Msg-Id": message.id,
+                                "Content-Type": CONTENT_TYPE,
+                                "Nats-Expected-Stream": self._stream,
+                            },
+                        )
+                    except MaxPayloadError as exc:  # this message's fate, not the batch's
+                        self._acks.withdraw(batch)
+                        batch.results[sent] = _translate(exc, self._stream)
                     sent += 1
         except (NatsError, TimeoutError) as exc:
             error = (

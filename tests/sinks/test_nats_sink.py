@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -173,3 +174,18 @@ async def test_a_batch_no_stream_takes_is_unavailable(
     assert all(isinstance(r, SinkUnavailable) for r in results), results
     assert "no responders" in str(results[0])
     assert took < 1.0
+
+
+async def test_a_message_over_the_servers_size_limit_fails_alone(
+    js: JetStreamContext, names: Names, make_event: EventFactory
+) -> None:
+    messages = [message_for(make_event()) for _ in range(5)]
+    messages[2] = dataclasses.replace(messages[2], body=b" " * 2_000_000)  # limit: 1 MB
+    sink = await started(names)
+    try:
+        results = await sink.publish_batch(messages)
+    finally:
+        await sink.close()
+    assert isinstance(results[2], SinkPermanentError)
+    assert results[:2] + results[3:] == [None] * 4
+    assert (await js.stream_info(names.stream)).state.messages == 4
