@@ -131,10 +131,20 @@ class AmqpSink:
             channel = cast("UnderlayChannel", await self._channel.get_underlay_channel())
         except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
             return [self._unavailable(exc)] * len(messages)
-        results = await asyncio.gather(
-            *(self._send(channel, message) for message in messages), return_exceptions=True
+        if not messages:
+            return []
+        # One deadline for the batch, confirms included: aiormq bounds only the sending
+        # (which it holds while the broker blocks publishers, a memory or disk alarm), not
+        # the wait for a confirm that never comes (a broker gone silent, until heartbeats
+        # notice).
+        sends = [asyncio.ensure_future(self._send(channel, message)) for message in messages]
+        _, late = await asyncio.wait(sends, timeout=self._timeout)
+        for send in late:
+            send.cancel()  # aiormq ignores a confirm that comes after all
+        unconfirmed = SinkUnavailable(
+            f"amqp exchange {self._exchange_name!r}: no confirm within {self._timeout} s"
         )
-        return [_as_sink_error(r) for r in results]
+        return [unconfirmed if send in late else _as_sink_error(send.exception()) for send in sends]
 
     async def _send(self, channel: UnderlayChannel, message: Message) -> None:
         properties = Properties(

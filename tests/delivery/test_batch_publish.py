@@ -29,13 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.backoff import BackoffPolicy
 from bridge.domain.delivery import DeliveryStatus
+from bridge.domain.envelope import Message
 from bridge.domain.events import Event, Operation, Origin, Product
 from bridge.domain.ids import new_ulid
 from bridge.domain.standard_webhooks import SigningSecret
 from bridge.runtime import utc_now
 from bridge.services.relay import Relay, RelayOptions
 from bridge.sinks.amqp import AmqpSink
-from bridge.sinks.base import BatchSink
+from bridge.sinks.base import BatchSink, SinkUnavailable
 from bridge.sinks.nats import JetStreamSink
 from bridge.sinks.redis import RedisStreamSink
 from bridge.sinks.webhook import WebhookSink
@@ -53,7 +54,9 @@ pytestmark = pytest.mark.broker
 RECORDS, PER_RECORD = 40, 25  # 1,000 events, each record's interleaved with the others'
 FAST_PROBE = BackoffPolicy(base=0.05, cap=0.2)
 SECRET = SigningSecret(b"t" * 32)
-RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # Debian's, without the su wrapper
+# Debian's, without the wrappers that switch to the rabbitmq user (and its Erlang cookie).
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 
 
 @pytest.fixture
@@ -373,3 +376,41 @@ async def test_without_a_batch_setting_each_sink_gets_its_default(
     counts = Counter((sink, status, free) for sink, status, free in found)
     assert counts == {("redis", "delivered", True): 500, ("redis", "pending", True): 100,
                       ("webhook", "delivered", True): 100, ("webhook", "pending", True): 50}  # fmt: skip
+
+
+async def test_a_rabbitmq_that_blocks_publishers_fails_the_batch_in_time() -> None:
+    """A memory or disk alarm blocks publishers: RabbitMQ takes and confirms nothing. The
+    batch fails as unavailable within the sink's timeout (so the relay pauses the sink and
+    probes it) instead of waiting, and once the alarm clears the next batch is confirmed."""
+    with tempfile.TemporaryDirectory() as store:
+        async with _amqp(store) as (_, url, published):
+            node = f"zbtest{url.rsplit(':', 1)[1].strip('/')}@localhost"
+            sink = AmqpSink(url, exchange="zb.test", routing_prefix="zbtest", timeout=1.0)
+            await sink.start()
+            try:
+                await _rabbitmqctl(node, "set_vm_memory_high_watermark", "0")
+                started = asyncio.get_running_loop().time()
+                results = await sink.publish_batch([_message(n) for n in range(5)])
+                took = asyncio.get_running_loop().time() - started
+                assert all(isinstance(r, SinkUnavailable) for r in results), results
+                assert took < 3.0
+                await _rabbitmqctl(node, "set_vm_memory_high_watermark", "0.4")
+                # Unblocked: what was held is taken, and the next batch is confirmed.
+                assert await sink.publish_batch([_message(n) for n in range(5, 8)]) == [None] * 3
+            finally:
+                await sink.close()
+            assert {f"blocked-{n}" for n in range(5, 8)} <= set(await published())
+
+
+def _message(n: int) -> Message:
+    return Message(f"blocked-{n}", n, "com.zoho.crm.record.updated", "test", "Leads",
+                   "updated", f"r{n}", b'{"n": %d}' % n)  # fmt: skip
+
+
+async def _rabbitmqctl(node: str, *args: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        RABBITMQCTL, "-n", node, *args,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
