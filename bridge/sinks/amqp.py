@@ -138,9 +138,13 @@ class AmqpSink:
         # the wait for a confirm that never comes (a broker gone silent, until heartbeats
         # notice).
         sends = [asyncio.ensure_future(self._send(channel, message)) for message in messages]
-        _, late = await asyncio.wait(sends, timeout=self._timeout)
-        for send in late:
-            send.cancel()  # aiormq ignores a confirm that comes after all
+        try:
+            _, late = await asyncio.wait(sends, timeout=self._timeout)
+        finally:
+            # The late ones (or every one, if this wait was cancelled); a done one stays
+            # as it was. aiormq ignores a confirm that comes after all.
+            for send in sends:
+                send.cancel()
         unconfirmed = SinkUnavailable(
             f"amqp exchange {self._exchange_name!r}: no confirm within {self._timeout} s"
         )
