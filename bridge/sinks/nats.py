@@ -172,6 +172,9 @@ class JetStreamSink:
                     except MaxPayloadError as exc:  # this message's fate, not the batch's
                         self._acks.withdraw(batch)
                         batch.results[sent] = _translate(exc, self._stream)
+                    except BaseException:
+                        self._acks.withdraw(batch)  # not sent: no ack will come
+                        raise
                     sent += 1
         except (NatsError, TimeoutError) as exc:
             error = (
@@ -180,8 +183,6 @@ class JetStreamSink:
                 else SinkUnavailable(f"nats stream {self._stream!r}: cannot send: {exc!r}")
             )
             batch.results[sent:] = [error] * (len(messages) - sent)
-            if len(batch.tokens) > sent:
-                self._acks.withdraw(batch)  # the message that could not be sent
         try:
             if batch.waiting:  # the acks of what was sent
                 with contextlib.suppress(TimeoutError):
