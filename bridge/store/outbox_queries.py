@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, insert, literal_column, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.delivery import DeliveryStatus, record_key
 from bridge.domain.events import EventFilter
 from bridge.store.database import begin, connect
 from bridge.store.event_queries import clauses
-from bridge.store.models import DeliveryRow, EventRow, SinkStateRow
+from bridge.store.models import UNDELIVERED, DeliveryRow, EventRow, SinkStateRow
 from bridge.store.outbox import delivery_row
 
 
@@ -128,9 +128,9 @@ async def sink_counts(engine: AsyncEngine) -> dict[str, SinkCounts]:
     query = (
         select(DeliveryRow.sink, DeliveryRow.status, DeliveryRow.replay, func.count(),
                func.min(DeliveryRow.created_at))
-        # As the partial index of undelivered rows writes it (`models.UNDELIVERED`): only
-        # this statement can use that index (migration 0010).
-        .where(func.lower(DeliveryRow.status) != literal_column("'delivered'"))
+        # The partial index of undelivered rows' own condition, the same text: only this
+        # statement can use that index (migration 0010).
+        .where(text(UNDELIVERED))
         .group_by(DeliveryRow.sink, DeliveryRow.status, DeliveryRow.replay)
     )  # fmt: skip
     found: dict[str, SinkCounts] = {}
