@@ -43,7 +43,7 @@ from bridge.settings import Settings
 from bridge.sinks.factory import build_sinks
 from bridge.sinks.webhook import subscriber_client
 from bridge.store.budget_store import DbBudgetStore
-from bridge.store.database import create_engine, create_relay_engine
+from bridge.store.database import create_engine, create_read_engine, create_relay_engine
 from bridge.store.outbox import OutboxHook
 from bridge.store.token_store import DbTokenStore
 from bridge.store.writer import EventWriter, backend_for
@@ -130,6 +130,8 @@ class Runtime:
         await self.http.aclose()
         if self.relay_engine is not None:
             await self.relay_engine.dispose()
+        if self.subscriptions.reads is not self.engine:
+            await self.subscriptions.reads.dispose()
         await self.engine.dispose()
 
 
@@ -273,8 +275,9 @@ async def open_runtime(
         engine, box, zoho, clock, replica, settings.push_sinks, writer.committed, policy
     )
     runs = RunService(engine, reconciler, clock)
+    read_engine = create_read_engine(settings.database_url, engine)
     subscriptions = SubscriptionService(
-        engine, commit_signal, clock,
+        engine, commit_signal, clock, read_engine,
         max_waiting_per_subscription=settings.long_polls_per_subscription,
         max_waiting=settings.long_polls_total,
     )  # fmt: skip

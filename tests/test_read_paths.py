@@ -16,8 +16,8 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.domain.envelope import build_envelope, message_for
-from bridge.domain.events import EventFilter
+from bridge.domain.envelope import build_envelope, envelope_head, message_for
+from bridge.domain.events import Event, EventFilter, Operation, Origin, Product
 from bridge.store import events_stats, outbox, outbox_queries
 from bridge.store.database import create_engine
 from bridge.store.event_queries import events_query, get_event, list_events
@@ -55,9 +55,25 @@ def _row(i: int, **changes: Any) -> dict[str, Any]:
     return row
 
 
-async def _store(engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
+async def _store(engine: AsyncEngine, rows: list[dict[str, Any]], *, heads: bool = False) -> None:
+    """Insert `rows`; with `heads`, each with its envelope head as the writer stores it
+    (migration 0011), else without (events stored before it)."""
+    if heads:
+        rows = [{**row, "envelope_head": envelope_head(_event(row))} for row in rows]
     async with engine.begin() as conn:
         await conn.execute(insert(EventRow), rows)
+
+
+def _event(row: dict[str, Any]) -> Event:
+    fields = {k: v for k, v in row.items() if k in Event.__dataclass_fields__}
+    return Event(
+        **{
+            **fields,
+            "product": Product(row["product"]),
+            "operation": Operation(row["operation"]),
+            "origin": Origin(row["origin"]),
+        }
+    )
 
 
 async def _explain(engine: AsyncEngine, statement: Any, *, no_seqscan: bool = False) -> str:
@@ -154,10 +170,11 @@ def _odd_rows() -> list[dict[str, Any]]:
     return rows
 
 
+@pytest.mark.parametrize("heads", [True, False], ids=["stored-head", "before-0011"])
 async def test_pull_envelopes_are_the_documents_build_envelope_gives(
-    engine: AsyncEngine,
+    engine: AsyncEngine, heads: bool
 ) -> None:
-    await _store(engine, _odd_rows())
+    await _store(engine, _odd_rows(), heads=heads)
     texts, last = await envelope_page(engine, EventFilter(), after_seq=0, limit=100)
     assert len(texts) == 12
     for envelope in texts:
@@ -169,8 +186,9 @@ async def test_pull_envelopes_are_the_documents_build_envelope_gives(
     assert last == json.loads(texts[-1])["bridgeseq"]
 
 
-async def test_relay_messages_carry_the_pull_envelopes(engine: AsyncEngine) -> None:
-    await _store(engine, _odd_rows())
+@pytest.mark.parametrize("heads", [True, False], ids=["stored-head", "before-0011"])
+async def test_relay_messages_carry_the_pull_envelopes(engine: AsyncEngine, heads: bool) -> None:
+    await _store(engine, _odd_rows(), heads=heads)
     page, _ = await envelope_page(engine, EventFilter(), after_seq=0, limit=100)
     query = select(*message_columns(engine.dialect.name)).order_by(EventRow.seq)
     async with engine.connect() as conn:

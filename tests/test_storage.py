@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import sqlite3
 import statistics
 import threading
@@ -19,10 +20,13 @@ from alembic import command
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.domain.events import Event, Operation, Origin, Product
+from bridge.domain.envelope import envelope_bytes, envelope_head
+from bridge.domain.events import Event, EventFilter, Operation, Origin, Product
 from bridge.domain.ids import new_ulid
 from bridge.domain.requests import InboundRequest
 from bridge.store.database import create_engine
+from bridge.store.event_queries import get_event
+from bridge.store.events_envelopes import envelope_page
 from bridge.store.migrate import alembic_config, current_revision, head_revision, schema_is_current
 from bridge.store.models import EventRow, RequestRow
 from bridge.store.writer import EventWriter, backend_for
@@ -195,6 +199,29 @@ async def test_event_data_round_trips(writer: EventWriter, engine: AsyncEngine) 
     assert row.occurred_at == NOW
 
 
+async def test_stored_events_are_read_back_as_the_envelope_bytes_every_sink_sends(
+    writer: EventWriter, engine: AsyncEngine
+) -> None:
+    """The writer stores each event's envelope head (migration 0011); the pull page written
+    from it is, byte for byte on SQLite, what `envelope_bytes` gives for the stored event."""
+    odd = replace(_event("odd", 'quote " back \\ ctl \x01 \u2028 ✓'), module="Custom_Mod")
+    await writer.write(_request(), [_event("plain"), odd])
+    async with engine.connect() as conn:
+        heads = (await conn.execute(select(EventRow.envelope_head))).scalars().all()
+    assert all(head and head.endswith('"bridgeseq":') for head in heads), heads
+    page, _ = await envelope_page(engine, EventFilter(), after_seq=0, limit=10)
+    assert len(page) == 2
+    for envelope in page:
+        stored = await get_event(engine, str(json.loads(envelope)["bridgeseq"]))
+        assert stored is not None
+        expected = envelope_bytes(stored)
+        if engine.dialect.name == "sqlite":
+            assert envelope == expected
+        else:  # PostgreSQL prints jsonb `data` its own way
+            assert json.loads(envelope) == json.loads(expected)
+            assert envelope.split(b',"data":')[0] == expected.split(b',"data":')[0]
+
+
 async def test_offset_times_are_stored_as_the_same_instant(
     writer: EventWriter, engine: AsyncEngine
 ) -> None:
@@ -304,8 +331,9 @@ def test_row_builders_follow_the_column_orders() -> None:
         "id": event.id, "product": "crm", "source": "acme", "module": "Leads",
         "operation": "updated", "record_id": "R1", "occurred_at": NOW, "received_at": NOW,
         "origin": "webhook", "dedup_key": "order-key", "data": {"k": 1}, "request_id": None,
-        "miss_cause": None, "collapsed": None,
+        "miss_cause": None, "collapsed": None, "envelope_head": envelope_head(event),
     }  # fmt: skip
+    assert row["envelope_head"].startswith('{"specversion":"1.0","id":"' + event.id)
     request = _request("01ORDERTEST0000000000000000"[:26])
     row = dict(zip(REQUEST_COLUMNS, request_row(request), strict=True))
     assert row["id"] == request.id

@@ -61,6 +61,9 @@ class SubscriptionService:
     """Pull subscriptions: managed by operators, read and acknowledged by consumers.
     `signal` wakes this process's long-polls when events are committed or a cursor moves.
 
+    Consumers' reads (`authenticate`, `read`) go through `reads`, an engine for
+    one-statement reads (`database.create_read_engine`: on SQLite, `engine` itself).
+
     Every long-poll reads the database again on each commit its filter matches and every
     second, so at most `max_waiting_per_subscription` of one subscription and
     `max_waiting` in all are held at once in this process; one more is refused at once
@@ -69,6 +72,7 @@ class SubscriptionService:
     engine: AsyncEngine
     signal: CommitSignal
     clock: Callable[[], datetime]
+    reads: AsyncEngine
     max_waiting_per_subscription: int = 10
     max_waiting: int = 100
     _waiting: dict[str, int] = field(default_factory=dict, init=False)
@@ -107,7 +111,7 @@ class SubscriptionService:
         await store.remove(self.engine, name)
 
     async def authenticate(self, name: str, presented: str) -> SubscriptionInfo:
-        found = await store.get(self.engine, name)
+        found = await store.get(self.reads, name)
         digest = found.token_hash if found is not None else _NO_SUCH_DIGEST
         # matches_any compares in constant time; the same message for a wrong name or token.
         if not matches_any(presented, [digest]) or found is None:
@@ -127,7 +131,7 @@ class SubscriptionService:
         wait = min(max(wait, 0.0), MAX_WAIT)
         if not wait:
             found, last = await events_envelopes.envelope_page(
-                self.engine, _filter(sub), after_seq=cursor, limit=limit
+                self.reads, _filter(sub), after_seq=cursor, limit=limit
             )
         else:
             self._enter(sub.name)
@@ -144,7 +148,7 @@ class SubscriptionService:
         while True:
             signal = self.signal.signal(_key(sub))
             found, last = await events_envelopes.envelope_page(
-                self.engine, _filter(sub), after_seq=cursor, limit=limit
+                self.reads, _filter(sub), after_seq=cursor, limit=limit
             )
             left = deadline - time.monotonic()
             if found or left <= 0:

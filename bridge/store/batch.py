@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import JSON
 
+from bridge.domain.envelope import envelope_head
+from bridge.domain.events import Event
 from bridge.store.models import EventRow, RequestRow
 
 # Every column but the sequence number, which the database assigns.
@@ -33,8 +35,16 @@ JSON_COLUMNS: frozenset[str] = frozenset(
 )
 
 # `Event` and `InboundRequest` name their attributes like the columns: a row is one C-level
-# attribute fetch, in column order.
-event_row: attrgetter[tuple[Any, ...]] = attrgetter(*EVENT_COLUMNS)
+# attribute fetch, in column order; an event's row ends with its envelope's head.
+assert EVENT_COLUMNS[-1] == "envelope_head", EVENT_COLUMNS
+_event_fields: attrgetter[tuple[Any, ...]] = attrgetter(*EVENT_COLUMNS[:-1])
+
+
+def event_row(event: Event) -> tuple[Any, ...]:
+    """The events row of `event`, in `EVENT_COLUMNS` order."""
+    return (*_event_fields(event), envelope_head(event))
+
+
 request_row: attrgetter[tuple[Any, ...]] = attrgetter(*REQUEST_COLUMNS)
 
 

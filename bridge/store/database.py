@@ -20,9 +20,11 @@ def create_engine(
     sqlite_synchronous: Synchronous = "FULL",
     pool_size: int = 10,
     pg_settings: dict[str, str] | None = None,
+    autocommit: bool = False,
 ) -> AsyncEngine:
     """An async engine for `url`, with SQLite set up for concurrent readers and one writer;
-    `pg_settings` are set on every PostgreSQL connection."""
+    `pg_settings` are set on every PostgreSQL connection; `autocommit` (PostgreSQL only:
+    `create_read_engine`) runs each statement on its own."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _setup_sqlite(engine, sqlite_synchronous)
@@ -37,6 +39,7 @@ def create_engine(
         pool_pre_ping=True,
         pool_timeout=10,
         connect_args=connect_args,
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
 
 
@@ -54,6 +57,21 @@ RELAY_PG_SETTINGS = {
     "enable_seqscan": "off",
     "jit": "off",
 }
+
+
+def create_read_engine(url: str, engine: AsyncEngine, *, pool_size: int = 5) -> AsyncEngine:
+    """The engine of the pull API's reads, each one statement: on PostgreSQL an engine of
+    its own in autocommit, on SQLite `engine` itself.
+
+    A read through the main engine took four round trips for its one statement: the
+    pool's liveness check is BEGIN, an empty query and ROLLBACK (SQLAlchemy checks inside
+    a transaction, for pgbouncer's transaction mode), then BEGIN on the first statement
+    and ROLLBACK when the connection goes back. In autocommit the check is the empty query
+    alone and the statement goes without BEGIN or ROLLBACK: two round trips. Never for
+    writes: nothing here makes several statements one transaction."""
+    if url.startswith("sqlite"):
+        return engine
+    return create_engine(url, pool_size=pool_size, autocommit=True)
 
 
 def create_relay_engine(url: str, *, pool_size: int = 4) -> AsyncEngine:

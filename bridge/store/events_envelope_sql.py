@@ -8,6 +8,12 @@ SQLite or by the PostgreSQL server: strings are quoted by the database's own JSO
 (`json_quote`, `to_json`), the time is cut from the stored text, and `data` is placed as
 it is stored (PostgreSQL prints `jsonb` with a space after `:` and `,`).
 
+Events stored since migration 0011 carry their envelope's text up to the seq
+(`envelope_head`, written by `domain.envelope.envelope_head` when the event is stored):
+their envelope is that head, the seq and `data`, one `printf` / `format` of four values.
+Older rows and reconciled events (whose extra attributes follow the seq) are written
+field by field as below.
+
 The document is the one `build_envelope` gives, keys in the same order
 (tests/test_read_paths.py compares them on both databases). A row with a value the domain
 does not know, a time in another layout, or a Books entity whose lower case the database
@@ -128,6 +134,7 @@ def envelope_column(dialect: str) -> ColumnElement[bytes | None]:
     kind = case((EventRow.product == _text(Product.CRM.value), crm_type), else_=books_type)
     source = _concat(_text("zoho-bridge/"), EventRow.product, _text("/"), EventRow.source)
     subject = _concat(EventRow.module, _text("/"), EventRow.record_id)
+    data = func.coalesce(cast(EventRow.data, Text), _text("null"))
     document = _formatted(
         dialect,
         f'{{"specversion":"{SPECVERSION}","id":', q(dialect, EventRow.id),
@@ -140,12 +147,23 @@ def envelope_column(dialect: str) -> ColumnElement[bytes | None]:
         '","zohorecordid":', q(dialect, EventRow.record_id),
         ',"zohoorigin":"', EventRow.origin,
         '","bridgeseq":', cast(EventRow.seq, Text), _reconciled(dialect),
-        ',"data":', func.coalesce(cast(EventRow.data, Text), _text("null")),
+        ',"data":', data,
         "}",
     )  # fmt: skip
-    encoded = (
-        cast(document, LargeBinary)
-        if dialect == "sqlite"
-        else func.convert_to(document, _text("UTF8"), type_=LargeBinary)
+    # Rows stored with their envelope's head (migration 0011): four values, no quoting.
+    stored = _formatted(
+        dialect, EventRow.envelope_head, cast(EventRow.seq, Text), ',"data":', data, "}"
     )
-    return case((_known(dialect), encoded), else_=None)
+    return case(
+        (EventRow.envelope_head.is_not(None), _encoded(dialect, stored)),
+        (_known(dialect), _encoded(dialect, document)),
+        else_=None,
+    )
+
+
+def _encoded(dialect: str, document: ColumnElement[str]) -> ColumnElement[bytes]:
+    """`document` as UTF-8 bytes."""
+    if dialect == "sqlite":
+        return cast(document, LargeBinary)
+    encoded: ColumnElement[bytes] = func.convert_to(document, _text("UTF8"), type_=LargeBinary)
+    return encoded

@@ -172,6 +172,11 @@ class EventRow(Base):
     # whether the polled version may stand for several edits.
     miss_cause: Mapped[str | None] = mapped_column(String(16))
     collapsed: Mapped[bool | None] = mapped_column(Boolean)
+    # The envelope's text up to its seq (`domain.envelope.envelope_head`), written with the
+    # event so a read writes the envelope without quoting each field again. NULL for
+    # reconciled events and for events stored before migration 0011: those are written
+    # field by field (`store.events_envelope_sql`). Last: `store.batch.event_row` adds it.
+    envelope_head: Mapped[str | None] = mapped_column(Text)
 
 
 class ConnectionRow(Base):
