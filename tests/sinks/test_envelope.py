@@ -11,6 +11,7 @@ import pytest
 from bridge.domain.envelope import (
     build_envelope,
     envelope_bytes,
+    envelope_head,
     format_time,
     message_for,
     subject_for,
@@ -38,6 +39,37 @@ def test_crm_envelope_is_the_product_md_example() -> None:
         "bridgeseq": 1042,
         "data": {"...": "x"},
     }
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"product": Product.BOOKS, "source": "books-a", "module": "SalesOrder"},
+        {"module": "Zählung", "product": Product.BOOKS, "operation": Operation.CHANGED},
+        {"record_id": 'quote " back \\ slash / ctl \x01\x1f \u2028 tab\t 🙂'},
+        {"module": 'Custom "Mod"', "origin": Origin.REPLAY},
+        {
+            "occurred_at": datetime(
+                2024, 6, 11, 16, 25, 53, 999_999, tzinfo=timezone(timedelta(hours=2))
+            )
+        },
+        {"data": [1, {"x": None}], "seq": 1},
+    ],
+)
+def test_the_stored_head_begins_the_envelope_bytes(overrides: dict[str, object]) -> None:
+    """What the writer stores (`events.envelope_head`) and reads complete with the seq and
+    `data` is, byte for byte, the envelope every sink sends."""
+    event = sample_event(**overrides)
+    head = envelope_head(event)
+    assert head is not None
+    data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
+    assert (head + f'{event.seq},"data":{data}}}').encode() == envelope_bytes(event)
+
+
+def test_a_reconciled_event_has_no_stored_head() -> None:
+    """Its extra attributes follow the seq: its envelope is written field by field."""
+    assert envelope_head(sample_event(origin=Origin.RECONCILIATION)) is None
 
 
 @pytest.mark.parametrize(
