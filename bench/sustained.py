@@ -19,8 +19,10 @@ Then, for each fraction of that maximum in turn, CRM callbacks are offered open-
 fixed rate for `--seconds`, to A, then B, then C (a request's latency runs from the moment
 it was due, so a server that falls behind is charged for the queue it causes). For B and C
 the outbox backlog is sampled every 2 s; each record's arrival on Redis and on the pull
-subscription is matched with its acknowledgement. After each run the backlog drains, and
-every acknowledged event must have arrived on both (`lost` must be 0).
+subscription is matched with its acknowledgement (the two consumers run in a process of
+their own: in the load generator's they fell behind it, and their arrival times measured
+the bench). After each run the backlog drains, and every acknowledged event must have
+arrived on both (`lost` must be 0).
 
 Reported per rate and configuration: acks/s, acknowledgement p50/p99, the bridge's CPU
 time per acknowledged event (us/ev: its processes, all threads), backlog growth per second
@@ -36,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import re
 import statistics
@@ -168,14 +171,16 @@ async def consume_redis(stream: str, arrivals: Arrivals, stop: asyncio.Event) ->
 
 async def consume_pull(port: int, name: str, token: str, arrivals: Arrivals,
                        stop: asyncio.Event) -> None:  # fmt: skip
-    """A pull consumer as the README shows it: long-poll, handle, acknowledge."""
+    """A pull consumer as the README shows it: long-poll, handle, acknowledge. It starts
+    where the subscription was acknowledged (an earlier run's consumer left it there)."""
     base = f"http://127.0.0.1:{port}/v1/subscriptions/{name}"
     auth = {"Authorization": f"Bearer {token}"}
-    cursor = 0
+    cursor: int | None = None
     async with httpx.AsyncClient(timeout=30) as http:
         while not stop.is_set():
+            after = {} if cursor is None else {"after": cursor}
             answer = await http.get(f"{base}/events", headers=auth,
-                                    params={"after": cursor, "limit": 1000, "wait": 1})  # fmt: skip
+                                    params={**after, "limit": 1000, "wait": 1})  # fmt: skip
             if answer.status_code == 429:
                 await asyncio.sleep(0.1)
                 continue
@@ -262,16 +267,48 @@ async def max_ingest(port: int, seconds: float) -> float:
     return result.rate()
 
 
+def consumers_main(stream: str, port: int, name: str, token: str, conn: Any) -> None:
+    """The Redis and pull consumers, in a process of their own (`multiprocessing`): in the
+    load generator's process they fell behind it (their arrival times then measured the
+    bench, not the bridge). Consumes until told which records to expect (`conn`), then until
+    all have arrived or 30 s have passed; sends back {record id: arrival} per consumer.
+    `time.perf_counter` is the system's monotonic clock: comparable across processes."""
+
+    async def run() -> tuple[dict[str, float], dict[str, float]]:
+        stop = asyncio.Event()
+        on_redis, on_pull = Arrivals(), Arrivals()
+        tasks = [
+            asyncio.create_task(consume_redis(stream, on_redis, stop)),
+            asyncio.create_task(consume_pull(port, name, token, on_pull, stop)),
+        ]
+        loop = asyncio.get_running_loop()
+        expected: set[str] = set(await loop.run_in_executor(None, conn.recv))
+        deadline = time.perf_counter() + 30
+        while time.perf_counter() < deadline and not (  # noqa: ASYNC110
+            expected <= set(on_redis.at) and expected <= set(on_pull.at)
+        ):
+            await asyncio.sleep(0.2)
+        stop.set()
+        await asyncio.gather(*tasks)
+        return on_redis.at, on_pull.at
+
+    conn.send(asyncio.run(run()))
+    conn.close()
+
+
 async def run_with_sink(server: Server, rate: float, args: Any) -> dict[str, Any]:
     assert server.subscription is not None
     stop = asyncio.Event()
-    on_redis, on_pull = Arrivals(), Arrivals()
     samples: list[tuple[float, int]] = []
-    tasks = [
-        asyncio.create_task(consume_redis(server.stream, on_redis, stop)),
-        asyncio.create_task(consume_pull(server.port, *server.subscription, on_pull, stop)),
-        asyncio.create_task(sample_backlog(server.port, samples, stop)),
-    ]
+    spawn = multiprocessing.get_context("spawn")
+    mine, theirs = spawn.Pipe()
+    consumers = spawn.Process(
+        target=consumers_main,
+        args=(server.stream, server.port, *server.subscription, theirs),
+    )
+    consumers.start()
+    await asyncio.sleep(1.0)  # the consumers are reading before the load starts
+    sampler = asyncio.create_task(sample_backlog(server.port, samples, stop))
     cpu = server.cpu()
     result = await drive(server.port, rate, args.seconds, args.connections)
     cpu = server.cpu() - cpu
@@ -283,13 +320,14 @@ async def run_with_sink(server: Server, rate: float, args: Any) -> dict[str, Any
         ):
             await asyncio.sleep(0.2)
         drain_seconds = time.perf_counter() - drained
-    deadline = time.perf_counter() + 30
-    while time.perf_counter() < deadline and not (  # noqa: ASYNC110  (polling consumers)
-        set(result.acked) <= set(on_redis.at) and set(result.acked) <= set(on_pull.at)
-    ):
-        await asyncio.sleep(0.2)
     stop.set()
-    await asyncio.gather(*tasks)
+    await sampler
+    mine.send(list(result.acked))
+    loop = asyncio.get_running_loop()
+    redis_at, pull_at = await loop.run_in_executor(None, mine.recv)
+    consumers.join(timeout=30)
+    on_redis, on_pull = Arrivals(), Arrivals()
+    on_redis.at, on_pull.at = redis_at, pull_at
     growth = growth_per_second(samples)
     redis_lat = [on_redis.at[r] - t for r, t in result.acked.items() if r in on_redis.at]
     pull_lat = [on_pull.at[r] - t for r, t in result.acked.items() if r in on_pull.at]
