@@ -68,7 +68,9 @@ class Settings(BaseSettings):
         10_000, ge=100, description="How many rejected requests are kept (oldest dropped)."
     )
     lookup_cache_seconds: float = Field(
-        5.0, ge=0, description="How long source and channel lookups are cached in memory."
+        5.0,
+        ge=0,
+        description="How long sources, channels and pull subscriptions are cached in memory.",
     )
     writer_max_batch: int = Field(
         256, ge=1, le=5000, description="Most deliveries committed together in one transaction."

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bridge.services.lookup import _TTLCache
+from bridge.services.lookup import TTLCache
 
 
 class Clock:
@@ -36,7 +36,7 @@ class SlowLoader:
 
 async def test_concurrent_misses_share_one_read() -> None:
     loader, clock = SlowLoader(), Clock()
-    cache: _TTLCache[str] = _TTLCache(5.0, loader, clock)
+    cache: TTLCache[str] = TTLCache(5.0, loader, clock)
     waiting = [asyncio.ensure_future(cache.get("ch")) for _ in range(50)]
     await asyncio.sleep(0)
     loader.release.set()
@@ -50,7 +50,7 @@ async def test_concurrent_misses_share_one_read() -> None:
 
 async def test_a_read_started_before_invalidation_is_not_cached() -> None:
     loader = SlowLoader()
-    cache: _TTLCache[str] = _TTLCache(5.0, loader, Clock())
+    cache: TTLCache[str] = TTLCache(5.0, loader, Clock())
     first = asyncio.ensure_future(cache.get("ch"))
     await asyncio.sleep(0)
     cache.invalidate("ch")  # e.g. a token was rotated through this process
@@ -64,7 +64,7 @@ async def test_a_read_started_before_invalidation_is_not_cached() -> None:
 async def test_a_failed_read_reaches_every_waiter_and_is_not_cached() -> None:
     loader = SlowLoader()
     loader.fail = True
-    cache: _TTLCache[str] = _TTLCache(5.0, loader, Clock())
+    cache: TTLCache[str] = TTLCache(5.0, loader, Clock())
     waiting = [asyncio.ensure_future(cache.get("ch")) for _ in range(5)]
     await asyncio.sleep(0)
     loader.release.set()
@@ -76,7 +76,7 @@ async def test_a_failed_read_reaches_every_waiter_and_is_not_cached() -> None:
 
 async def test_a_caller_that_goes_away_does_not_cancel_the_read() -> None:
     loader = SlowLoader()
-    cache: _TTLCache[str] = _TTLCache(5.0, loader, Clock())
+    cache: TTLCache[str] = TTLCache(5.0, loader, Clock())
     leaving = asyncio.ensure_future(cache.get("ch"))
     staying = asyncio.ensure_future(cache.get("ch"))
     await asyncio.sleep(0)

@@ -34,7 +34,7 @@ class VerifiableSource:
 
 
 @dataclass
-class _TTLCache(Generic[T]):
+class TTLCache(Generic[T]):
     ttl: float
     load: Callable[[str], Awaitable[T | None]]
     clock: Callable[[], float] = time.monotonic
@@ -89,8 +89,8 @@ class Lookup:
     def __init__(self, engine: AsyncEngine, box: SecretBox, ttl: float) -> None:
         self._engine = engine
         self._box = box
-        self._sources: _TTLCache[VerifiableSource] = _TTLCache(ttl, self._load_source)
-        self._channels: _TTLCache[ChannelInfo] = _TTLCache(ttl, self._load_channel)
+        self._sources: TTLCache[VerifiableSource] = TTLCache(ttl, self._load_source)
+        self._channels: TTLCache[ChannelInfo] = TTLCache(ttl, self._load_channel)
 
     async def _load_source(self, name: str) -> VerifiableSource | None:
         info = await get_source(self._engine, name)

@@ -18,6 +18,7 @@ from bridge.domain.credentials import matches_any, new_token, token_digest
 from bridge.domain.events import EventFilter
 from bridge.errors import BridgeError, InvalidInput, NotFound, VerificationFailed
 from bridge.metrics import LONG_POLLS, LONG_POLLS_REFUSED
+from bridge.services.lookup import TTLCache
 from bridge.services.notify import CommitSignal, FilterKey
 from bridge.services.sources import check_name
 from bridge.store import events_envelopes
@@ -63,6 +64,10 @@ class SubscriptionService:
 
     Consumers' reads (`authenticate`, `read`) go through `reads`, an engine for
     one-statement reads (`database.create_read_engine`: on SQLite, `engine` itself).
+    A subscription's name, token digest and filter are kept `cache_seconds`
+    (BRIDGE_LOOKUP_CACHE_SECONDS, as sources are) for reads that name their cursor:
+    removing one takes effect at once in this process and within that time in others.
+    Its acknowledged position is always read afresh.
 
     Every long-poll reads the database again on each commit its filter matches and every
     second, so at most `max_waiting_per_subscription` of one subscription and
@@ -75,7 +80,16 @@ class SubscriptionService:
     reads: AsyncEngine
     max_waiting_per_subscription: int = 10
     max_waiting: int = 100
+    cache_seconds: float = 0.0
     _waiting: dict[str, int] = field(default_factory=dict, init=False)
+    _known: TTLCache[SubscriptionInfo] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._known = TTLCache(self.cache_seconds, self._load)
+
+    async def _load(self, name: str) -> SubscriptionInfo | None:
+        return await store.get(self.reads, name)
+
     _waiting_total: int = field(default=0, init=False)
 
     async def add(
@@ -109,9 +123,15 @@ class SubscriptionService:
 
     async def remove(self, name: str) -> None:
         await store.remove(self.engine, name)
+        self._known.invalidate(name)
 
-    async def authenticate(self, name: str, presented: str) -> SubscriptionInfo:
-        found = await store.get(self.reads, name)
+    async def authenticate(
+        self, name: str, presented: str, *, current: bool = True
+    ) -> SubscriptionInfo:
+        """The subscription `name` if `presented` is its token. With `current=False` it may
+        come from the cache: its `acked_seq` may then be behind (for reads that give
+        their own cursor)."""
+        found = await (store.get(self.reads, name) if current else self._known.get(name))
         digest = found.token_hash if found is not None else _NO_SUCH_DIGEST
         # matches_any compares in constant time; the same message for a wrong name or token.
         if not matches_any(presented, [digest]) or found is None:

@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select
-from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bridge.domain.envelope import Message, message_for, type_of
@@ -51,21 +51,26 @@ def _page_query(dialect: str, source: bool, module: bool, operation: bool) -> Se
 
 
 @cache
-def _sqlite_statement(query: Select[Any]) -> tuple[str, tuple[str, ...], Any]:
-    compiled = query.compile(dialect=sqlite_dialect.dialect())
+def _driver_statement(query: Select[Any], dialect: Dialect) -> tuple[str, tuple[str, ...], Any]:
+    """The statement as the driver takes it: its text, its parameters' names in order and
+    their defaults (built once per shape and dialect)."""
+    compiled = query.compile(dialect=dialect)
     return compiled.string, tuple(compiled.positiontup or ()), compiled.params
 
 
 async def _rows(conn: AsyncConnection, query: Select[Any], values: dict[str, Any]) -> list[Any]:
-    """The page's rows; on SQLite in one hop to aiosqlite's thread (SQLAlchemy's cursor
-    takes several: on two busy cores each costs a scheduling delay, more than the query)."""
-    if conn.dialect.name != "sqlite":
-        return list((await conn.execute(query, values)).all())
-    sql, order, defaults = _sqlite_statement(query)
+    """The page's rows straight from the driver: on SQLite in one hop to aiosqlite's thread
+    (SQLAlchemy's cursor takes several: on two busy cores each costs a scheduling delay,
+    more than the query); on PostgreSQL as asyncpg's records (SQLAlchemy's result rows
+    cost a sixth of a page of 1,000). The columns need no conversion: an int and bytes."""
+    sql, order, defaults = _driver_statement(query, conn.dialect)
     every = {**defaults, **values}
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
-    return list(await driver.execute_fetchall(sql, [every[name] for name in order]))
+    arguments = [every[name] for name in order]
+    if conn.dialect.name == "sqlite":
+        return list(await driver.execute_fetchall(sql, arguments))
+    return list(await driver.fetch(sql, *arguments))
 
 
 async def envelope_page(

@@ -24,15 +24,20 @@ def _rt(request: Request) -> Runtime:
     return runtime
 
 
-async def _authorized(request: Request) -> SubscriptionInfo:
+async def _authorized(request: Request, *, current: bool) -> SubscriptionInfo:
+    """The subscription the request names, if its token is right; `current=False`: its
+    acknowledged position may be behind (see `SubscriptionService`)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise VerificationFailed("send the subscription token as 'Authorization: Bearer <token>'")
-    return await _rt(request).subscriptions.authenticate(request.path_params["name"], token.strip())
+    return await _rt(request).subscriptions.authenticate(
+        request.path_params["name"], token.strip(), current=current
+    )
 
 
 async def read_events(request: Request) -> Response:
-    sub = await _authorized(request)
+    # A read without `after` starts at the acknowledged position: read it afresh.
+    sub = await _authorized(request, current=not request.query_params.get("after"))
     try:
         items, cursor = await _rt(request).subscriptions.read(
             sub,
@@ -53,7 +58,7 @@ async def read_events(request: Request) -> Response:
 
 
 async def ack(request: Request) -> Response:
-    sub = await _authorized(request)
+    sub = await _authorized(request, current=False)
     body = await json_body(request, AckIn)
     stored = await _rt(request).subscriptions.ack(sub.name, body.seq)
     return JSONResponse({"acked_seq": stored})

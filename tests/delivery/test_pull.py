@@ -117,6 +117,37 @@ async def test_tokens(bridge: BridgeFactory) -> None:
         assert bad.status_code in (400, 401)
 
 
+async def test_cached_subscriptions_never_hold_back_the_cursor_or_a_removal_here(
+    bridge: BridgeFactory,
+) -> None:
+    """Two replicas on one database, subscriptions cached for a minute: a read without
+    `after` always starts at the acknowledged position, wherever it was acknowledged; a
+    subscription removed through a replica is refused by it at once; the other refuses it
+    at once for reads that start at the acknowledged position, and within
+    BRIDGE_LOOKUP_CACHE_SECONDS for reads that give `after`."""
+    async with bridge(lookup_cache_seconds=60) as one, bridge(lookup_cache_seconds=60) as two:
+        auth = await _subscribe(one, "cached")
+        await one.post_crm("1", "2", "3")
+        items = (await _read(two, "cached", auth, after=0)).json()["items"]  # now cached
+        assert [e["zohorecordid"] for e in items] == ["1", "2", "3"]
+        for replica, acked in ((two, items[0]), (one, items[1])):
+            r = await replica.client.post("/v1/subscriptions/cached/ack", headers=auth,
+                                          json={"seq": acked["bridgeseq"]})  # fmt: skip
+            assert r.status_code == 200, r.text
+            rest = (await _read(two, "cached", auth)).json()["items"]
+            assert rest == items[items.index(acked) + 1 :]
+        gone = await two.client.delete("/admin/subscriptions/cached", headers=ADMIN)
+        assert gone.status_code == 204
+        assert (await _read(two, "cached", auth, after=0)).status_code == 401
+        other = await _subscribe(one, "elsewhere")
+        assert (await _read(two, "elsewhere", other, after=0)).status_code == 200
+        gone = await one.client.delete("/admin/subscriptions/elsewhere", headers=ADMIN)
+        assert gone.status_code == 204
+        assert (await _read(one, "elsewhere", other, after=0)).status_code == 401
+        assert (await _read(two, "elsewhere", other)).status_code == 401
+        assert (await _read(two, "elsewhere", other, after=0)).status_code == 200  # cached
+
+
 async def test_openapi_lists_the_delivery_surface(bridge: BridgeFactory) -> None:
     async with bridge() as b:
         paths = (await b.client.get("/openapi.json")).json()["paths"]
