@@ -82,6 +82,7 @@ class SubscriptionService:
     max_waiting: int = 100
     cache_seconds: float = 0.0
     _waiting: dict[str, int] = field(default_factory=dict, init=False)
+    _waiting_total: int = field(default=0, init=False)
     _known: TTLCache[SubscriptionInfo] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -89,8 +90,6 @@ class SubscriptionService:
 
     async def _load(self, name: str) -> SubscriptionInfo | None:
         return await store.get(self.reads, name)
-
-    _waiting_total: int = field(default=0, init=False)
 
     async def add(
         self,

@@ -11,7 +11,7 @@ does.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select
@@ -50,7 +50,7 @@ def _page_query(dialect: str, source: bool, module: bool, operation: bool) -> Se
     return query
 
 
-@cache
+@lru_cache(maxsize=64)  # a few filter shapes per engine's dialect
 def _driver_statement(query: Select[Any], dialect: Dialect) -> tuple[str, tuple[str, ...], Any]:
     """The statement as the driver takes it: its text, its parameters' names in order and
     their defaults (built once per shape and dialect)."""
