@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import Select, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.delivery import DeliveryStatus, record_key
@@ -124,18 +124,23 @@ class SinkCounts:
     replays_pending: int = 0
 
 
-async def sink_counts(engine: AsyncEngine) -> dict[str, SinkCounts]:
-    query = (
+def sink_counts_query() -> Select[str, str, bool, int, datetime]:
+    """Undelivered rows per sink, status and replay: their count and oldest creation."""
+    return (
         select(DeliveryRow.sink, DeliveryRow.status, DeliveryRow.replay, func.count(),
                func.min(DeliveryRow.created_at))
         # The partial index of undelivered rows' own condition, the same text: only this
-        # statement can use that index (migration 0010).
+        # statement can use that index (migration 0010); PostgreSQL estimates how many
+        # rows it holds from the statistics on the expression (migration 0012).
         .where(text(UNDELIVERED))
         .group_by(DeliveryRow.sink, DeliveryRow.status, DeliveryRow.replay)
     )  # fmt: skip
+
+
+async def sink_counts(engine: AsyncEngine) -> dict[str, SinkCounts]:
     found: dict[str, SinkCounts] = {}
     async with connect(engine) as conn:
-        for sink, status, replay, count, oldest in (await conn.execute(query)).all():
+        for sink, status, replay, count, oldest in (await conn.execute(sink_counts_query())).all():
             c = found.get(sink, SinkCounts())
             if status == DeliveryStatus.PENDING.value:
                 first = min(d for d in (c.oldest_pending, oldest) if d is not None)
