@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from bridge.domain.events import Event, Origin, Product, StoredEvent
@@ -113,25 +114,36 @@ def envelope_head(event: Event | StoredEvent) -> str | None:
     with it, followed by the seq, `,"data":`, `data` and `}`. Stored with the event
     (`events.envelope_head`), so that reads write each envelope with one `printf` of four
     values instead of quoting and checking each field per row (`events_envelope_sql`).
-    The attributes of `_head`, in its order, written out: half the time of encoding its
-    dict (about 4 us an event, on the ingest path).
+    The attributes of `_head`, in its order, written out; what depends only on the
+    product, source, module, operation and origin (most of it) comes from a cache.
 
     None for a reconciled event: its extra attributes come after the seq (their rows are
     written the longer way)."""
     origin = event.origin.value
     if origin == Origin.RECONCILIATION.value:
         return None
-    product, module, record_id = event.product.value, event.module, event.record_id
-    operation = event.operation.value
+    module, record_id = event.module, event.record_id
+    kind, attributes, end = _head_parts(
+        event.product.value, event.source, module, event.operation.value, origin
+    )
     return (
-        f'{{"specversion":"{SPECVERSION}","id":{_quote(event.id)},'
-        f'"source":{_quote(f"zoho-bridge/{product}/{event.source}")},'
-        f'"type":{_quote(type_of(product, module, operation))},'
-        f'"subject":{_quote(f"{module}/{record_id}")},'
-        f'"time":"{format_time(event.occurred_at)}",'
-        f'"datacontenttype":"application/json","zohomodule":{_quote(module)},'
-        f'"zohooperation":{_quote(operation)},"zohorecordid":{_quote(record_id)},'
-        f'"zohoorigin":{_quote(origin)},"bridgeseq":'
+        f'{{"specversion":"{SPECVERSION}","id":{_quote(event.id)}{kind}'
+        f'{_quote(f"{module}/{record_id}")},"time":"{format_time(event.occurred_at)}"'
+        f"{attributes}{_quote(record_id)}{end}"
+    )
+
+
+@lru_cache(maxsize=4096)
+def _head_parts(
+    product: str, source: str, module: str, operation: str, origin: str
+) -> tuple[str, str, str]:
+    """The head's texts around the id, the subject, the time and the record id."""
+    return (
+        f',"source":{_quote(f"zoho-bridge/{product}/{source}")},'
+        f'"type":{_quote(type_of(product, module, operation))},"subject":',
+        f',"datacontenttype":"application/json","zohomodule":{_quote(module)},'
+        f'"zohooperation":{_quote(operation)},"zohorecordid":',
+        f',"zohoorigin":{_quote(origin)},"bridgeseq":',
     )
 
 
