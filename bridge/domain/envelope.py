@@ -70,18 +70,13 @@ def format_time(moment: datetime) -> str:
 
 
 def build_envelope(event: StoredEvent) -> dict[str, Any]:
-    """The CloudEvents structured-mode envelope of `event`, as documented in product.md."""
-    return {**_head(event), "bridgeseq": event.seq, **_reconciled(event), "data": event.data}
-
-
-def _head(event: StoredEvent) -> dict[str, Any]:
-    """The envelope's attributes before `bridgeseq`, in their order (`envelope_head`
-    writes the same as text)."""
+    """The CloudEvents structured-mode envelope of `event`, as documented in product.md
+    (`envelope_head` writes the attributes before `bridgeseq` as text, in this order)."""
     return {
         "specversion": SPECVERSION,
         "id": event.id,
         "source": f"zoho-bridge/{event.product.value}/{event.source}",
-        "type": type_of(event.product.value, event.module, event.operation.value),
+        "type": event_type(event),
         "subject": f"{event.module}/{event.record_id}",
         "time": format_time(event.occurred_at),
         "datacontenttype": "application/json",
@@ -89,6 +84,9 @@ def _head(event: StoredEvent) -> dict[str, Any]:
         "zohooperation": event.operation.value,
         "zohorecordid": event.record_id,
         "zohoorigin": event.origin.value,
+        "bridgeseq": event.seq,
+        **_reconciled(event),
+        "data": event.data,
     }
 
 
@@ -114,8 +112,8 @@ def envelope_head(event: Event | StoredEvent) -> str | None:
     with it, followed by the seq, `,"data":`, `data` and `}`. Stored with the event
     (`events.envelope_head`), so that reads write each envelope with one `printf` of four
     values instead of quoting and checking each field per row (`events_envelope_sql`).
-    The attributes of `_head`, in its order, written out; what depends only on the
-    product, source, module, operation and origin (most of it) comes from a cache.
+    The attributes of `build_envelope`, in its order, written out; what depends only on
+    the product, source, module, operation and origin (most of it) comes from a cache.
 
     None for a reconciled event: its extra attributes come after the seq (their rows are
     written the longer way)."""

@@ -130,7 +130,7 @@ class SubscriptionService:
         """The subscription `name` if `presented` is its token. With `current=False` it may
         come from the cache: its `acked_seq` may then be behind (for reads that give
         their own cursor)."""
-        found = await (store.get(self.reads, name) if current else self._known.get(name))
+        found = await (self._load(name) if current else self._known.get(name))
         digest = found.token_hash if found is not None else _NO_SUCH_DIGEST
         # matches_any compares in constant time; the same message for a wrong name or token.
         if not matches_any(presented, [digest]) or found is None:
