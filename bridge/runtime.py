@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.backoff import BackoffPolicy
@@ -45,6 +46,7 @@ from bridge.sinks.webhook import subscriber_client
 from bridge.store.budget_store import DbBudgetStore
 from bridge.store.database import create_engine, create_read_engine, create_relay_engine
 from bridge.store.outbox import OutboxHook
+from bridge.store.relay_sqlite import SqliteRelayWrites
 from bridge.store.token_store import DbTokenStore
 from bridge.store.writer import EventWriter, backend_for
 from bridge.zoho.budget import Budget
@@ -165,7 +167,8 @@ def build_relay(
     poll: float | None = None,
 ) -> tuple[AsyncEngine, httpx.AsyncClient | None, Relay]:
     """The outbox relay (not started), its own engine (commits that need no fsync, plans
-    that need no statistics: `create_relay_engine`) and the webhook sink's HTTP client."""
+    that need no statistics: `create_relay_engine`) and the webhook sink's HTTP client.
+    On SQLite the relay's frequent writes go through `store.relay_sqlite`."""
     sink_http = (
         subscriber_client(settings.relay_concurrency) if "webhook" in settings.push_sinks else None
     )
@@ -177,7 +180,13 @@ def build_relay(
     options = relay_options(settings, replica)
     if poll is not None:
         options = replace(options, poll=poll)
-    return engine, sink_http, Relay(engine, sinks, options, clock)
+    # SQLite: the lease and settlement transactions run whole on a thread of their own,
+    # so the write lock is never held while the relay waits for a busy event loop.
+    writes = (
+        SqliteRelayWrites(make_url(settings.database_url).database or "")
+        if settings.is_sqlite else None
+    )  # fmt: skip
+    return engine, sink_http, Relay(engine, sinks, options, clock, writes=writes)
 
 
 def relay_options(settings: Settings, owner: str | None = None) -> RelayOptions:

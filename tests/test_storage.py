@@ -139,12 +139,12 @@ async def test_reported_ids_and_seqs_are_the_stored_ones(
 
 
 async def test_the_sqlite_disk_thread_hands_back_results_and_errors_in_order() -> None:
-    from bridge.store.batch_sqlite import _DiskThread
+    from bridge.store.disk_thread import DiskThread
 
     def fail() -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
-    disk = _DiskThread("test-disk")
+    disk = DiskThread("test-disk")
     try:
         assert await disk.run(lambda: threading.current_thread().name) == "test-disk"
         with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):

@@ -47,6 +47,7 @@ from bridge.sinks.base import (
 from bridge.store import attempts as attempt_store
 from bridge.store import outbox, outbox_queries
 from bridge.store.outbox import Claimed, Failure
+from bridge.store.relay_sqlite import SqliteRelayWrites
 
 log = structlog.get_logger(__name__)
 
@@ -128,8 +129,11 @@ class Relay:
         options: RelayOptions,
         clock: Callable[[], datetime],
         rng: RandomSource | None = None,
+        writes: SqliteRelayWrites | None = None,
     ) -> None:
         self._engine = engine
+        # SQLite: leases and settlements through a connection and thread of their own.
+        self._writes = writes
         self._sinks = list(sinks)
         self._options = options
         self._clock = clock
@@ -205,6 +209,9 @@ class Relay:
         for sink in self._sinks:
             with contextlib.suppress(Exception):
                 await sink.close()
+        if self._writes is not None:
+            with contextlib.suppress(Exception):
+                await self._writes.close()
 
     async def _work(self, sink: Sink) -> None:
         health = self._health[sink.name]
@@ -265,8 +272,9 @@ class Relay:
     async def _claim(self, name: str, limit: int) -> list[Claimed]:
         opts = self._options
         return await outbox.claim(
-            self._engine, name, opts.owner, now=self._clock(), lease=opts.lease, limit=limit
-        )
+            self._engine, name, opts.owner, now=self._clock(), lease=opts.lease, limit=limit,
+            writes=self._writes,
+        )  # fmt: skip
 
     async def _release_ahead(self, name: str, reason: str) -> None:
         """Hand back, untried, a batch claimed ahead that will not be published now."""
@@ -311,7 +319,7 @@ class Relay:
         disabled = sink.name in await outbox_queries.disabled_sinks(self._engine)
         claimed = [] if disabled else await outbox.claim(
             self._engine, sink.name, self._options.owner, now=now, lease=self._options.lease,
-            limit=1,
+            limit=1, writes=self._writes,
         )  # fmt: skip
         if not claimed:
             try:
@@ -455,7 +463,7 @@ class Relay:
         ]
         made = self._attempts(rows, errors, failures, now, also)
         try:
-            await outbox.settle(self._engine, delivered, failures, made, now)
+            await outbox.settle(self._engine, delivered, failures, made, now, self._writes)
         except Exception as exc:
             # The rows matter, their history does not: settle them alone. (If the database
             # as a whole fails, this fails too, and the rows are sent again after their

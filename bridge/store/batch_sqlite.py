@@ -10,15 +10,10 @@ The connection is used by one batch at a time (the writer is the only caller).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
-import queue
 import sqlite3
-import threading
-import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from bridge.domain import jsonx
@@ -30,22 +25,15 @@ from bridge.store.batch import (
     Inserted,
     TableRows,
 )
+from bridge.store.disk_thread import DiskThread
 from bridge.store.errors import translate
-from bridge.store.sqlite import BUSY_TIMEOUT_MS, Synchronous, pragmas
+from bridge.store.sqlite import Synchronous, begin_immediate, datetime_text, pragmas
 from bridge.store.types import UTCDateTime
 
 # SQLite caps bound parameters per statement (32766 since 3.32); stay well under it.
 _MAX_PARAMETERS = 6000
-_BUSY_RETRY = 0.0005  # seconds between two tries of a BEGIN that found the lock taken
 _CACHED_STATEMENTS = 1024  # one prepared INSERT per table and row count: batches vary
 _ID, _KEY = EVENT_COLUMNS.index("id"), EVENT_COLUMNS.index("dedup_key")
-
-
-@functools.lru_cache(maxsize=4096)  # a delivery's received_at is in several rows
-def _datetime_text(value: datetime) -> str:
-    # SQLAlchemy's SQLite DATETIME text: naive UTC, always with microseconds.
-    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-    return utc.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 def _json_text(value: object) -> str:
@@ -54,7 +42,7 @@ def _json_text(value: object) -> str:
 
 # By exact type: the values rows hold (see batch.TableRows); anything else passes as is.
 _CONVERT: dict[type, Callable[[Any], Any]] = {
-    datetime: _datetime_text,
+    datetime: datetime_text,
     dict: _json_text,
     list: _json_text,
 }
@@ -89,7 +77,7 @@ def _column_converters(table: str, columns: Sequence[str]) -> dict[str, Callable
     for name in columns:
         column = model_columns[name]
         if isinstance(column.type, UTCDateTime):
-            converters[name] = _optional(_datetime_text) if column.nullable else _datetime_text
+            converters[name] = _optional(datetime_text) if column.nullable else datetime_text
         elif name in JSON_COLUMNS:
             converters[name] = _json_text
     return converters
@@ -104,58 +92,6 @@ _EVENT_ROW = _by_column(EVENT_COLUMNS, _column_converters("events", EVENT_COLUMN
 _REQUEST_ROW = _by_column(REQUEST_COLUMNS, _column_converters("inbound_requests", REQUEST_COLUMNS))
 
 
-_Call = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
-
-
-class _DiskThread:
-    """One thread for the calls that wait on the disk, run one at a time.
-
-    Leaner than a ThreadPoolExecutor, and that matters here: whenever this thread runs
-    Python it holds the GIL, and the busy event loop waits. Per call the thread does one
-    call and one `call_soon_threadsafe`; the loop, one queue put.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    def run(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
-            self._thread.start()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._calls.put((fn, future, loop))
-        return future
-
-    def _serve(self) -> None:
-        while (call := self._calls.get()) is not None:
-            fn, future, loop = call
-            try:
-                outcome: tuple[Any, BaseException | None] = (fn(), None)
-            except BaseException as exc:  # handed to the awaiting coroutine
-                outcome = (None, exc)
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_settle, future, *outcome)
-
-    def stop(self) -> None:
-        """Finish the queued calls, then end the thread."""
-        if self._thread is not None:
-            self._calls.put(None)
-            self._thread.join()
-            self._thread = None
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)
-
-
 class SqliteBatchBackend:
     """One connection, set up like the engine's (`store.sqlite.pragmas`), but with its busy
     timeout at 0 while on the loop: a BEGIN that would wait is retried on the thread."""
@@ -167,7 +103,7 @@ class SqliteBatchBackend:
         self._synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
         # The thread that waits on the disk; it and the loop never use the connection at once.
-        self._thread = _DiskThread("sqlite-writer")
+        self._thread = DiskThread("sqlite-writer")
 
     async def begin(self) -> _SqliteTransaction:
         conn = self._conn
@@ -200,28 +136,13 @@ class SqliteBatchBackend:
         return conn
 
     def _begin_waiting(self) -> None:
-        """BEGIN IMMEDIATE, waiting for another connection's write lock (on the thread).
-
-        Tried again every `_BUSY_RETRY` seconds rather than through SQLite's busy handler,
-        whose sleeps grow 1, 2, 5, 10, 15, 20, 25 ms...: a lock held 9 ms (a relay's
-        claim or settlement) cost the writer 18, and every webhook of the batch waited
-        for it. The retries cost little: each is one failed lock attempt, on this thread.
-        """
+        """BEGIN IMMEDIATE, waiting for another connection's write lock (on the thread)."""
         assert self._conn is not None
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        while True:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY and time.monotonic() < deadline:
-                    time.sleep(_BUSY_RETRY)
-                    continue
-                self._rollback()
-                raise _translated(exc) from exc
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise _translated(exc) from exc
+        try:
+            begin_immediate(self._conn)
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise _translated(exc) from exc
 
     def _commit(self) -> None:
         assert self._conn is not None

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BindParameter,
@@ -125,7 +125,7 @@ def _claim_values(
 
 
 @cache
-def _lease_rows() -> Update:
+def lease_rows() -> Update:
     """`claim_statement` with its values as parameters, built once: building (and keying)
     the statement cost about a tenth of the relay's own CPU per batch."""
     sink, owner, now, until = (
@@ -174,7 +174,7 @@ def _lease_statement(sink: Any, owner: Any, now: Any, until: Any, limit: Any) ->
 @cache
 def _pg_claim() -> Select[Any]:
     """On PostgreSQL the lease and the events in one statement (built once)."""
-    leased = _lease_rows().cte("leased")
+    leased = lease_rows().cte("leased")
     return (
         select(
             *message_columns("postgresql"),
@@ -187,7 +187,14 @@ def _pg_claim() -> Select[Any]:
 
 
 async def claim(
-    engine: AsyncEngine, sink: str, owner: str, *, now: datetime, lease: timedelta, limit: int
+    engine: AsyncEngine,
+    sink: str,
+    owner: str,
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    writes: RelayWrites | None = None,
 ) -> list[Claimed]:
     """Lease up to `limit` due rows of `sink`, oldest due first, at most one per record.
 
@@ -205,6 +212,9 @@ async def claim(
     not the backlog: the same at 1k and at 1M pending rows. A scalar subquery is run per
     candidate whatever the statistics say, so the plan does not turn into a scan of the
     whole backlog (as a window function or a planner-chosen anti-join may).
+
+    `writes` (SQLite): runs the lease's transaction whole on a thread of its own
+    (`store.relay_sqlite`) instead of through `engine`.
     """
     values = _claim_values(sink, owner, now=now, lease=lease, limit=limit)
     if engine.dialect.name == "postgresql":
@@ -218,11 +228,14 @@ async def claim(
         return [Claimed(r.delivery_id, r.attempts, m) for r, m in zip(rows, found, strict=True)]
     # SQLite cannot join in RETURNING: the write transaction is the UPDATE alone (the
     # ingest writer waits on its lock for no more than that), the events are read after it.
-    async with begin(engine) as conn:
-        leased_rows = (await conn.execute(_lease_rows(), values)).all()
+    if writes is not None:
+        leased_rows: Sequence[tuple[int, int, int]] = await writes.lease(values)
+    else:
+        async with begin(engine) as conn:
+            leased_rows = [tuple(r) for r in await conn.execute(lease_rows(), values)]
     if not leased_rows:
         return []
-    leases = {r.event_seq: (r.id, r.attempts) for r in leased_rows}
+    leases = {seq: (delivery_id, attempts) for delivery_id, attempts, seq in leased_rows}
     async with connect(engine) as conn:
         query = select(*message_columns("sqlite")).where(EventRow.seq.in_(list(leases)))
         found = await messages(conn, (await conn.execute(query)).all())
@@ -268,11 +281,16 @@ async def settle(
     failures: Sequence[Failure],
     attempts: Sequence[Attempt],
     now: datetime,
+    writes: RelayWrites | None = None,
 ) -> None:
     """Settle a published batch in one transaction: the rows the sink confirmed marked
     delivered (one statement), the failed ones set to retry or dead, and every attempt
-    recorded. One commit per batch: on SQLite one turn of the write lock, not three."""
+    recorded. One commit per batch: on SQLite one turn of the write lock, not three.
+    `writes` (SQLite): the transaction runs whole on a thread of its own."""
     if not (delivered or failures or attempts):
+        return
+    if writes is not None:
+        await writes.settle(delivered, failures, attempts, now)
         return
     async with begin(engine) as conn:
         await _mark_delivered(conn, delivered, now)
@@ -288,8 +306,9 @@ async def mark_delivered(engine: AsyncEngine, ids: Sequence[int], now: datetime)
         await _mark_delivered(conn, ids, now)
 
 
-def delivered_update(ids: Sequence[int], now: datetime) -> Update:
-    """The statement that marks rows `ids` delivered (those still pending)."""
+def delivered_update(ids: Sequence[int] | Select[Any], now: datetime) -> Update:
+    """The statement that marks rows `ids` delivered (those still pending); `ids` may be
+    a query of them."""
     return (
         update(DeliveryRow)
         .where(DeliveryRow.id.in_(ids), _still_pending())
@@ -316,6 +335,25 @@ class Failure:
     error: str
 
 
+class RelayWrites(Protocol):
+    """The relay's frequent write transactions, run elsewhere than through the engine
+    (SQLite: `store.relay_sqlite`)."""
+
+    async def lease(self, values: dict[str, Any]) -> Sequence[tuple[int, int, int]]:
+        """`lease_rows()` with these values: (id, attempts, event_seq) of each row."""
+        ...
+
+    async def settle(
+        self,
+        delivered: Sequence[int],
+        failures: Sequence[Failure],
+        attempts: Sequence[Attempt],
+        now: datetime,
+    ) -> None:
+        """What `settle` does, in one transaction."""
+        ...
+
+
 async def mark_failed(engine: AsyncEngine, failures: Sequence[Failure]) -> None:
     if not failures:
         return
@@ -325,21 +363,26 @@ async def mark_failed(engine: AsyncEngine, failures: Sequence[Failure]) -> None:
 
 async def _mark_failed(conn: AsyncConnection, failures: Sequence[Failure]) -> None:
     for failure in failures:
-        values: dict[str, Any] = {
-            "attempts": failure.attempts,
-            "last_error": failure.error[:MAX_ERROR],
-            "lease_owner": None,
-            "lease_until": None,
-        }
-        if isinstance(failure.outcome, Retry):
-            values["next_attempt_at"] = failure.outcome.at
-        else:
-            values["status"] = DeliveryStatus.DEAD.value
-        await conn.execute(
-            update(DeliveryRow)
-            .where(DeliveryRow.id == failure.delivery_id, _still_pending())
-            .values(**values)
-        )
+        await conn.execute(failed_update(failure))
+
+
+def failed_update(failure: Failure) -> Update:
+    """The statement that sets a failed row to retry later, or dead (if still pending)."""
+    values: dict[str, Any] = {
+        "attempts": failure.attempts,
+        "last_error": failure.error[:MAX_ERROR],
+        "lease_owner": None,
+        "lease_until": None,
+    }
+    if isinstance(failure.outcome, Retry):
+        values["next_attempt_at"] = failure.outcome.at
+    else:
+        values["status"] = DeliveryStatus.DEAD.value
+    return (
+        update(DeliveryRow)
+        .where(DeliveryRow.id == failure.delivery_id, _still_pending())
+        .values(**values)
+    )
 
 
 async def release(engine: AsyncEngine, ids: Sequence[int], error: str) -> None:
