@@ -121,7 +121,11 @@ async def test_a_busy_event_loop_does_not_hold_the_write_lock(
         time.sleep(0.5)  # the loop is busy (webhooks): it does not come back to the relay
         other = sqlite3.connect(path, timeout=0, isolation_level=None)
         try:
-            other.execute("BEGIN IMMEDIATE")  # the ingest writer gets the lock at once
+            # The lease is committed without the loop's help, and the lock is free: the
+            # ingest writer takes it at once.
+            leased = "SELECT count(*) FROM deliveries WHERE lease_owner = 'me'"
+            assert other.execute(leased).fetchone() == (4,)
+            other.execute("BEGIN IMMEDIATE")
             other.execute("ROLLBACK")
         finally:
             other.close()
