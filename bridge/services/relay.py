@@ -453,7 +453,13 @@ class Relay:
     ) -> datetime | None:
         """Mark published rows delivered and failed ones for retry or dead, and record
         every attempt (with `also`, the batch's attempts that found the sink unreachable);
-        returns the earliest retry time."""
+        returns the earliest retry time.
+
+        A batch sink's delivering tries (every push sink's) are recorded on their rows
+        (`publish_ms`, with `delivered_at` and `lease_owner`), not as attempt rows: that
+        insert was the largest part of a settlement on PostgreSQL, and a success says no
+        more than those three. Failed and unavailable tries keep their attempt rows (the
+        error, the subscriber's status and answer)."""
         delivered = [row.delivery_id for row, error in zip(rows, errors, strict=True)
                      if error is None]  # fmt: skip
         failures = [
@@ -461,14 +467,20 @@ class Relay:
             for row, error in zip(rows, errors, strict=True)
             if error is not None
         ]
-        made = self._attempts(rows, errors, failures, now, also)
+        on_rows = isinstance(sink, BatchSink)
+        made = self._attempts(rows, errors, failures, now, also, delivered_on_rows=on_rows)
+        publish_ms = None
+        if on_rows and delivered:
+            took = [self._took.pop(delivery_id, 0.0) for delivery_id in delivered]
+            publish_ms = max(took) * 1000
         try:
-            await outbox.settle(self._engine, delivered, failures, made, now, self._writes)
+            await outbox.settle(self._engine, delivered, failures, made, now, self._writes,
+                                publish_ms=publish_ms)  # fmt: skip
         except Exception as exc:
             # The rows matter, their history does not: settle them alone. (If the database
             # as a whole fails, this fails too, and the rows are sent again after their
             # lease, which subscribers dedupe.)
-            await outbox.mark_delivered(self._engine, delivered, now)
+            await outbox.mark_delivered(self._engine, delivered, now, publish_ms)
             await outbox.mark_failed(self._engine, failures)
             log.warning("delivery attempts not recorded", error=_message(exc), count=len(made))
         DELIVERIES.labels(sink.name, "delivered").inc(len(delivered))
@@ -551,10 +563,16 @@ class Relay:
         failures: Sequence[Failure],
         now: datetime,
         also: Sequence[Attempt],
+        *,
+        delivered_on_rows: bool = False,
     ) -> list[Attempt]:
+        """The attempt rows to record: all tries, or with `delivered_on_rows` the failed
+        ones only (a delivering try is then recorded on its row)."""
         dead = {f.delivery_id for f in failures if isinstance(f.outcome, DeadLetter)}
         made = [*also]
         for row, error in zip(rows, errors, strict=True):
+            if error is None and delivered_on_rows:
+                continue
             outcome = (AttemptOutcome.DELIVERED if error is None
                        else AttemptOutcome.DEAD if row.delivery_id in dead
                        else AttemptOutcome.RETRY)  # fmt: skip

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bridge.domain.attempts import Attempt, AttemptOutcome
 from bridge.store.database import begin, connect
-from bridge.store.models import AttemptRow
+from bridge.store.models import AttemptRow, DeliveryRow
 
 # The columns of an attempt, with the type of the array each arrives in.
 _PG_ARRAYS: tuple[tuple[str, Any], ...] = (
@@ -85,7 +85,9 @@ def _attempt(row: Any, number: int) -> Attempt:
 
 
 async def attempts_of(engine: AsyncEngine, delivery_ids: Sequence[int]) -> dict[int, list[Attempt]]:
-    """Each delivery's attempts, oldest first."""
+    """Each delivery's attempts, oldest first: its rows of `delivery_attempts`, then, for
+    a row whose delivering try is recorded on the row itself (`publish_ms`, batch sinks
+    since migration 0013), that try, made when it was delivered by its lease owner."""
     if not delivery_ids:
         return {}
     query = (
@@ -93,9 +95,21 @@ async def attempts_of(engine: AsyncEngine, delivery_ids: Sequence[int]) -> dict[
         .where(AttemptRow.delivery_id.in_(delivery_ids))
         .order_by(AttemptRow.delivery_id, AttemptRow.id)
     )
+    on_rows = select(
+        DeliveryRow.id, DeliveryRow.delivered_at, DeliveryRow.publish_ms, DeliveryRow.lease_owner
+    ).where(DeliveryRow.id.in_(delivery_ids), DeliveryRow.publish_ms.is_not(None))
     found: dict[int, list[Attempt]] = {d: [] for d in delivery_ids}
     async with connect(engine) as conn:
         for row in (await conn.execute(query)).all():
             earlier = found[row.delivery_id]
             earlier.append(_attempt(row, len(earlier) + 1))
+        for row in (await conn.execute(on_rows)).all():
+            earlier = found[row.id]
+            earlier.append(
+                Attempt(
+                    delivery_id=row.id, attempt=len(earlier) + 1, at=row.delivered_at,
+                    outcome=AttemptOutcome.DELIVERED, latency_ms=row.publish_ms,
+                    replica=row.lease_owner,
+                )
+            )  # fmt: skip
     return found

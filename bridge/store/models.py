@@ -319,6 +319,9 @@ class DeliveryRow(Base):
     delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     replay: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How long the publish that delivered it took, when that try is not a row of
+    # `delivery_attempts` (batch sinks: `attempts.attempts_of` reads it back as one).
+    publish_ms: Mapped[float | None] = mapped_column(Float)
 
 
 class AttemptRow(Base):

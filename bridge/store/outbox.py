@@ -282,39 +282,48 @@ async def settle(
     attempts: Sequence[Attempt],
     now: datetime,
     writes: RelayWrites | None = None,
+    *,
+    publish_ms: float | None = None,
 ) -> None:
     """Settle a published batch in one transaction: the rows the sink confirmed marked
-    delivered (one statement), the failed ones set to retry or dead, and every attempt
-    recorded. One commit per batch: on SQLite one turn of the write lock, not three.
+    delivered (one statement; `publish_ms` set on them when their delivering try is not
+    among `attempts`), the failed ones set to retry or dead, and the attempts recorded.
+    One commit per batch: on SQLite one turn of the write lock, not three.
     `writes` (SQLite): the transaction runs whole on a thread of its own."""
     if not (delivered or failures or attempts):
         return
     if writes is not None:
-        await writes.settle(delivered, failures, attempts, now)
+        await writes.settle(delivered, failures, attempts, now, publish_ms)
         return
     async with begin(engine) as conn:
-        await _mark_delivered(conn, delivered, now)
+        await _mark_delivered(conn, delivered, now, publish_ms)
         await _mark_failed(conn, failures)
         await record_attempts(conn, attempts)
 
 
-async def mark_delivered(engine: AsyncEngine, ids: Sequence[int], now: datetime) -> None:
+async def mark_delivered(
+    engine: AsyncEngine, ids: Sequence[int], now: datetime, publish_ms: float | None = None
+) -> None:
     """One statement for the batch, each row found by its primary key."""
     if not ids:
         return
     async with begin(engine) as conn:
-        await _mark_delivered(conn, ids, now)
+        await _mark_delivered(conn, ids, now, publish_ms)
 
 
-def delivered_update(ids: Sequence[int] | Select[Any], now: datetime) -> Update:
+def delivered_update(
+    ids: Sequence[int] | Select[Any], now: datetime, publish_ms: float | None = None
+) -> Update:
     """The statement that marks rows `ids` delivered (those still pending); `ids` may be
-    a query of them."""
+    a query of them. `publish_ms`: how long their delivering try took, when that try is
+    recorded on the rows rather than in `delivery_attempts`."""
     return (
         update(DeliveryRow)
         .where(DeliveryRow.id.in_(ids), _still_pending())
         .values(
             status=DeliveryStatus.DELIVERED.value,
             delivered_at=now,
+            publish_ms=publish_ms,
             attempts=DeliveryRow.attempts + 1,
             # lease_owner stays: it tells which replica delivered the row.
             lease_until=None,
@@ -322,9 +331,11 @@ def delivered_update(ids: Sequence[int] | Select[Any], now: datetime) -> Update:
     )
 
 
-async def _mark_delivered(conn: AsyncConnection, ids: Sequence[int], now: datetime) -> None:
+async def _mark_delivered(
+    conn: AsyncConnection, ids: Sequence[int], now: datetime, publish_ms: float | None
+) -> None:
     if ids:
-        await conn.execute(delivered_update(ids, now))
+        await conn.execute(delivered_update(ids, now, publish_ms))
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +360,7 @@ class RelayWrites(Protocol):
         failures: Sequence[Failure],
         attempts: Sequence[Attempt],
         now: datetime,
+        publish_ms: float | None,
     ) -> None:
         """What `settle` does, in one transaction."""
         ...

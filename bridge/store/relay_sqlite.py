@@ -113,9 +113,13 @@ class SqliteRelayWrites:
         failures: Sequence[Failure],
         attempts: Sequence[Attempt],
         now: datetime,
+        publish_ms: float | None,
     ) -> None:
         mark = _delivered()
-        mark_params = _params(mark, {"ids": json.dumps(list(delivered)), "delivered_at": now})
+        mark_params = _params(
+            mark,
+            {"ids": json.dumps(list(delivered)), "delivered_at": now, "publish_ms": publish_ms},
+        )
         rows = [
             (a.delivery_id, datetime_text(a.at), a.outcome.value, a.latency_ms, a.status_code,
              a.error, a.response, a.replica)

@@ -65,8 +65,15 @@ async def test_attempts_are_kept_across_retries_and_purged_with_the_delivery(
         assert done["attempts"][:3] == attempts  # history is never rewritten
         [last] = done["attempts"][3:]
         assert (last["attempt"], last["outcome"], last["error"]) == (4, "delivered", None)
-
+        # The delivering try is recorded on the row itself (migration 0013), read back
+        # as the last attempt: when it was delivered, by whom, how long the publish took.
+        assert (last["at"], last["replica"]) == (done["delivered_at"], b.runtime.replica)
+        assert last["latency_ms"] > 0 and last["status_code"] is None
         engine = b.runtime.engine
+        async with engine.connect() as conn:
+            stored = (await conn.execute(text("SELECT count(*) FROM delivery_attempts"))).scalar()
+        assert stored == 3
+
         later = b.runtime.clock() + timedelta(days=60)
         assert await purge(engine, days=30, now=later) == 1
         async with engine.connect() as conn:
@@ -146,7 +153,9 @@ async def test_a_history_the_database_refuses_does_not_hold_back_the_settlement(
 ) -> None:
     """The batch is settled with its attempts in one transaction; if the database refuses
     the attempts (here a trigger), the rows are still settled, once, and a warning says
-    the history line was lost."""
+    the history line was lost. (A delivering try is recorded on its row, so the refused
+    attempt is a failed one: a 400, dead at once.)"""
+    recorder.fail = {RECORD: 400}
     async with bridge(webhook_config(recorder.url)) as b:
         engine = b.runtime.engine
         async with engine.begin() as conn:
@@ -167,14 +176,14 @@ async def test_a_history_the_database_refuses_does_not_hold_back_the_settlement(
         try:
             with capture_logs() as logs:
                 await b.post_crm(RECORD)
-                row = await _until(b, lambda r: r["status"] == "delivered")
-            assert row["attempts"] == []
-            assert len(recorder.envelopes) == 1
+                row = await _until(b, lambda r: r["status"] == "dead")
+            assert row["attempts"] == [] and row["last_error"]
+            assert recorder.attempts[RECORD] == 1
             assert [e["event"] for e in logs if "not recorded" in e["event"]] == [
                 "delivery attempts not recorded"
             ]
             await asyncio.sleep(0.3)  # the relay's next turns publish nothing again
-            assert len(recorder.envelopes) == 1
+            assert recorder.attempts[RECORD] == 1
         finally:
             async with engine.begin() as conn:
                 await conn.execute(text("DROP TRIGGER refuse" + (

@@ -62,7 +62,7 @@ async def _scenario(engine: AsyncEngine, writes: SqliteRelayWrites | None) -> li
                 response="try later", replica="r1"),
         Attempt(third, later, AttemptOutcome.DEAD, 3.0, status_code=400, error="bad"),
     ]  # fmt: skip
-    await outbox.settle(engine, [first], failures, attempts, later, writes)
+    await outbox.settle(engine, [first], failures, attempts, later, writes, publish_ms=4.5)
     await outbox.settle(engine, [], [], [], later, writes)  # nothing to do: no transaction
     claimed = await outbox.claim(engine, "s", "me", now=NOW + timedelta(minutes=1), lease=LEASE,
                                  limit=10, writes=writes)  # fmt: skip
@@ -95,13 +95,14 @@ async def test_the_same_rows_as_through_the_engine(tmp_path: Path, sqlite_templa
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'thread.db'}")
     try:
         settled = await _table(engine, "SELECT status, attempts, length(last_error), "
-                                       "lease_owner FROM deliveries ORDER BY id LIMIT 3")  # fmt: skip
+                                       "lease_owner, publish_ms FROM deliveries "
+                                       "ORDER BY id LIMIT 3")  # fmt: skip
         stored = await _table(engine, "SELECT outcome, status_code, error, response, replica "
                                       "FROM delivery_attempts ORDER BY id")  # fmt: skip
     finally:
         await engine.dispose()
-    assert settled == [("delivered", 1, None, "me"), ("pending", 1, 12, None),
-                       ("dead", 1, 1000, None)]  # fmt: skip
+    assert settled == [("delivered", 1, None, "me", 4.5), ("pending", 1, 12, None, None),
+                       ("dead", 1, 1000, None, None)]  # fmt: skip
     assert stored == [("delivered", None, None, None, "r1"), ("retry", 503, "busy", "try later",
                       "r1"), ("dead", 400, "bad", None, None)]  # fmt: skip
 
@@ -156,7 +157,7 @@ async def test_the_relay_waits_for_the_lock_and_goes_on_after_an_error(
         assert len(await lease) == 1
         blocker.execute("DROP TABLE delivery_attempts")
         with pytest.raises(StoreUnavailable):  # as the engine's errors are (store.errors)
-            await writes.settle([], [], [Attempt(1, NOW, AttemptOutcome.DELIVERED, 1.0)], NOW)
+            await writes.settle([], [], [Attempt(1, NOW, AttemptOutcome.RETRY, 1.0)], NOW, None)
         assert len(await writes.lease(values)) == 1  # rolled back; a fresh connection goes on
     finally:
         blocker.close()
