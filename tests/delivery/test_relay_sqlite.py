@@ -7,6 +7,7 @@ import asyncio
 import shutil
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -107,45 +108,52 @@ async def test_the_same_rows_as_through_the_engine(tmp_path: Path, sqlite_templa
                       "r1"), ("dead", 400, "bad", None, None)]  # fmt: skip
 
 
-async def test_a_busy_event_loop_does_not_hold_the_write_lock(
-    tmp_path: Path, sqlite_template: Path
-) -> None:
+@pytest.fixture
+async def seeded(tmp_path: Path, sqlite_template: Path) -> Path:
+    """A seeded database (`_seeded`), its path."""
     path = tmp_path / "bridge.db"
     shutil.copy(sqlite_template, path)
     engine = await _seeded(path)
-    writes = SqliteRelayWrites(str(path))
-    values = {"claim_sink": "s", "claim_owner": "me", "claim_now": NOW,
-              "claim_until": NOW + LEASE, "claim_limit": 100}  # fmt: skip
+    await engine.dispose()
+    return path
+
+
+@pytest.fixture
+async def writes(seeded: Path) -> AsyncIterator[SqliteRelayWrites]:
+    writes = SqliteRelayWrites(str(seeded))
+    yield writes
+    await writes.close()
+
+
+def _lease_values(limit: int) -> dict[str, Any]:
+    return {"claim_sink": "s", "claim_owner": "me", "claim_now": NOW,
+            "claim_until": NOW + LEASE, "claim_limit": limit}  # fmt: skip
+
+
+async def test_a_busy_event_loop_does_not_hold_the_write_lock(
+    seeded: Path, writes: SqliteRelayWrites
+) -> None:
+    lease = asyncio.ensure_future(writes.lease(_lease_values(100)))
+    await asyncio.sleep(0)  # the transaction is handed to the thread
+    time.sleep(0.5)  # the loop is busy (webhooks): it does not come back to the relay
+    other = sqlite3.connect(seeded, timeout=0, isolation_level=None)
     try:
-        lease = asyncio.ensure_future(writes.lease(values))
-        await asyncio.sleep(0)  # the transaction is handed to the thread
-        time.sleep(0.5)  # the loop is busy (webhooks): it does not come back to the relay
-        other = sqlite3.connect(path, timeout=0, isolation_level=None)
-        try:
-            # The lease is committed without the loop's help, and the lock is free: the
-            # ingest writer takes it at once.
-            leased = "SELECT count(*) FROM deliveries WHERE lease_owner = 'me'"
-            assert other.execute(leased).fetchone() == (4,)
-            other.execute("BEGIN IMMEDIATE")
-            other.execute("ROLLBACK")
-        finally:
-            other.close()
-        assert len(await lease) == 4  # A, B, C, D: one row per record
+        # The lease is committed without the loop's help, and the lock is free: the
+        # ingest writer takes it at once.
+        leased = "SELECT count(*) FROM deliveries WHERE lease_owner = 'me'"
+        assert other.execute(leased).fetchone() == (4,)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
     finally:
-        await writes.close()
-        await engine.dispose()
+        other.close()
+    assert len(await lease) == 4  # A, B, C, D: one row per record
 
 
 async def test_the_relay_waits_for_the_lock_and_goes_on_after_an_error(
-    tmp_path: Path, sqlite_template: Path
+    seeded: Path, writes: SqliteRelayWrites
 ) -> None:
-    path = tmp_path / "bridge.db"
-    shutil.copy(sqlite_template, path)
-    engine = await _seeded(path)
-    writes = SqliteRelayWrites(str(path))
-    values = {"claim_sink": "s", "claim_owner": "me", "claim_now": NOW,
-              "claim_until": NOW + LEASE, "claim_limit": 1}  # fmt: skip
-    blocker = sqlite3.connect(path, isolation_level=None)
+    values = _lease_values(1)
+    blocker = sqlite3.connect(seeded, isolation_level=None)
     try:
         assert len(await writes.lease(values)) == 1
         blocker.execute("PRAGMA busy_timeout=0")
@@ -161,5 +169,3 @@ async def test_the_relay_waits_for_the_lock_and_goes_on_after_an_error(
         assert len(await writes.lease(values)) == 1  # rolled back; a fresh connection goes on
     finally:
         blocker.close()
-        await writes.close()
-        await engine.dispose()
