@@ -46,8 +46,7 @@ from bridge.sinks.base import (
 )
 from bridge.store import attempts as attempt_store
 from bridge.store import outbox, outbox_queries
-from bridge.store.outbox import Claimed, Failure
-from bridge.store.relay_sqlite import SqliteRelayWrites
+from bridge.store.outbox import Claimed, Failure, RelayWrites
 
 log = structlog.get_logger(__name__)
 
@@ -129,10 +128,11 @@ class Relay:
         options: RelayOptions,
         clock: Callable[[], datetime],
         rng: RandomSource | None = None,
-        writes: SqliteRelayWrites | None = None,
+        writes: RelayWrites | None = None,
     ) -> None:
         self._engine = engine
-        # SQLite: leases and settlements through a connection and thread of their own.
+        # SQLite: leases and settlements on a connection and thread of their own
+        # (`store.relay_sqlite`).
         self._writes = writes
         self._sinks = list(sinks)
         self._options = options

@@ -365,6 +365,10 @@ class RelayWrites(Protocol):
         """What `settle` does, in one transaction."""
         ...
 
+    async def close(self) -> None:
+        """Let go of the connection and the thread."""
+        ...
+
 
 async def mark_failed(engine: AsyncEngine, failures: Sequence[Failure]) -> None:
     if not failures:
