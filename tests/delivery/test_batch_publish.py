@@ -200,8 +200,14 @@ async def _amqp(
            "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins), "RABBITMQ_PID_FILE": f"{store}/pid"}  # fmt: skip
 
     async def ready() -> None:
-        connection = await aio_pika.connect(url, timeout=1)
-        await connection.close()
+        # Built, then connected: `aio_pika.connect` drops a connection whose first attempt
+        # failed (the node is still starting) unclosed, and its `__del__` leaves an
+        # un-awaited `Connection.close` coroutine to whichever later test the GC runs in.
+        connection = aio_pika.Connection(aio_pika.connection.make_url(url))
+        try:
+            await connection.connect(timeout=1)
+        finally:
+            await connection.close()
 
     async def published() -> list[str]:
         connection = await aio_pika.connect(url)
