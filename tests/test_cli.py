@@ -50,6 +50,20 @@ def test_every_command_has_help() -> None:
         assert "Usage: zoho-bridge" in result.output
 
 
+def test_a_source_url_names_the_running_bridge_without_a_public_url(database_url: str) -> None:
+    env = bridge_env(database_url) | {"BRIDGE_URL": "http://127.0.0.1:8765/"}
+    result = subprocess.run([*BRIDGE_CMD, "sources", "add", "books", "--json"], env=env,
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    source = json.loads(result.stdout)
+    assert source["hook_url"] == "http://127.0.0.1:8765/hooks/books/books"
+    assert source["hook_url_with_token"].startswith("http://127.0.0.1:8765/hooks/books/books?")
+    public = env | {"BRIDGE_PUBLIC_URL": "https://hooks.example.com"}
+    listed = subprocess.run([*BRIDGE_CMD, "sources", "list", "--json"], env=public,
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
+    assert json.loads(listed.stdout)[0]["hook_url"] == "https://hooks.example.com/hooks/books/books"
+
+
 def test_sources_channels_and_events_end_to_end(database_url: str, served: str) -> None:
     out = _run(database_url, "sources", "add", "books", "--json").stdout
     source = json.loads(out)

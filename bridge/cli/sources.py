@@ -9,8 +9,12 @@ from bridge.services.views import source_view
 
 
 def _base_url(ctx: click.Context) -> str:
+    """Where Zoho sends webhooks: BRIDGE_PUBLIC_URL, else the running bridge (BRIDGE_URL),
+    else this shell's BRIDGE_HOST and BRIDGE_PORT (a `serve` elsewhere on another port
+    would otherwise be printed as :8000)."""
     settings = settings_of(ctx)
-    return settings.public_url or f"http://{settings.host}:{settings.port}"
+    base = settings.public_url or settings.url or f"http://{settings.host}:{settings.port}"
+    return base.rstrip("/")
 
 
 @click.group()
