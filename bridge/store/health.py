@@ -58,8 +58,21 @@ async def check_write(
                                               "changed_at": now, **values}, ["sink"])  # fmt: skip
     except BridgeError as exc:
         full = _is_disk_full(exc) or (free is not None and free < _SQLITE_FULL_BELOW)
+        if not full and not await _reachable(engine):
+            # Lost between the read and the write (a connection cut mid-statement): an
+            # outage, not a database that refuses writes.
+            return WriteCheck("unreachable", _why(exc), free)
         return WriteCheck("full" if full else "read_only", _why(exc), free)
     return WriteCheck("ok", "ok", free)
+
+
+async def _reachable(engine: AsyncEngine) -> bool:
+    try:
+        async with connect(engine) as conn:
+            await conn.execute(text("SELECT 1"))
+    except BridgeError:
+        return False
+    return True
 
 
 def sqlite_free_bytes(database_url: str) -> int | None:
