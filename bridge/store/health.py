@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import BridgeError
-from bridge.store.database import begin, connect
+from bridge.store.database import begin, ping
 from bridge.store.models import SinkStateRow
 from bridge.store.upsert import upsert
 
@@ -45,8 +44,7 @@ async def check_write(
     """Read, then commit one small write; say which of them failed, and why."""
     free = sqlite_free_bytes(database_url)
     try:
-        async with connect(engine) as conn:
-            await conn.execute(text("SELECT 1"))
+        await ping(engine)
     except BridgeError as exc:
         return WriteCheck("unreachable", _why(exc), free)
     values = {"checked_at": now, "checked_by": replica[:64]}
@@ -68,8 +66,7 @@ async def check_write(
 
 async def _reachable(engine: AsyncEngine) -> bool:
     try:
-        async with connect(engine) as conn:
-            await conn.execute(text("SELECT 1"))
+        await ping(engine)
     except BridgeError:
         return False
     return True

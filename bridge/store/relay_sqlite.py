@@ -86,9 +86,8 @@ def _params(fixed: _Fixed, values: Mapping[str, Any]) -> list[Any]:
 
 def _run_statement(conn: sqlite3.Connection, statement: Executable) -> None:
     """A statement compiled now, with the values it holds (rare: failed rows)."""
-    compiled = statement.compile(dialect=_DIALECT)  # type: ignore[attr-defined]
-    params = compiled.construct_params()
-    conn.execute(str(compiled), [_value(params[n]) for n in compiled.positiontup or ()])
+    fixed = _fixed(statement)
+    conn.execute(fixed[0], _params(fixed, {}))
 
 
 class SqliteRelayWrites:
