@@ -6,7 +6,7 @@ import bisect
 import itertools
 from collections.abc import Iterator
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -201,3 +201,27 @@ CONNECTION_NEEDS_REAUTH = Gauge(
     "channels are paused and it is not reconciled until a new refresh token is set).",
     ["connection"],
 )
+
+# What a relay exports (`serve`'s relay process hands these to `serve`'s /metrics).
+RELAY_METRICS: tuple[Collector, ...] = (DELIVERIES, PUBLISH_SECONDS, SINK_PUBLISH_RATE, SINK_UP)
+
+
+def relay_registry() -> CollectorRegistry:
+    """A registry of the relay's metrics alone, for `serve` to append to its own."""
+    registry = CollectorRegistry(auto_describe=True)
+    for metric in RELAY_METRICS:
+        registry.register(metric)
+    return registry
+
+
+_relay_metrics_here = [True]  # whether REGISTRY holds RELAY_METRICS
+
+
+def leave_relay_metrics(to_child: bool) -> None:
+    """Take the relay's metrics out of this process's /metrics while a child process
+    relays and exports them (`to_child`), or put them back (idempotent both ways)."""
+    if _relay_metrics_here[0] != to_child:
+        return
+    for metric in RELAY_METRICS:
+        (REGISTRY.unregister if to_child else REGISTRY.register)(metric)
+    _relay_metrics_here[0] = not to_child

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.domain.backoff import BackoffPolicy
 from bridge.domain.channel_rules import RenewalPolicy
 from bridge.errors import BridgeError
+from bridge.relay_child import RelayChild
 from bridge.secretbox import SecretBox
 from bridge.services.budgets import BudgetService
 from bridge.services.channel_keeper import ChannelKeeper
@@ -99,6 +100,8 @@ class Runtime:
     # The outbox relay and the retention purge: background work, not in CLI commands.
     relay: Relay | None = None
     relay_engine: AsyncEngine | None = None
+    # Or the relay in a child process (`serve`, by default: `open_runtime(relay_child=)`).
+    relay_child: RelayChild | None = None
     purge_loop: PurgeLoop | None = None
     sink_http: httpx.AsyncClient | None = None
     # Reconciliation's scheduled work (`serve` only).
@@ -123,6 +126,8 @@ class Runtime:
             await self.reconcile_loop.stop()
         if self.relay is not None:
             await self.relay.stop()
+        if self.relay_child is not None:
+            await self.relay_child.stop()
         await self.health.stop()
         if self.purge_loop is not None:
             await self.purge_loop.stop()
@@ -237,8 +242,11 @@ async def open_runtime(
     transport: httpx.AsyncBaseTransport | None = None,
     background: bool = True,
     status_of: Callable[[BridgeError], int] | None = None,
+    relay_child: bool = False,
 ) -> Runtime:
     """Open everything; `background=False` (one-shot CLI commands) runs no relay or purge.
+    With `relay_child` the relay runs in a child process (`bridge.relay_child`), else on
+    this event loop.
     `status_of` is the web layer's error → HTTP status mapping, recorded with rejected
     webhook requests."""
     box = SecretBox(settings.secret_key.get_secret_value() if settings.secret_key else None)
@@ -325,7 +333,12 @@ async def open_runtime(
         budgets=BudgetService(engine, box, zoho),
         secret_problem=secret_problem,
     )
-    if background and settings.relay:
+    if background and settings.relay and relay_child and settings.push_sinks:
+        child = runtime.relay_child = RelayChild(settings, engine, clock, replica)
+        writer.committed.append(child.wake)
+        deliveries.wake = child.wake
+        runtime.status.relay_problems = child.problems
+    elif background and settings.relay:
         runtime.relay_engine, runtime.sink_http, runtime.relay = build_relay(
             settings, clock, replica
         )
@@ -333,6 +346,7 @@ async def open_runtime(
         deliveries.wake = runtime.relay.wake
         runtime.status.relay_problems = runtime.relay.problems
         runtime.status.relay_rates = runtime.relay.publish_rates
+        runtime.status.relay_name = replica
     if background:
         runtime.purge_loop = PurgeLoop(
             engine, settings.retention_days, settings.purge_interval_seconds, clock
@@ -348,6 +362,8 @@ async def open_runtime(
     await writer.start()
     if runtime.relay is not None:
         await runtime.relay.start()
+    if runtime.relay_child is not None:
+        await runtime.relay_child.start()
     if runtime.purge_loop is not None:
         await runtime.purge_loop.start()
     if background:

@@ -122,6 +122,13 @@ class Settings(BaseSettings):
         description="Deliver to the push sinks from `serve` itself; false when separate "
         "`zoho-bridge relay` processes do (the outbox is still written with every event).",
     )
+    relay_process: bool = Field(
+        True,
+        description="`serve` delivers from a child process of its own (`zoho-bridge relay`, "
+        "started, woken and watched by `serve`): delivery gets a core of its own instead of "
+        "a share of the event loop answering webhooks. false: on that event loop. With "
+        "--workers above 1, each worker relays on its own loop.",
+    )
     relay_batch: int | None = Field(
         None,
         ge=1,

@@ -162,7 +162,7 @@ def test_serve_binds_then_lists_what_it_runs(tmp_path: Path) -> None:
             f"  console:   http://127.0.0.1:{port}/admin/ui/",
             f"  database:  sqlite+aiosqlite:///{tmp_path}/b.db",
             "  sinks:     pull, redis (redis://127.0.0.1:6379/0)",
-            "  jobs:      relay to redis; no channel renewal or reconciliation "
+            "  jobs:      relay to redis (a child process); no channel renewal or reconciliation "
             "(BRIDGE_SCHEDULER=false); retention purge every 3600 s (30 days)",
         ]
         for _ in range(100):

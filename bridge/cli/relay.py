@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
+from collections.abc import Callable
 
 import click
 import prometheus_client
 
 from bridge.cli.common import ENV_HELP, check_database, settings_of
+from bridge.metrics import relay_registry
 from bridge.process import tune_gc
 from bridge.runtime import build_relay, replica_name, utc_now
 from bridge.services import schema
@@ -31,8 +34,17 @@ from bridge.settings import Settings
     help="Serve this process's Prometheus metrics (deliveries, publish times, sink up, "
     "publish rate) at http://BRIDGE_HOST:PORT/metrics.",
 )
+@click.option(
+    "--serve-socket",
+    type=int,
+    hidden=True,
+    help="(`serve` starts its relay so.) A socket to `serve`: a byte read wakes the relay, "
+    "its end stops it; the relay's metrics port is written to it.",
+)
 @click.pass_context
-def relay(ctx: click.Context, poll: float, metrics_port: int | None) -> None:
+def relay(
+    ctx: click.Context, poll: float, metrics_port: int | None, serve_socket: int | None
+) -> None:
     """Deliver stored events to the push sinks (BRIDGE_SINKS), apart from `serve`.
 
     Run `serve` with BRIDGE_RELAY=false beside it: webhooks are then answered by a
@@ -53,11 +65,12 @@ def relay(ctx: click.Context, poll: float, metrics_port: int | None) -> None:
     if metrics_port is not None:
         prometheus_client.start_http_server(metrics_port, addr=settings.host)
     tune_gc()
-    click.echo(f"zoho-bridge relay delivering to {', '.join(settings.push_sinks)}", err=True)
-    asyncio.run(_run(settings, poll))
+    if serve_socket is None:
+        click.echo(f"zoho-bridge relay delivering to {', '.join(settings.push_sinks)}", err=True)
+    asyncio.run(_run(settings, poll, serve_socket))
 
 
-async def _run(settings: Settings, poll: float) -> None:
+async def _run(settings: Settings, poll: float, serve_socket: int | None = None) -> None:
     engine, sink_http, relay = build_relay(settings, utc_now, replica_name(settings), poll)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -65,6 +78,8 @@ async def _run(settings: Settings, poll: float) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         await relay.start()
+        if serve_socket is not None:
+            _answer_serve(socket.socket(fileno=serve_socket), relay.wake, stop.set)
         await stop.wait()
     finally:
         await relay.stop()
@@ -72,3 +87,28 @@ async def _run(settings: Settings, poll: float) -> None:
             await sink_http.aclose()
         with contextlib.suppress(Exception):
             await engine.dispose()
+
+
+def _answer_serve(sock: socket.socket, wake: Callable[[], None], stop: Callable[[], None]) -> None:
+    """As `serve`'s relay (`bridge.relay_child`): wake on each byte `serve` writes, stop
+    when its end closes (it stopped, or died), and tell it where the relay's metrics are."""
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+
+    def readable() -> None:
+        try:
+            data = sock.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            wake()
+        else:
+            loop.remove_reader(sock)
+            stop()
+
+    loop.add_reader(sock, readable)
+    server, _ = prometheus_client.start_http_server(0, addr="127.0.0.1", registry=relay_registry())
+    with contextlib.suppress(OSError):  # serve gone: `readable` stops the relay
+        sock.send(f"metrics {server.server_port}\n".encode())

@@ -81,7 +81,7 @@ def serve(
         os.environ["BRIDGE_DATABASE_URL"] = settings.database_url
         app: Any = "bridge.web.asgi:app_from_environment"
     else:
-        app = create_app(settings)
+        app = create_app(settings, relay_child=settings.relay_process)
         tune_gc()
     server.configure(settings)  # worker processes: in their app factory (web/asgi.py)
     config = uvicorn.Config(
@@ -141,7 +141,7 @@ def banner(settings: Settings, host: str, port: int, workers: int = 1) -> list[s
         lines.append(f"  console:   {base}/admin/ui/")
     lines.append(f"  database:  {database.shown(settings.database_url)}")
     lines.append(f"  sinks:     {', '.join(sink_lines(settings))}")
-    lines.append(f"  jobs:      {'; '.join(job_lines(settings))}")
+    lines.append(f"  jobs:      {'; '.join(job_lines(settings, workers))}")
     if settings.public_url is None:
         lines.append("  note: BRIDGE_PUBLIC_URL is not set; managed CRM channels cannot be created")
     return lines
@@ -161,10 +161,13 @@ def sink_lines(settings: Settings) -> list[str]:
     return shown
 
 
-def job_lines(settings: Settings) -> list[str]:
+def job_lines(settings: Settings, workers: int = 1) -> list[str]:
     jobs = []
-    if settings.push_sinks:
-        jobs.append(f"relay to {', '.join(settings.push_sinks)}")
+    if settings.push_sinks and not settings.relay:
+        jobs.append("no relay (BRIDGE_RELAY=false: `zoho-bridge relay` processes deliver)")
+    elif settings.push_sinks:
+        where = " (a child process)" if settings.relay_process and workers == 1 else ""
+        jobs.append(f"relay to {', '.join(settings.push_sinks)}{where}")
     if settings.scheduler:
         jobs.append(f"channel renewal every {settings.channel_check_seconds:g} s")
         jobs.append(f"channel check at Zoho every {settings.channel_reconcile_minutes:g} min")

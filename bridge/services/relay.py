@@ -45,7 +45,7 @@ from bridge.sinks.base import (
     SubscriberGone,
 )
 from bridge.store import attempts as attempt_store
-from bridge.store import outbox, outbox_queries
+from bridge.store import outbox, outbox_queries, relay_rates
 from bridge.store.outbox import Claimed, Failure, RelayWrites
 
 log = structlog.get_logger(__name__)
@@ -69,6 +69,8 @@ class RelayOptions:
     linger: float = 0.005
     # Delays between probes of an unreachable sink (max_attempts is not used).
     probe: BackoffPolicy = field(default_factory=_default_probe)
+    # How often the relay writes its publish rates to the database (`store.relay_rates`).
+    report_every: float = 5.0
 
 
 @dataclass
@@ -184,6 +186,7 @@ class Relay:
             await outbox.ensure_statistics(self._engine)
         for sink in self._sinks:
             self._tasks.append(asyncio.create_task(self._work(sink), name=f"relay-{sink.name}"))
+        self._tasks.append(asyncio.create_task(self._report(), name="relay-rates"))
 
     async def stop(self, grace: float = 5.0) -> None:
         """Let each worker finish the batch in hand (up to `grace` seconds), then stop.
@@ -212,6 +215,18 @@ class Relay:
         if self._writes is not None:
             with contextlib.suppress(Exception):
                 await self._writes.close()
+        with contextlib.suppress(Exception):  # else left out of status once it is stale
+            await relay_rates.forget(self._engine, self._options.owner)
+
+    async def _report(self) -> None:
+        """Write this relay's publish rates to the database every `report_every` seconds,
+        for the status of every process (the first at once: a running relay shows)."""
+        while not self._stopped.is_set():
+            with contextlib.suppress(BridgeError):  # the next turn tries again
+                await relay_rates.report(
+                    self._engine, self._options.owner, self.publish_rates(), self._clock()
+                )
+            await self._sleep(self._options.report_every)
 
     async def _work(self, sink: Sink) -> None:
         health = self._health[sink.name]

@@ -27,8 +27,10 @@ from bridge.services.managed_channels import ManagedChannelService
 from bridge.services.schema import schema_state
 from bridge.services.views import iso, status_view
 from bridge.services.watches import WatchService
+from bridge.store import relay_rates
 from bridge.store.health import WriteCheck
 from bridge.store.outbox_queries import SinkDown
+from bridge.store.relay_rates import SinkRate
 
 
 def _read(outcome: Any) -> Any:
@@ -65,6 +67,13 @@ def _no_rates() -> dict[str, float]:
     return {}
 
 
+def _no_relay(sink: str, pending: int) -> str:
+    return (
+        f"sink {sink}: no relay is running, {pending} deliveries wait "
+        "(BRIDGE_RELAY=false and no `zoho-bridge relay` process?)"
+    )
+
+
 @dataclass
 class StatusService:
     """Assembles what each service reports. `relay_problems` is this process's relay's
@@ -82,8 +91,12 @@ class StatusService:
     relay_problems: Callable[[], list[str]] = field(default=_no_problems)
     sink_stale_after: timedelta = timedelta(seconds=60)
     # Events/s each push sink confirmed over the last minute, by this process's relay
-    # (none in a one-shot CLI process: the rate shows as null there).
+    # (none in a one-shot CLI process), first hand; `relay_name` is that relay's name in
+    # `relay_rates`, where every other running relay's rates are read.
     relay_rates: Callable[[], dict[str, float]] = field(default=_no_rates)
+    relay_name: str | None = None
+    # A relay's reported rates count while they are this recent (it reports every 5 s).
+    rates_fresh_for: timedelta = timedelta(seconds=30)
 
     async def overview(self) -> dict[str, Any]:
         check = await self.health.database()
@@ -97,29 +110,34 @@ class StatusService:
             self.health.connections_needing_reauth(),
             self.managed_channels.problems(),
             self.watches.problems(),
+            relay_rates.recent(self.engine, self.health.clock() - self.rates_fresh_for,
+                               besides=self.relay_name),
             return_exceptions=True,
-        )
+        )  # fmt: skip
         if isinstance(reads[0], BridgeError):
             check = await self.health.check_database()
             return _unreadable_view(check, database_problem(check) or "the database failed")
-        found, down, reauth, channels, watches = (_read(r) for r in reads)
+        found, down, reauth, channels, watches, reported = (_read(r) for r in reads)
         view = status_view(found)
         outages = [p for p in [database_problem(check)] if p is not None]
         view["database"] = _database_view(check)
         now = self.health.clock()
-        rates = self.relay_rates()
+        idle: list[str] = []
         for sink in view["sinks"]:
             outage = down.get(sink["name"])
             sink["state"] = "disabled" if sink["disabled"] else "unreachable" if outage else "ok"
             sink["unreachable_since"] = iso(outage.since) if outage else None
             sink["unreachable_reason"] = outage.reason if outage else None
-            rate = rates.get(sink["name"])
-            sink["publish_rate_per_second"] = round(rate, 3) if rate is not None else None
+            rate = self._rate(sink["name"], reported)
+            sink["relays"] = rate.relays
+            sink["publish_rate_per_second"] = round(rate.per_second, 3) if rate.relays else None
+            if not rate.relays and sink["pending"] and not sink["disabled"]:
+                idle.append(_no_relay(sink["name"], sink["pending"]))
         outages.extend(sink_problem(d, now, self.sink_stale_after) for d in down.values())
         outages.extend(self._unrecorded(down))
         view["connections"] = {"needs_reauth": [c.name for c in reauth]}
         outages.extend(reauth_problem(c) for c in reauth)
-        view["problems"][:0] = outages
+        view["problems"][:0] = outages + idle
         view["channels"] = channels
         view["problems"].extend(
             f"channel {c['channel_id']} is {c['state']}, expires {c['expires_at']}"
@@ -129,6 +147,15 @@ class StatusService:
         view["reconciliation"] = {"problems": watches}
         view["problems"].extend(watches)
         return view
+
+    def _rate(self, name: str, reported: dict[str, SinkRate]) -> SinkRate:
+        """The sink's publish rate over this process's relay and every other that
+        reported lately; `relays` 0 when none did."""
+        own = self.relay_rates().get(name)
+        other = reported.get(name, SinkRate(0.0, 0))
+        if own is None:
+            return other
+        return SinkRate(own + other.per_second, other.relays + 1)
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:
         """Whether this bridge can store deliveries now, and each check's outcome.

@@ -500,3 +500,16 @@ class DowntimeRow(Base):
     down_from: Mapped[datetime]
     down_to: Mapped[datetime]
     recorded_at: Mapped[datetime]
+
+
+class RelayRateRow(Base):
+    """What one running relay last reported of a push sink: the events per second the
+    sink confirmed to it over the last minute. Every relay (in `serve`, or a process of
+    its own on any machine) reports, so every process's status shows the sink's rate."""
+
+    __tablename__ = "relay_rates"
+
+    relay: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sink: Mapped[str] = mapped_column(String(32), primary_key=True)
+    per_second: Mapped[float] = mapped_column(Float)
+    reported_at: Mapped[datetime]

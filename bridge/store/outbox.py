@@ -413,3 +413,20 @@ async def release(engine: AsyncEngine, ids: Sequence[int], error: str) -> None:
             .where(DeliveryRow.id.in_(ids), _still_pending())
             .values(last_error=error[:MAX_ERROR], lease_owner=None, lease_until=None)
         )
+
+
+async def release_owner(engine: AsyncEngine, owner: str, error: str) -> int:
+    """Hand back, untried, every row `owner` holds: for a relay known to have exited
+    (`serve`'s relay process), whose leases would keep its rows waiting until they run
+    out. Returns how many rows were handed back."""
+    async with begin(engine) as conn:
+        result = await conn.execute(
+            update(DeliveryRow)
+            .where(
+                DeliveryRow.status == PENDING,
+                DeliveryRow.lease_owner == owner,
+                DeliveryRow.lease_until.is_not(None),
+            )
+            .values(last_error=error[:MAX_ERROR], lease_owner=None, lease_until=None)
+        )
+    return int(result.rowcount or 0)

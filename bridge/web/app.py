@@ -47,10 +47,16 @@ class BridgeApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Starlette:
+def create_app(
+    settings: Settings, *, clock: Callable[[], datetime] = utc_now, relay_child: bool = False
+) -> Starlette:
+    """The bridge's ASGI app; `relay_child`: deliver from a child process (`serve`)."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        runtime = await open_runtime(settings, clock=clock, status_of=status_for)
+        runtime = await open_runtime(
+            settings, clock=clock, status_of=status_for, relay_child=relay_child
+        )
         app.state.runtime = runtime
         app.state.background_runs = admin_reconcile.BackgroundRuns()
         if settings.scheduler:

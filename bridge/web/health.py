@@ -35,7 +35,10 @@ async def metrics(request: Request) -> Response:
     # succeeds with the last figures, and `bridge_database_up` says why.
     with contextlib.suppress(BridgeError, TimeoutError):
         await asyncio.wait_for(runtime.deliveries.export_backlog(), BACKLOG_TIMEOUT)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    exported = generate_latest()
+    if runtime.relay_child is not None:  # its relay's metrics, which this process has not
+        exported += await runtime.relay_child.metrics()
+    return Response(exported, media_type=CONTENT_TYPE_LATEST)
 
 
 routes = [

@@ -11,6 +11,7 @@ import json
 import signal
 import subprocess
 from collections.abc import Iterator
+from typing import Any, cast
 
 import httpx
 from redis.asyncio import Redis
@@ -65,16 +66,24 @@ async def test_serve_without_a_relay_and_relay_processes_deliver_each_event_once
                     answer = await http.post("/hooks/crm", json=body)
                     assert answer.status_code == 200, answer.text
 
-                async def pending() -> int:
+                async def sink() -> dict[str, Any]:
                     status = (await http.get("/admin/status", headers=ADMIN)).json()
                     [redis] = [s for s in status["sinks"] if s["name"] == "redis"]
-                    assert redis["publish_rate_per_second"] is None  # no relay in serve
-                    return int(redis["pending"])
+                    return cast("dict[str, Any]", redis | {"problems": status["problems"]})
 
-                # No relay anywhere: stored and queued, not delivered.
+                async def pending() -> int:
+                    return int((await sink())["pending"])
+
+                # No relay anywhere: stored and queued, not delivered, and status says so.
                 await post("a1", "a2", "a3")
                 await asyncio.sleep(0.5)
-                assert await pending() == 3
+                alone = await sink()
+                assert (alone["pending"], alone["relays"]) == (3, 0)
+                assert alone["publish_rate_per_second"] is None
+                assert alone["problems"] == [
+                    "sink redis: no relay is running, 3 deliveries wait "
+                    "(BRIDGE_RELAY=false and no `zoho-bridge relay` process?)"
+                ]
                 assert await redis_client.xlen(stream) == 0
 
                 port = free_port()
@@ -97,6 +106,16 @@ async def test_serve_without_a_relay_and_relay_processes_deliver_each_event_once
                         return 'bridge_sink_up{sink="redis"} 1.0' in metrics
 
                     await _until(exported)
+                    # Both relays report their rates (every 5 s) through the database to
+                    # serve's status, summed: 203 events within the last minute.
+
+                    async def rated() -> bool:
+                        return bool((await sink())["publish_rate_per_second"])
+
+                    await _until(rated)
+                    shared = await sink()
+                    assert shared["relays"] == 2
+                    assert shared["problems"] == []
                 records = await _records(redis_client, stream)
                 assert sorted(records) == sorted(
                     ["a1", "a2", "a3", *(f"b{n}-{i}" for n in range(40) for i in range(5))]
@@ -110,6 +129,8 @@ async def test_serve_without_a_relay_and_relay_processes_deliver_each_event_once
                     await _until(drained)
                     proc.send_signal(signal.SIGTERM)
                     assert proc.wait(timeout=15) == 0
+                # A relay that stopped takes its rates with it.
+                assert (await sink())["relays"] == 0
                 assert (await _records(redis_client, stream))[-2:] in (["c1", "c2"], ["c2", "c1"])
     finally:
         await redis_client.delete(stream)
