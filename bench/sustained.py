@@ -2,7 +2,7 @@
 
     python bench/sustained.py [--seconds 60] [--fractions 0.25,0.5,0.75] [--no-postgres]
                               [--no-sqlite] [--max-seconds 10] [--connections 64]
-                              [--relay serve|process|both] [--env BRIDGE_X=VALUE ...]
+                              [--relay serve,inline,process] [--env BRIDGE_X=VALUE ...]
                               [--rates 1500,2500 (instead of fractions)]
 
 (also `python bench/deliver.py --sustained ...`). Per database (SQLite in a temporary
@@ -10,10 +10,12 @@ directory, PostgreSQL in databases of their own), `serve` processes on 127.0.0.1
 
 - A: only the pull sink, nothing to relay. First driven closed-loop (bench/loadgen.py, 32
   connections, `--max-seconds`) for the bridge's own maximum ingest rate.
-- B: a Redis Streams sink (a stream of its own, deleted after), relayed by `serve` itself,
-  and a pull subscription whose consumer long-polls and acknowledges as it reads.
+- B: a Redis Streams sink (a stream of its own, deleted after), relayed by `serve` as it
+  is by default (its relay in a child process), and a pull subscription whose consumer
+  long-polls and acknowledges as it reads.
+- B': the same with the relay on `serve`'s own event loop (BRIDGE_RELAY_PROCESS=false).
 - C: the same with `serve` under BRIDGE_RELAY=false and a `zoho-bridge relay` process
-  beside it (`--relay serve|process|both` picks B, C or both).
+  beside it (`--relay serve,inline,process` picks among B, B' and C).
 
 Then, for each fraction of that maximum in turn, CRM callbacks are offered open-loop at that
 fixed rate for `--seconds`, to A, then B, then C (a request's latency runs from the moment
@@ -239,10 +241,12 @@ async def start_server(
     stream: str,
     extra: dict[str, str] | None = None,
     relay_process: bool = False,
+    inline: bool = False,
 ) -> Server:
     env = bridge_env(url) | {"BRIDGE_SINKS": sinks, "BRIDGE_REDIS_STREAM": stream} | (extra or {})
     port = free_port()
     serve_env = env | ({"BRIDGE_RELAY": "false"} if relay_process else {})
+    serve_env |= {"BRIDGE_RELAY_PROCESS": "false"} if inline else {}
     procs = [start([sys.executable, "-m", "bridge", "serve", "--port", str(port)], serve_env)]
     wait_up(port, "/readyz")
     if relay_process:  # after `serve`, which applies the migrations
@@ -375,11 +379,16 @@ async def bench_database(db: str, url: str, args: Any) -> None:
         plain = await start_server("no push sink", url.replace("{}", "a"), "pull", stream, extra)
         servers.append(plain)
         relayed = []
-        if args.relay in ("serve", "both"):
+        if "serve" in args.relay:
             relayed.append(await start_server(
-                "redis, relay in serve", url.replace("{}", "b"), "pull,redis", f"{stream}.b", extra
+                "redis, serve's child", url.replace("{}", "b"), "pull,redis", f"{stream}.b", extra
             ))  # fmt: skip
-        if args.relay in ("process", "both"):
+        if "inline" in args.relay:
+            relayed.append(await start_server(
+                "redis, serve's loop", url.replace("{}", "d"), "pull,redis", f"{stream}.d", extra,
+                inline=True,
+            ))  # fmt: skip
+        if "process" in args.relay:
             relayed.append(await start_server(
                 "redis, relay process", url.replace("{}", "c"), "pull,redis", f"{stream}.c", extra,
                 relay_process=True,
@@ -435,13 +444,18 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
-    parser.add_argument("--relay", choices=("serve", "process", "both"), default="both",
-                        help="where the relay runs: in `serve`, in a `zoho-bridge relay` "
-                        "process beside it, or both, as two configurations")  # fmt: skip
+    parser.add_argument("--relay", default="serve,inline,process",
+                        help="where the relay runs, one configuration each: serve (its child "
+                        "process, the default), inline (serve's event loop: "
+                        "BRIDGE_RELAY_PROCESS=false), process (a `zoho-bridge relay` beside "
+                        "serve under BRIDGE_RELAY=false)")  # fmt: skip
     parser.add_argument("--env", action="append", default=[], metavar="BRIDGE_X=VALUE",
                         help="a setting for both servers (repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
     args.fractions = [float(f) for f in args.fractions.split(",")]
+    args.relay = args.relay.split(",")
+    if not set(args.relay) <= {"serve", "inline", "process"}:
+        parser.error("--relay takes serve, inline and process, separated by commas")
     args.rates = [float(r) for r in args.rates.split(",")] if args.rates else None
     tmp = tempfile.TemporaryDirectory()
     pg_names: list[str] = []

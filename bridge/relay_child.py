@@ -57,13 +57,8 @@ class RelayChild:
         self._metrics_port: int | None = None
         self._watch: asyncio.Task[None] | None = None
         self._listen: asyncio.Task[None] | None = None
-        self._stopping = False
         self._exited: str | None = None  # why no child runs now, while one is awaited
         self._http = httpx.AsyncClient(timeout=2.0)
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
 
     async def start(self) -> None:
         leave_relay_metrics(to_child=True)
@@ -94,7 +89,6 @@ class RelayChild:
     async def stop(self, grace: float = 15.0) -> None:
         """Close the socket (the child finishes its batch and exits), wait up to `grace`
         seconds, then kill it."""
-        self._stopping = True
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -125,10 +125,13 @@ async def status(ctx: click.Context, as_json: bool) -> None:
         print_json(view)
         return
     print_table(
-        ["sink", "pending", "dead", "oldest pending (s)", "disabled"],
+        ["sink", "pending", "dead", "oldest pending (s)", "published/s", "relays", "disabled"],
         [[s["name"], s["pending"], s["dead"],
           None if s["oldest_pending_age_seconds"] is None
           else f"{s['oldest_pending_age_seconds']:.0f}",
+          None if s.get("publish_rate_per_second") is None
+          else f"{s['publish_rate_per_second']:.1f}",
+          s.get("relays"),
           "DISABLED" if s["disabled"] else ""] for s in view["sinks"]],
     )  # fmt: skip
     events = view["events"]
