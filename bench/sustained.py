@@ -248,7 +248,11 @@ async def start_server(
     serve_env = env | ({"BRIDGE_RELAY": "false"} if relay_process else {})
     serve_env |= {"BRIDGE_RELAY_PROCESS": "false"} if inline else {}
     procs = [start([sys.executable, "-m", "bridge", "serve", "--port", str(port)], serve_env)]
-    wait_up(port, "/readyz")
+    try:
+        wait_up(port, "/readyz")
+    except BaseException:
+        procs[0].terminate()  # never left running (with its relay) after the bench
+        raise
     if relay_process:  # after `serve`, which applies the migrations
         procs.append(start([sys.executable, "-m", "bridge", "relay"], env))
     configure(port)
@@ -378,22 +382,24 @@ async def bench_database(db: str, url: str, args: Any) -> None:
         extra = dict(item.split("=", 1) for item in args.env)
         plain = await start_server("no push sink", url.replace("{}", "a"), "pull", stream, extra)
         servers.append(plain)
-        relayed = []
+        relayed: list[Server] = []  # each also in `servers` at once: stopped in `finally`
         if "serve" in args.relay:
-            relayed.append(await start_server(
+            servers.append(await start_server(
                 "redis, serve's child", url.replace("{}", "b"), "pull,redis", f"{stream}.b", extra
             ))  # fmt: skip
+            relayed.append(servers[-1])
         if "inline" in args.relay:
-            relayed.append(await start_server(
+            servers.append(await start_server(
                 "redis, serve's loop", url.replace("{}", "d"), "pull,redis", f"{stream}.d", extra,
                 inline=True,
             ))  # fmt: skip
+            relayed.append(servers[-1])
         if "process" in args.relay:
-            relayed.append(await start_server(
+            servers.append(await start_server(
                 "redis, relay process", url.replace("{}", "c"), "pull,redis", f"{stream}.c", extra,
                 relay_process=True,
             ))  # fmt: skip
-        servers.extend(relayed)
+            relayed.append(servers[-1])
         ceiling = await max_ingest(plain.port, args.max_seconds)
         print(f"\n{db}: maximum ingest rate (no push sink, closed loop, 32 connections, "
               f"{args.max_seconds:.0f} s): {ceiling:.0f} acks/s")  # fmt: skip
@@ -465,7 +471,7 @@ async def main(argv: list[str] | None = None) -> None:
         if not args.no_postgres:
             base = f"zb_sustained_{uuid.uuid4().hex[:8]}"
             admin = await asyncpg.connect(f"{PG}/postgres")
-            for suffix in ("a", "b", "c"):
+            for suffix in ("a", "b", "c", "d"):
                 await admin.execute(f'CREATE DATABASE "{base}_{suffix}"')
                 pg_names.append(f"{base}_{suffix}")
             await admin.close()
