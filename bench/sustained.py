@@ -375,6 +375,14 @@ async def run_without_sink(server: Server, rate: float, args: Any) -> dict[str, 
     }
 
 
+# Where the relay runs: --relay name, label, database suffix, start_server's options.
+PLACEMENTS: list[tuple[str, str, str, dict[str, bool]]] = [
+    ("serve", "redis, serve's child", "b", {}),
+    ("inline", "redis, serve's loop", "d", {"inline": True}),
+    ("process", "redis, relay process", "c", {"relay_process": True}),
+]
+
+
 async def bench_database(db: str, url: str, args: Any) -> None:
     stream = f"zb.sustained.{uuid.uuid4().hex[:8]}"
     servers: list[Server] = []
@@ -383,23 +391,13 @@ async def bench_database(db: str, url: str, args: Any) -> None:
         plain = await start_server("no push sink", url.replace("{}", "a"), "pull", stream, extra)
         servers.append(plain)
         relayed: list[Server] = []  # each also in `servers` at once: stopped in `finally`
-        if "serve" in args.relay:
-            servers.append(await start_server(
-                "redis, serve's child", url.replace("{}", "b"), "pull,redis", f"{stream}.b", extra
-            ))  # fmt: skip
-            relayed.append(servers[-1])
-        if "inline" in args.relay:
-            servers.append(await start_server(
-                "redis, serve's loop", url.replace("{}", "d"), "pull,redis", f"{stream}.d", extra,
-                inline=True,
-            ))  # fmt: skip
-            relayed.append(servers[-1])
-        if "process" in args.relay:
-            servers.append(await start_server(
-                "redis, relay process", url.replace("{}", "c"), "pull,redis", f"{stream}.c", extra,
-                relay_process=True,
-            ))  # fmt: skip
-            relayed.append(servers[-1])
+        for name, label, db_name, how in PLACEMENTS:
+            if name in args.relay:
+                servers.append(await start_server(
+                    label, url.replace("{}", db_name), "pull,redis", f"{stream}.{db_name}", extra,
+                    **how,
+                ))  # fmt: skip
+                relayed.append(servers[-1])
         ceiling = await max_ingest(plain.port, args.max_seconds)
         print(f"\n{db}: maximum ingest rate (no push sink, closed loop, 32 connections, "
               f"{args.max_seconds:.0f} s): {ceiling:.0f} acks/s")  # fmt: skip

@@ -87,7 +87,10 @@ async function refresh() {
     fill("sinks", status.sinks, (s) => [
       cell(s.name), cell(s.pending), cell(s.dead, s.dead ? "bad" : ""),
       cell(s.oldest_pending_age_seconds === null ? "" : `${Math.round(s.oldest_pending_age_seconds)} s`),
-      cell(s.replays_pending), cell(s.disabled ? `disabled: ${s.disabled_reason || ""}` : "ok", s.disabled ? "bad" : ""),
+      cell(s.replays_pending),
+      cell(s.publish_rate_per_second === null || s.publish_rate_per_second === undefined ? "" : s.publish_rate_per_second),
+      cell(s.relays === undefined ? "" : s.relays, s.relays === 0 && s.pending ? "bad" : ""),
+      cell(s.disabled ? `disabled: ${s.disabled_reason || ""}` : "ok", s.disabled ? "bad" : ""),
     ]);
     fill("channels", status.channels ? status.channels.at_risk : [], (c) => [
       cell(c.channel_id), cell(c.state, "bad"), cell(c.expires_at), cell(c.last_error),
