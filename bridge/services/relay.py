@@ -222,10 +222,14 @@ class Relay:
         """Write this relay's publish rates to the database every `report_every` seconds,
         for the status of every process (the first at once: a running relay shows)."""
         while not self._stopped.is_set():
-            with contextlib.suppress(BridgeError):  # the next turn tries again
+            try:
                 await relay_rates.report(
                     self._engine, self._options.owner, self.publish_rates(), self._clock()
                 )
+            except BridgeError:
+                pass  # the database is away: the next turn tries again
+            except Exception as exc:  # a bug must not end the reports (or break `stop`)
+                log.error("relay rates not reported", error_type=type(exc).__name__)
             await self._sleep(self._options.report_every)
 
     async def _work(self, sink: Sink) -> None:
