@@ -180,7 +180,7 @@ class RelayChild:
             delay = RESTARTS.ceiling(failures)
             self._exited = (
                 f"the relay process exited with code {code} at {self._clock():%Y-%m-%d %H:%M:%S}Z; "
-                f"starting another in {delay:.0f} s (rows it held wait for their lease)"
+                f"starting another in {delay:.0f} s (rows it held are sent again)"
             )
             log.error("relay process exited: starting another", code=code,
                       retry_seconds=round(delay, 1))  # fmt: skip

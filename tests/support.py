@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import subprocess
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,7 +78,13 @@ def bridge_env(database_url: str, **extra: str) -> dict[str, str]:
 @contextlib.contextmanager
 def serve_process(env: dict[str, str], *args: str) -> Iterator[str]:
     """`zoho-bridge serve ARGS` as a real process on a free port; yields its URL once ready."""
-    import subprocess
+    with serve_running(env, *args) as (_, url):
+        yield url
+
+
+@contextlib.contextmanager
+def serve_running(env: dict[str, str], *args: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`serve_process`, yielding the process too (to signal it, or find its children)."""
     import time
 
     import httpx
@@ -98,7 +105,22 @@ def serve_process(env: dict[str, str], *args: str) -> Iterator[str]:
             time.sleep(0.05)
         else:
             raise AssertionError("serve did not become ready")
-        yield url
+        yield proc, url
     finally:
-        proc.terminate()
+        proc.terminate()  # nothing when the test has ended it already
         proc.wait(timeout=15)
+
+
+async def until(check: Any, timeout: float = 20.0) -> Any:
+    """Await `check()` every 50 ms until it gives something true, and return that;
+    AssertionError after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError("not reached in time")
+        await asyncio.sleep(0.05)

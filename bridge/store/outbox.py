@@ -405,28 +405,26 @@ async def release(engine: AsyncEngine, ids: Sequence[int], error: str) -> None:
     """Hand leased rows back untried: their sink could not be reached at all. Attempts and
     the next attempt time stay as they were, so an outage spends no retry budget and
     leaves no backoff behind; `last_error` says why they are still pending."""
-    if not ids:
-        return
-    async with begin(engine) as conn:
-        await conn.execute(
-            update(DeliveryRow)
-            .where(DeliveryRow.id.in_(ids), _still_pending())
-            .values(last_error=error[:MAX_ERROR], lease_owner=None, lease_until=None)
-        )
+    if ids:
+        await _hand_back(engine, error, DeliveryRow.id.in_(ids), _still_pending())
 
 
 async def release_owner(engine: AsyncEngine, owner: str, error: str) -> int:
     """Hand back, untried, every row `owner` holds: for a relay known to have exited
     (`serve`'s relay process), whose leases would keep its rows waiting until they run
     out. Returns how many rows were handed back."""
+    return await _hand_back(
+        engine, error, DeliveryRow.status == PENDING, DeliveryRow.lease_owner == owner,
+        DeliveryRow.lease_until.is_not(None),
+    )  # fmt: skip
+
+
+async def _hand_back(engine: AsyncEngine, error: str, *where: ColumnElement[bool]) -> int:
+    """Clear the lease of the rows `where` selects, saying why in `last_error`."""
     async with begin(engine) as conn:
         result = await conn.execute(
             update(DeliveryRow)
-            .where(
-                DeliveryRow.status == PENDING,
-                DeliveryRow.lease_owner == owner,
-                DeliveryRow.lease_until.is_not(None),
-            )
+            .where(*where)
             .values(last_error=error[:MAX_ERROR], lease_owner=None, lease_until=None)
         )
     return int(result.rowcount or 0)

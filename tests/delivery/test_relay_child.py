@@ -10,9 +10,7 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,32 +18,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from tests.support import ADMIN, BRIDGE_CMD, ROOT, bridge_env, crm_body, free_port
+from tests.support import ADMIN, bridge_env, crm_body, serve_running, until
 
 TOKEN = "relay-child-token-0123456789"
-
-
-@contextlib.contextmanager
-def serve(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [*BRIDGE_CMD, "serve", "--port", str(port)], env=env, cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("serve did not become ready")
-        yield proc, url
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=30)
 
 
 def children(pid: int) -> list[int]:
@@ -60,17 +35,6 @@ def alive(pid: int) -> bool:
         return False
     # A zombie (exited, not yet reaped by its parent) counts as gone.
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-
-
-async def until(check: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = await check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError("not reached in time")
-        await asyncio.sleep(0.05)
 
 
 class HoldingProxy:
@@ -128,7 +92,7 @@ async def test_serve_relays_from_a_child_it_wakes_exports_restarts_and_takes_dow
         BRIDGE_RELAY_POLL_SECONDS="60", BRIDGE_RELAY_LEASE_SECONDS="600",
     )  # fmt: skip
     try:
-        with serve(env) as (proc, url):
+        with serve_running(env) as (proc, url):
             async with httpx.AsyncClient(base_url=url, headers=ADMIN) as http:
                 answer = await http.post(
                     "/admin/channels/import", json={"channel_id": "1000000068001", "token": TOKEN}
@@ -230,16 +194,16 @@ async def test_serve_stopped_stops_its_child_and_false_keeps_the_relay_in_serve(
     stream = f"zb.test.relaychild.{unique}"
     env = bridge_env(database_url, BRIDGE_SINKS="pull,redis", BRIDGE_REDIS_STREAM=stream)
     try:
-        with serve(env) as (proc, _):
+        with serve_running(env) as (proc, _):
             [child] = children(proc.pid)
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)  # uvicorn shuts down, then ends by the signal it caught
             assert not alive(child)
-        with serve(env | {"BRIDGE_RELAY_PROCESS": "false"}) as (proc, url):
+        with serve_running(env | {"BRIDGE_RELAY_PROCESS": "false"}) as (proc, url):
             assert children(proc.pid) == []
             status = httpx.get(f"{url}/admin/status", headers=ADMIN).json()
             assert [s["relays"] for s in status["sinks"]] == [1]  # the relay in serve
-        with serve(env | {"BRIDGE_SINKS": "pull"}) as (proc, _):
+        with serve_running(env | {"BRIDGE_SINKS": "pull"}) as (proc, _):
             assert children(proc.pid) == []  # nothing to relay
     finally:
         await redis_client.delete(stream)

@@ -16,7 +16,16 @@ from typing import Any, cast
 import httpx
 from redis.asyncio import Redis
 
-from tests.support import ADMIN, BRIDGE_CMD, ROOT, bridge_env, crm_body, free_port, serve_process
+from tests.support import (
+    ADMIN,
+    BRIDGE_CMD,
+    ROOT,
+    bridge_env,
+    crm_body,
+    free_port,
+    serve_process,
+    until,
+)
 
 TOKEN = "relay-process-token-0123456789"
 
@@ -38,15 +47,6 @@ def relay_process(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[
 async def _records(redis: Redis, stream: str) -> list[str]:
     entries = await redis.xrange(stream)
     return [json.loads(fields[b"envelope"])["zohorecordid"] for _, fields in entries]
-
-
-async def _until(check: object, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():  # type: ignore[operator]
-        if loop.time() > deadline:
-            raise AssertionError("not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_serve_without_a_relay_and_relay_processes_deliver_each_event_once(
@@ -93,10 +93,10 @@ async def test_serve_without_a_relay_and_relay_processes_deliver_each_event_once
                     async def drained() -> bool:
                         return await pending() == 0
 
-                    await _until(drained)
+                    await until(drained)
                     for n in range(40):
                         await post(*(f"b{n}-{i}" for i in range(5)))
-                    await _until(drained)
+                    await until(drained)
 
                     async def exported() -> bool:  # that relay's own metrics, once started
                         try:
@@ -105,14 +105,14 @@ async def test_serve_without_a_relay_and_relay_processes_deliver_each_event_once
                             return False
                         return 'bridge_sink_up{sink="redis"} 1.0' in metrics
 
-                    await _until(exported)
+                    await until(exported)
                     # Both relays report their rates (every 5 s) through the database to
                     # serve's status, summed: 203 events within the last minute.
 
                     async def rated() -> bool:
                         return bool((await sink())["publish_rate_per_second"])
 
-                    await _until(rated)
+                    await until(rated)
                     shared = await sink()
                     assert shared["relays"] == 2
                     assert shared["problems"] == []
@@ -126,7 +126,7 @@ async def test_serve_without_a_relay_and_relay_processes_deliver_each_event_once
                 await asyncio.sleep(0.3)
                 assert await pending() == 2
                 with relay_process(env) as proc:
-                    await _until(drained)
+                    await until(drained)
                     proc.send_signal(signal.SIGTERM)
                     assert proc.wait(timeout=15) == 0
                 # A relay that stopped takes its rates with it.
