@@ -47,10 +47,11 @@ def relay(
 ) -> None:
     """Deliver stored events to the push sinks (BRIDGE_SINKS), apart from `serve`.
 
-    Run `serve` with BRIDGE_RELAY=false beside it: webhooks are then answered by a
-    process that does no delivery work, and delivery gets a core of its own. Any number
-    of relays may run, on any machine that reaches the database: leases keep two from
-    publishing the same row at once. Stops on SIGTERM or Ctrl-C after the batch in hand.
+    `serve` runs one as its child already (BRIDGE_RELAY_PROCESS). Run relays yourself,
+    with `serve` under BRIDGE_RELAY=false, to deliver from other machines or from several
+    processes. Any number of relays may run, on any machine that reaches the database:
+    leases keep two from publishing the same row at once. Stops on SIGTERM or Ctrl-C
+    after the batch in hand.
     """
     settings = settings_of(ctx)
     if not settings.push_sinks:

@@ -47,7 +47,9 @@ def serve(
 ) -> None:
     """Run the bridge: webhooks, admin API and metrics, on SQLite unless told otherwise.
 
-    Migrations are applied first, so a fresh SQLite file (./bridge.db) just works.
+    Migrations are applied first, so a fresh SQLite file (./bridge.db) just works. With a
+    push sink, delivery runs in a child process that `serve` starts, wakes and restarts
+    (BRIDGE_RELAY_PROCESS=false: on serve's own event loop; BRIDGE_RELAY=false: none).
     """
     settings = settings_of(ctx)
     if workers > 1 and settings.is_sqlite:
