@@ -2,7 +2,7 @@
 
     python bench/sustained.py [--seconds 60] [--fractions 0.25,0.5,0.75] [--no-postgres]
                               [--no-sqlite] [--max-seconds 10] [--connections 64]
-                              [--relay serve,inline,process] [--env BRIDGE_X=VALUE ...]
+                              [--relay serve,equal,inline,process] [--env BRIDGE_X=VALUE ...]
                               [--rates 1500,2500 (instead of fractions)]
 
 (also `python bench/deliver.py --sustained ...`). Per database (SQLite in a temporary
@@ -13,9 +13,11 @@ directory, PostgreSQL in databases of their own), `serve` processes on 127.0.0.1
 - B: a Redis Streams sink (a stream of its own, deleted after), relayed by `serve` as it
   is by default (its relay in a child process), and a pull subscription whose consumer
   long-polls and acknowledges as it reads.
+- B0: the same with the child at `serve`'s own CPU priority (BRIDGE_RELAY_NICE=0; by
+  default it runs 10 steps nicer).
 - B': the same with the relay on `serve`'s own event loop (BRIDGE_RELAY_PROCESS=false).
 - C: the same with `serve` under BRIDGE_RELAY=false and a `zoho-bridge relay` process
-  beside it (`--relay serve,inline,process` picks among B, B' and C).
+  beside it (`--relay serve,equal,inline,process` picks among B, B0, B' and C).
 
 Then, for each fraction of that maximum in turn, CRM callbacks are offered open-loop at that
 fixed rate for `--seconds`, to A, then B, then C (a request's latency runs from the moment
@@ -242,8 +244,10 @@ async def start_server(
     extra: dict[str, str] | None = None,
     relay_process: bool = False,
     inline: bool = False,
+    nice: str | None = None,
 ) -> Server:
     env = bridge_env(url) | {"BRIDGE_SINKS": sinks, "BRIDGE_REDIS_STREAM": stream} | (extra or {})
+    env |= {"BRIDGE_RELAY_NICE": nice} if nice is not None else {}
     port = free_port()
     serve_env = env | ({"BRIDGE_RELAY": "false"} if relay_process else {})
     serve_env |= {"BRIDGE_RELAY_PROCESS": "false"} if inline else {}
@@ -376,8 +380,9 @@ async def run_without_sink(server: Server, rate: float, args: Any) -> dict[str, 
 
 
 # Where the relay runs: --relay name, label, database suffix, start_server's options.
-PLACEMENTS: list[tuple[str, str, str, dict[str, bool]]] = [
+PLACEMENTS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("serve", "redis, serve's child", "b", {}),
+    ("equal", "redis, child nice 0", "e", {"nice": "0"}),
     ("inline", "redis, serve's loop", "d", {"inline": True}),
     ("process", "redis, relay process", "c", {"relay_process": True}),
 ]
@@ -450,7 +455,8 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--relay", default="serve,inline,process",
                         help="where the relay runs, one configuration each: serve (its child "
-                        "process, the default), inline (serve's event loop: "
+                        "process, the default), equal (the child at serve's own CPU priority: "
+                        "BRIDGE_RELAY_NICE=0), inline (serve's event loop: "
                         "BRIDGE_RELAY_PROCESS=false), process (a `zoho-bridge relay` beside "
                         "serve under BRIDGE_RELAY=false)")  # fmt: skip
     parser.add_argument("--env", action="append", default=[], metavar="BRIDGE_X=VALUE",
@@ -458,8 +464,8 @@ async def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.fractions = [float(f) for f in args.fractions.split(",")]
     args.relay = args.relay.split(",")
-    if not set(args.relay) <= {"serve", "inline", "process"}:
-        parser.error("--relay takes serve, inline and process, separated by commas")
+    if not set(args.relay) <= {name for name, *_ in PLACEMENTS}:
+        parser.error("--relay takes serve, equal, inline and process, separated by commas")
     args.rates = [float(r) for r in args.rates.split(",")] if args.rates else None
     tmp = tempfile.TemporaryDirectory()
     pg_names: list[str] = []
@@ -469,7 +475,7 @@ async def main(argv: list[str] | None = None) -> None:
         if not args.no_postgres:
             base = f"zb_sustained_{uuid.uuid4().hex[:8]}"
             admin = await asyncpg.connect(f"{PG}/postgres")
-            for suffix in ("a", "b", "c", "d"):
+            for suffix in ("a", "b", "c", "d", "e"):
                 await admin.execute(f'CREATE DATABASE "{base}_{suffix}"')
                 pg_names.append(f"{base}_{suffix}")
             await admin.close()

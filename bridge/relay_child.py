@@ -118,9 +118,12 @@ class RelayChild:
                 sys.executable, "-m", "bridge", "relay",
                 "--serve-socket", str(theirs.fileno()),
                 "--poll", str(self._settings.relay_poll_seconds),
+                "--nice", str(self._settings.relay_nice),
                 pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
-                # Ctrl-C in a terminal goes to `serve` alone, which stops the child in order.
-                start_new_session=True,
+                # In `serve`'s session: with the kernel's autogroups (Linux's default for
+                # desktop and terminal sessions), a session of its own would share the CPU
+                # with `serve` as an equal, whatever its niceness. It ignores Ctrl-C: `serve`
+                # stops it in order.
             )  # fmt: skip
         except BaseException:
             ours.close()

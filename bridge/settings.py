@@ -129,6 +129,14 @@ class Settings(BaseSettings):
         "a share of the event loop answering webhooks. false: on that event loop. With "
         "--workers above 1, each worker relays on its own loop.",
     )
+    relay_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="How much nicer (lower CPU priority) than `serve` its relay process runs: "
+        "when the cores are busy, answering webhooks comes first and delivery takes what is "
+        "left (the backlog and its age show in /admin/status). 0: the same priority.",
+    )
     relay_batch: int | None = Field(
         None,
         ge=1,

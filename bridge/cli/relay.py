@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 from collections.abc import Callable
@@ -41,9 +42,21 @@ from bridge.settings import Settings
     help="(`serve` starts its relay so.) A socket to `serve`: a byte read wakes the relay, "
     "its end stops it; the relay's metrics port is written to it.",
 )
+@click.option(
+    "--nice",
+    type=click.IntRange(0, 19),
+    default=0,
+    hidden=True,
+    help="(`serve` starts its relay so, from BRIDGE_RELAY_NICE.) Run this much nicer than "
+    "the process that started it.",
+)
 @click.pass_context
 def relay(
-    ctx: click.Context, poll: float, metrics_port: int | None, serve_socket: int | None
+    ctx: click.Context,
+    poll: float,
+    metrics_port: int | None,
+    serve_socket: int | None,
+    nice: int,
 ) -> None:
     """Deliver stored events to the push sinks (BRIDGE_SINKS), apart from `serve`.
 
@@ -53,6 +66,13 @@ def relay(
     leases keep two from publishing the same row at once. Stops on SIGTERM or Ctrl-C
     after the batch in hand.
     """
+    if serve_socket is not None:
+        # Ctrl-C in `serve`'s terminal reaches this process too: `serve` stops it in order.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if nice:
+        # Before any thread starts: on Linux a thread's niceness is its own, inherited by
+        # the threads it starts (the database's, the metrics server's).
+        os.nice(nice)
     settings = settings_of(ctx)
     if not settings.push_sinks:
         raise click.UsageError("no push sink in BRIDGE_SINKS (pull needs no relay)")
@@ -75,7 +95,9 @@ async def _run(settings: Settings, poll: float, serve_socket: int | None = None)
     engine, sink_http, relay = build_relay(settings, utc_now, replica_name(settings), poll)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (
+        (signal.SIGTERM,) if serve_socket is not None else (signal.SIGTERM, signal.SIGINT)
+    ):
         loop.add_signal_handler(signum, stop.set)
     try:
         await relay.start()

@@ -21,10 +21,12 @@ def create_engine(
     pool_size: int = 10,
     pg_settings: dict[str, str] | None = None,
     autocommit: bool = False,
+    pre_ping: bool = True,
 ) -> AsyncEngine:
     """An async engine for `url`, with SQLite set up for concurrent readers and one writer;
     `pg_settings` are set on every PostgreSQL connection; `autocommit` (PostgreSQL only:
-    `create_read_engine`) runs each statement on its own."""
+    `create_read_engine`) runs each statement on its own; `pre_ping` (PostgreSQL) checks a
+    pooled connection before lending it (three round trips outside autocommit)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _setup_sqlite(engine, sqlite_synchronous)
@@ -36,7 +38,7 @@ def create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_timeout=10,
         connect_args=connect_args,
         **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
@@ -81,9 +83,18 @@ def create_relay_engine(url: str, *, pool_size: int = 4) -> AsyncEngine:
     harm, since a lost one only means an event is sent again, which at-least-once allows.
     That saves an fsync per commit, which on SQLite the ingest writer would wait for under
     the same write lock. Atomicity and order are kept: any later durable commit makes the
-    earlier ones durable too."""
+    earlier ones durable too.
+
+    No check of a pooled connection before each use (pre-ping: BEGIN, an empty query and
+    ROLLBACK, three round trips before each of the relay's one-statement transactions):
+    after PostgreSQL restarts, the relay's next statement fails, the pool drops its
+    connections, and the relay's next turn runs on new ones."""
     return create_engine(
-        url, sqlite_synchronous="NORMAL", pool_size=pool_size, pg_settings=RELAY_PG_SETTINGS
+        url,
+        sqlite_synchronous="NORMAL",
+        pool_size=pool_size,
+        pg_settings=RELAY_PG_SETTINGS,
+        pre_ping=False,
     )
 
 
@@ -105,6 +116,20 @@ async def begin(
     """A transaction, committed on success, with driver errors translated (a unique
     constraint refusing a row becomes `Conflict(conflict)` when a message is given)."""
     async with translated(conflict=conflict), engine.begin() as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def alone(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose statements each commit on their own, for work that is one
+    statement: on PostgreSQL without BEGIN and COMMIT (two round trips fewer); elsewhere a
+    transaction committed on success, as `begin`."""
+    if engine.dialect.name != "postgresql":
+        async with begin(engine) as conn:
+            yield conn
+        return
+    async with translated(), engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
         yield conn
 
 

@@ -15,11 +15,13 @@ from functools import cache
 from typing import Any, Protocol
 
 from sqlalchemy import (
+    BigInteger,
     BindParameter,
     ColumnElement,
     Integer,
     Select,
     Update,
+    any_,
     bindparam,
     func,
     literal_column,
@@ -28,6 +30,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import aliased
 
@@ -37,7 +40,7 @@ from bridge.domain.envelope import Message
 from bridge.domain.events import Event
 from bridge.store.attempts import record_attempts
 from bridge.store.batch import TableRows
-from bridge.store.database import begin, connect
+from bridge.store.database import alone, begin, connect
 from bridge.store.events_envelopes import message_columns, messages
 from bridge.store.models import DeliveryRow, EventRow
 
@@ -222,7 +225,8 @@ async def claim(
         # The planner's cost for this LIMIT query is high (it cannot know how soon `limit`
         # heads turn up), high enough for JIT compilation, which took 25-30 ms of a 5 ms
         # claim: the relay's engine turns JIT off (`database.RELAY_PG_SETTINGS`).
-        async with begin(engine) as conn:
+        # The statement commits on its own (no BEGIN and COMMIT round trips).
+        async with alone(engine) as conn:
             rows = (await conn.execute(_pg_claim(), values)).all()
             found = await messages(conn, rows)
         return [Claimed(r.delivery_id, r.attempts, m) for r, m in zip(rows, found, strict=True)]
@@ -295,7 +299,8 @@ async def settle(
     if writes is not None:
         await writes.settle(delivered, failures, attempts, now, publish_ms)
         return
-    async with begin(engine) as conn:
+    # A batch the sink took whole, the usual case, is one statement that commits on its own.
+    async with alone(engine) if not (failures or attempts) else begin(engine) as conn:
         await _mark_delivered(conn, delivered, now, publish_ms)
         await _mark_failed(conn, failures)
         await record_attempts(conn, attempts)
@@ -307,19 +312,25 @@ async def mark_delivered(
     """One statement for the batch, each row found by its primary key."""
     if not ids:
         return
-    async with begin(engine) as conn:
+    async with alone(engine) as conn:
         await _mark_delivered(conn, ids, now, publish_ms)
 
 
 def delivered_update(
-    ids: Sequence[int] | Select[Any], now: datetime, publish_ms: float | None = None
+    ids: Sequence[int] | Select[Any] | BindParameter[Any],
+    now: datetime,
+    publish_ms: float | None = None,
 ) -> Update:
     """The statement that marks rows `ids` delivered (those still pending); `ids` may be
-    a query of them. `publish_ms`: how long their delivering try took, when that try is
-    recorded on the rows rather than in `delivery_attempts`."""
+    a query of them, or (PostgreSQL) one array parameter. `publish_ms`: how long their
+    delivering try took, when that try is recorded on the rows rather than in
+    `delivery_attempts`."""
+    chosen = (
+        DeliveryRow.id == any_(ids) if isinstance(ids, BindParameter) else DeliveryRow.id.in_(ids)
+    )
     return (
         update(DeliveryRow)
-        .where(DeliveryRow.id.in_(ids), _still_pending())
+        .where(chosen, _still_pending())
         .values(
             status=DeliveryStatus.DELIVERED.value,
             delivered_at=now,
@@ -334,8 +345,14 @@ def delivered_update(
 async def _mark_delivered(
     conn: AsyncConnection, ids: Sequence[int], now: datetime, publish_ms: float | None
 ) -> None:
-    if ids:
-        await conn.execute(delivered_update(ids, now, publish_ms))
+    if not ids:
+        return
+    chosen: Sequence[int] | BindParameter[Any] = ids
+    if conn.dialect.name == "postgresql":
+        # One array parameter: the same statement text for every batch size, prepared once
+        # per connection (a list becomes one parameter per id, a new statement per count).
+        chosen = bindparam("delivered_ids", list(ids), type_=ARRAY(BigInteger))
+    await conn.execute(delivered_update(chosen, now, publish_ms))
 
 
 @dataclass(frozen=True, slots=True)
