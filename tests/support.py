@@ -83,8 +83,11 @@ def serve_process(env: dict[str, str], *args: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def serve_running(env: dict[str, str], *args: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`serve_process`, yielding the process too (to signal it, or find its children)."""
+def serve_running(
+    env: dict[str, str], *args: str, session: bool = False
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`serve_process`, yielding the process too (to signal it, or find its children);
+    `session`: in a session and process group of its own, as in a terminal of its own."""
     import time
 
     import httpx
@@ -92,7 +95,7 @@ def serve_running(env: dict[str, str], *args: str) -> Iterator[tuple[subprocess.
     port = free_port()
     proc = subprocess.Popen(
         [*BRIDGE_CMD, "serve", "--port", str(port), *args], env=env, cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=session,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import asyncpg
 import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.domain.delivery import Retry
+from bridge.errors import BridgeError
 from bridge.store import outbox
-from bridge.store.database import create_engine
+from bridge.store.database import create_engine, create_relay_engine
 from bridge.store.outbox import Failure, OutboxHook
 from bridge.store.writer import EventWriter, backend_for
 from tests.test_storage import NOW, _event, _request
@@ -72,3 +74,39 @@ async def test_rows_exist_only_with_their_event(engine: AsyncEngine) -> None:
     await writer.stop()
     assert [c[0] for c in await _claim(engine)] == ["K"]  # the refused event left no row
     assert len(await outbox.claim(engine, "t", "me", now=NOW, lease=LEASE, limit=9)) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_relay_engine_on_new_connections_after_postgres_dropped_them(
+    database_url: str,
+) -> None:
+    """The relay's engine does not check a pooled connection before each use (that cost
+    three round trips per claim and per settlement): when PostgreSQL drops its
+    connections (a restart, an administrator), the next statement fails as a database
+    error the relay retries, and the one after runs on a new connection. Claims and
+    settlements commit each on its own, so nothing is left half done."""
+    writer = EventWriter(backend_for(database_url), in_transaction=[OutboxHook(("s",))])
+    await writer.start()
+    for n, record in enumerate("AB"):
+        await writer.write(_request(), [_event(f"k{n}", record)])
+    await writer.stop()
+    relay = create_relay_engine(database_url)
+    try:
+        [first] = await outbox.claim(relay, "s", "me", now=NOW, lease=LEASE, limit=1)
+        admin = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+        try:
+            dropped = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        assert dropped >= 1
+        with pytest.raises(BridgeError):
+            await outbox.settle(relay, [first.delivery_id], [], [], NOW)
+        await outbox.settle(relay, [first.delivery_id], [], [], NOW)
+        [second] = await outbox.claim(relay, "s", "me", now=NOW, lease=LEASE, limit=5)
+        assert (first.message.record_id, second.message.record_id) == ("A", "B")
+    finally:
+        await relay.dispose()

@@ -28,6 +28,14 @@ def children(pid: int) -> list[int]:
     return [int(word) for word in text.split()]
 
 
+def niceness(pid: int) -> set[int]:
+    """The niceness of each thread of a process (Linux keeps one per thread)."""
+    return {
+        int(Path(f"{task}/stat").read_text().rsplit(")", 1)[1].split()[16])
+        for task in Path(f"/proc/{pid}/task").iterdir()
+    }
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -205,5 +213,52 @@ async def test_serve_stopped_stops_its_child_and_false_keeps_the_relay_in_serve(
             assert [s["relays"] for s in status["sinks"]] == [1]  # the relay in serve
         with serve_running(env | {"BRIDGE_SINKS": "pull"}) as (proc, _):
             assert children(proc.pid) == []  # nothing to relay
+    finally:
+        await redis_client.delete(stream)
+
+
+async def test_the_child_runs_nicer_in_serves_session_and_leaves_ctrl_c_to_serve(
+    database_url: str, redis_client: Redis, unique: str
+) -> None:
+    """Delivery yields the CPU to answering webhooks: the child runs BRIDGE_RELAY_NICE
+    (10) steps nicer than `serve`, every thread of it, and in `serve`'s session (under
+    the kernel's autogroups a session of its own would get an equal share whatever its
+    niceness). Ctrl-C reaches the whole process group: the child leaves it to `serve`,
+    which stops it in order."""
+    stream = f"zb.test.relaychild.{unique}"
+    env = bridge_env(
+        database_url, BRIDGE_SINKS="pull,redis", BRIDGE_REDIS_STREAM=stream,
+        BRIDGE_SCHEDULER="false", BRIDGE_RELAY_POLL_SECONDS="60",
+    )  # fmt: skip
+    try:
+        with serve_running(env, session=True) as (proc, url):
+            [child] = children(proc.pid)
+            # Its threads started (the relay runs): each took the niceness it set first.
+            tasks = Path(f"/proc/{child}/task")
+            await until(lambda: asyncio.sleep(0, result=len(list(tasks.iterdir())) > 1))
+            assert niceness(child) == {min(19, os.getpriority(os.PRIO_PROCESS, proc.pid) + 10)}
+            assert os.getsid(child) == os.getsid(proc.pid) == proc.pid
+
+            os.kill(child, signal.SIGINT)  # as Ctrl-C reaches it: ignored
+            async with httpx.AsyncClient(base_url=url, headers=ADMIN) as http:
+                answer = await http.post(
+                    "/admin/channels/import", json={"channel_id": "1000000068001", "token": TOKEN}
+                )
+                assert answer.status_code == 201, answer.text
+                answer = await http.post("/hooks/crm", json=crm_body(ids=["c1"], token=TOKEN))
+                assert answer.status_code == 200, answer.text
+
+                async def delivered() -> bool:
+                    return await redis_client.xlen(stream) == 1
+
+                await until(delivered, timeout=10)  # woken by serve: the child still runs
+            assert children(proc.pid) == [child]
+
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in serve's terminal
+            proc.wait(timeout=30)
+            await until(lambda: asyncio.sleep(0, result=not alive(child)), timeout=15)
+        with serve_running(env | {"BRIDGE_RELAY_NICE": "0"}) as (proc, _):
+            [child] = children(proc.pid)
+            assert niceness(child) == {os.getpriority(os.PRIO_PROCESS, proc.pid)}
     finally:
         await redis_client.delete(stream)
