@@ -48,8 +48,9 @@ def serve(
     """Run the bridge: webhooks, admin API and metrics, on SQLite unless told otherwise.
 
     Migrations are applied first, so a fresh SQLite file (./bridge.db) just works. With a
-    push sink, delivery runs in a child process that `serve` starts, wakes and restarts
-    (BRIDGE_RELAY_PROCESS=false: on serve's own event loop; BRIDGE_RELAY=false: none).
+    push sink, delivery runs in a child process that `serve` starts, wakes and restarts,
+    at lower CPU priority (BRIDGE_RELAY_NICE); BRIDGE_RELAY_PROCESS=false: on serve's own
+    event loop; BRIDGE_RELAY=false: none.
     """
     settings = settings_of(ctx)
     if workers > 1 and settings.is_sqlite:

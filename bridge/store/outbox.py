@@ -225,7 +225,8 @@ async def claim(
         # The planner's cost for this LIMIT query is high (it cannot know how soon `limit`
         # heads turn up), high enough for JIT compilation, which took 25-30 ms of a 5 ms
         # claim: the relay's engine turns JIT off (`database.RELAY_PG_SETTINGS`).
-        # The statement commits on its own (no BEGIN and COMMIT round trips).
+        # The statement commits on its own (no BEGIN and COMMIT round trips). Should the
+        # rare second read of `messages` fail, the rows stay leased until the lease ends.
         async with alone(engine) as conn:
             rows = (await conn.execute(_pg_claim(), values)).all()
             found = await messages(conn, rows)
