@@ -88,7 +88,8 @@ def create_relay_engine(url: str, *, pool_size: int = 4) -> AsyncEngine:
     No check of a pooled connection before each use (pre-ping: BEGIN, an empty query and
     ROLLBACK, three round trips before each of the relay's one-statement transactions):
     after PostgreSQL restarts, the relay's next statement fails, the pool drops its
-    connections, and the relay's next turn runs on new ones."""
+    connections, and the statement made again (a settlement at once, a claim in the
+    relay's next turn) runs on a new one."""
     return create_engine(
         url,
         sqlite_synchronous="NORMAL",
