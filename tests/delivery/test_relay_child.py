@@ -36,6 +36,13 @@ def niceness(pid: int) -> set[int]:
     }
 
 
+async def threads_started(pid: int) -> None:
+    """Until the process runs more than one thread: its relay runs, and the niceness it
+    sets first is set (each thread took it from the main one)."""
+    tasks = Path(f"/proc/{pid}/task")
+    await until(lambda: asyncio.sleep(0, result=len(list(tasks.iterdir())) > 1))
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -233,9 +240,7 @@ async def test_the_child_runs_nicer_in_serves_session_and_leaves_ctrl_c_to_serve
     try:
         with serve_running(env, session=True) as (proc, url):
             [child] = children(proc.pid)
-            # Its threads started (the relay runs): each took the niceness it set first.
-            tasks = Path(f"/proc/{child}/task")
-            await until(lambda: asyncio.sleep(0, result=len(list(tasks.iterdir())) > 1))
+            await threads_started(child)
             assert niceness(child) == {min(19, os.getpriority(os.PRIO_PROCESS, proc.pid) + 10)}
             assert os.getsid(child) == os.getsid(proc.pid) == proc.pid
 
@@ -259,6 +264,7 @@ async def test_the_child_runs_nicer_in_serves_session_and_leaves_ctrl_c_to_serve
             await until(lambda: asyncio.sleep(0, result=not alive(child)), timeout=15)
         with serve_running(env | {"BRIDGE_RELAY_NICE": "0"}) as (proc, _):
             [child] = children(proc.pid)
+            await threads_started(child)
             assert niceness(child) == {os.getpriority(os.PRIO_PROCESS, proc.pid)}
     finally:
         await redis_client.delete(stream)
