@@ -35,13 +35,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 from redis.asyncio import Redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,15 +47,16 @@ sys.path.insert(0, str(ROOT))
 
 from bench.ingest import cpu_seconds  # noqa: E402
 from bench.sustained import (  # noqa: E402
+    DRAIN_TIMEOUT,
     PG,
     REDIS_URL,
     Arrivals,
     _percentile,
     consume_pull,
     consume_redis,
+    drained,
     drive,
     max_ingest,
-    pending,
     start_server,
 )
 
@@ -89,13 +88,6 @@ def busy_loop() -> subprocess.Popen[bytes]:
     return busy
 
 
-async def drained(port: int, within: float = 120.0) -> None:
-    deadline = time.monotonic() + within
-    async with httpx.AsyncClient(timeout=30) as http:
-        while await pending(http, port) and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.2)
-
-
 async def bench_database(db: str, url: str, args: Any) -> None:
     stream = f"zb.interference.{uuid.uuid4().hex[:8]}"
     extra = dict(item.split("=", 1) for item in args.env)
@@ -114,7 +106,7 @@ async def bench_database(db: str, url: str, args: Any) -> None:
             ceiling = await max_ingest(server.port, args.max_seconds)
         finally:
             os.kill(child, signal.SIGCONT)
-        await drained(server.port)
+        await drained(server.port, DRAIN_TIMEOUT)
         rate = args.rate or args.fraction * ceiling
         print(f"\n{db}: maximum ingest rate {ceiling:.0f}/s (closed loop, relay paused); "
               f"offered {rate:.0f}/s open-loop, {args.window:.0f} s windows, "
@@ -123,7 +115,7 @@ async def bench_database(db: str, url: str, args: Any) -> None:
               f"{'relay us/ev':>11}")  # fmt: skip
         results: dict[str, list[tuple[float, float, float]]] = {c: [] for c in CONDITIONS}
         await drive(server.port, rate, 3.0, args.connections)  # warm-up
-        await drained(server.port)
+        await drained(server.port, DRAIN_TIMEOUT)
         for cycle in range(args.cycles):
             for condition in CONDITIONS:
                 if condition != "relay running":
@@ -143,7 +135,7 @@ async def bench_database(db: str, url: str, args: Any) -> None:
                 results[condition].append(row)
                 print(f"{cycle:>5} {condition:<14} | {acked / run.elapsed:>7.0f} {row[0]:>7.1f} "
                       f"{row[1]:>7.1f} {row[2]:>11.0f}")  # fmt: skip
-                await drained(server.port)
+                await drained(server.port, DRAIN_TIMEOUT)
         print(f"{db}: medians over {args.cycles} cycles")
         paused = statistics.median(r[0] for r in results["relay paused"])
         for condition, rows in results.items():

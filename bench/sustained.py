@@ -205,6 +205,14 @@ async def pending(http: httpx.AsyncClient, port: int) -> int:
     return int({s["name"]: s["pending"] for s in answer.json()["sinks"]}.get("redis", 0))
 
 
+async def drained(port: int, within: float) -> None:
+    """Until the outbox has nothing pending, or `within` seconds have passed."""
+    deadline = time.perf_counter() + within
+    async with httpx.AsyncClient(timeout=30) as http:
+        while time.perf_counter() < deadline and await pending(http, port):  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+
+
 async def sample_backlog(port: int, samples: list[tuple[float, int]], stop: asyncio.Event) -> None:
     async with httpx.AsyncClient(timeout=30) as http:
         started = time.perf_counter()
@@ -326,12 +334,9 @@ async def run_with_sink(server: Server, rate: float, args: Any) -> dict[str, Any
     cpu = server.cpu() - cpu
     async with httpx.AsyncClient(timeout=30) as http:
         at_end = await pending(http, server.port)
-        drained = time.perf_counter()
-        while (  # noqa: ASYNC110  (polling another process)
-            time.perf_counter() - drained < DRAIN_TIMEOUT and await pending(http, server.port)
-        ):
-            await asyncio.sleep(0.2)
-        drain_seconds = time.perf_counter() - drained
+    started = time.perf_counter()
+    await drained(server.port, DRAIN_TIMEOUT)
+    drain_seconds = time.perf_counter() - started
     stop.set()
     await sampler
     mine.send(list(result.acked))
