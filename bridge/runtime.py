@@ -297,6 +297,7 @@ async def open_runtime(
         engine, commit_signal, clock, read_engine,
         max_waiting_per_subscription=settings.long_polls_per_subscription,
         max_waiting=settings.long_polls_total, cache_seconds=settings.lookup_cache_seconds,
+        linger=settings.long_poll_linger_seconds,
     )  # fmt: skip
     status = StatusService(
         engine, settings.database_url, deliveries, managed_channels, watches, health,

@@ -178,6 +178,15 @@ class Settings(BaseSettings):
     long_polls_total: int = Field(
         100, ge=1, description="Long-polls waiting at once in one process; 429 beyond."
     )
+    long_poll_linger_seconds: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Shortest time between two answers of a subscription's long-polls woken "
+        "by new events: under a steady stream, events of several commits go out in one "
+        "answer (fewer requests and acks for serve to handle); an event after a quiet spell "
+        "goes out at once.",
+    )
     retry_base_seconds: float = Field(1.0, gt=0, description="First retry delay ceiling.")
     retry_cap_seconds: float = Field(600.0, gt=0, description="Longest delay between retries.")
     max_attempts: int = Field(

@@ -7,6 +7,7 @@ starts by default and what the retention purge waits for.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,7 +82,13 @@ class SubscriptionService:
     max_waiting_per_subscription: int = 10
     max_waiting: int = 100
     cache_seconds: float = 0.0
+    # Shortest time between two answers of one subscription's long-polls (unless the
+    # earlier was a full page): under a steady stream the events of several commits go out
+    # in one answer (each answer costs the consumer's next request and its ack), while an
+    # event after a quiet spell goes out at once.
+    linger: float = 0.0
     _waiting: dict[str, int] = field(default_factory=dict, init=False)
+    _answered: dict[str, float] = field(default_factory=dict, init=False)
     _waiting_total: int = field(default=0, init=False)
     _known: TTLCache[SubscriptionInfo] = field(init=False)
 
@@ -123,6 +130,7 @@ class SubscriptionService:
     async def remove(self, name: str) -> None:
         await store.remove(self.engine, name)
         self._known.invalidate(name)
+        self._answered.pop(name, None)
 
     async def authenticate(
         self, name: str, presented: str, *, current: bool = True
@@ -165,14 +173,26 @@ class SubscriptionService:
     ) -> tuple[list[bytes], int | None]:
         deadline = time.monotonic() + wait
         while True:
+            await self._pace(sub.name, deadline)
             signal = self.signal.signal(_key(sub))
             found, last = await events_envelopes.envelope_page(
                 self.reads, _filter(sub), after_seq=cursor, limit=limit
             )
-            left = deadline - time.monotonic()
-            if found or left <= 0:
+            now = time.monotonic()
+            if found:
+                # After a full page more may be waiting: the next read goes at once.
+                self._answered[sub.name] = now if len(found) < limit else -1e9
                 return found, last
-            await self.signal.wait(min(left, RECHECK_SECONDS), signal)
+            if now >= deadline:
+                return found, last
+            await self.signal.wait(min(deadline - now, RECHECK_SECONDS), signal)
+
+    async def _pace(self, name: str, deadline: float) -> None:
+        """Wait until `linger` has passed since this subscription's last answer."""
+        now = time.monotonic()
+        gap = min(self.linger - (now - self._answered.get(name, -1e9)), deadline - now)
+        if gap > 0:
+            await asyncio.sleep(gap)
 
     def waiting(self) -> dict[str, int]:
         """Long-polls held now in this process, by subscription."""
@@ -219,8 +239,12 @@ class SubscriptionService:
         return stored
 
     async def _move_cursor(self, name: str, seq: int, *, forward_only: bool) -> int:
-        """Never past the newest event, whose successors the consumer has not seen."""
-        latest = await store.latest_seq(self.engine)
+        """Never past the newest event, whose successors the consumer has not seen. The
+        newest this process committed is known without asking the database (an ack is
+        most often of events just read); a seq beyond it may be another replica's."""
+        latest = self.signal.latest_seq
+        if seq > latest:
+            latest = await store.latest_seq(self.engine)
         if seq > latest:
             raise InvalidInput(f"seq {seq} is past the newest event ({latest})")
         return await store.set_cursor(

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import NotFound
-from bridge.store.database import begin, connect
+from bridge.store.database import alone, begin, connect
 from bridge.store.models import EventRow, SubscriptionRow
 
 
@@ -77,16 +77,19 @@ async def set_cursor(
     """Store `seq` as acknowledged; returns the stored position.
 
     Acks only move forward (a late ack from a slow consumer must not rewind it); a rewind
-    by the operator may move it anywhere.
+    by the operator may move it anywhere. An ack that moves the cursor is one statement
+    (committed on its own: `database.alone`); a late or repeated one reads the position.
     """
     query = update(SubscriptionRow).where(SubscriptionRow.name == name)
     if forward_only:
         query = query.where(SubscriptionRow.acked_seq < seq)
-    async with begin(engine) as conn:
-        await conn.execute(query.values(acked_seq=seq, updated_at=now))
-        stored = await conn.scalar(
-            select(SubscriptionRow.acked_seq).where(SubscriptionRow.name == name)
-        )
+    query = query.values(acked_seq=seq, updated_at=now).returning(SubscriptionRow.acked_seq)
+    async with alone(engine) as conn:
+        stored = await conn.scalar(query)
+        if stored is None:
+            stored = await conn.scalar(
+                select(SubscriptionRow.acked_seq).where(SubscriptionRow.name == name)
+            )
     if stored is None:
         raise NotFound(f"no subscription named {name!r}")
     return int(stored)

@@ -156,3 +156,52 @@ async def test_openapi_lists_the_delivery_surface(bridge: BridgeFactory) -> None
                  "/admin/events/{event_id}/replay", "/admin/subscriptions/{name}/rewind"):  # fmt: skip
         assert path in paths
     assert paths["/v1/subscriptions/{name}/events"]["get"]["security"] == [{"subscription": []}]
+
+
+async def test_long_polls_of_a_subscription_answer_at_most_once_per_linger(
+    bridge: BridgeFactory,
+) -> None:
+    """BRIDGE_LONG_POLL_LINGER_SECONDS: an event after a quiet spell goes out at once;
+    under a steady stream the next long-poll waits out the linger and carries every event
+    committed meanwhile; a read without `wait`, and the read after a full page, go at once."""
+    linger = 0.6
+    async with bridge(long_poll_linger_seconds=linger) as b:
+        auth = await _subscribe(b, "paced")
+        waiting = asyncio.create_task(_read(b, "paced", auth, wait=10))
+        await asyncio.sleep(0.2)
+        await b.post_crm("1")
+        first = await waiting
+        answered = time.monotonic()
+        assert [e["zohorecordid"] for e in first.json()["items"]] == ["1"]
+        # A steady stream: three more commits while the consumer comes back at once.
+        await b.post_crm("2")
+        cursor = first.json()["next"]
+        paced = asyncio.create_task(_read(b, "paced", auth, after=cursor, wait=10))
+        await asyncio.sleep(0.2)
+        assert not paced.done()  # events are there, but the linger has not passed
+        unpaced = await _read(b, "paced", auth, after=cursor)  # no wait: at once
+        assert [e["zohorecordid"] for e in unpaced.json()["items"]] == ["2"]
+        await b.post_crm("3")
+        await b.post_crm("4")
+        second = await paced
+        waited = time.monotonic() - answered
+        assert linger - 0.05 <= waited < linger + 1.0, waited
+        assert [e["zohorecordid"] for e in second.json()["items"]] == ["2", "3", "4"]
+        # A full page: more may wait, so the next long-poll is answered at once.
+        await b.post_crm("5", "6")
+        cursor = second.json()["next"]
+        full = await _read(b, "paced", auth, after=cursor, wait=10, limit=1)  # paced itself
+        started = time.monotonic()
+        following = await _read(b, "paced", auth, after=full.json()["next"], wait=10)
+        assert [e["zohorecordid"] for e in following.json()["items"]] == ["6"]
+        assert time.monotonic() - started < linger / 2
+        # After a quiet spell longer than the linger: at once again.
+        await asyncio.sleep(linger)
+        late = asyncio.create_task(
+            _read(b, "paced", auth, after=following.json()["next"], wait=10)
+        )
+        await asyncio.sleep(0.1)
+        posted = time.monotonic()
+        await b.post_crm("7")
+        assert [e["zohorecordid"] for e in (await late).json()["items"]] == ["7"]
+        assert time.monotonic() - posted < linger / 2
