@@ -197,9 +197,7 @@ async def test_long_polls_of_a_subscription_answer_at_most_once_per_linger(
         assert time.monotonic() - started < linger / 2
         # After a quiet spell longer than the linger: at once again.
         await asyncio.sleep(linger)
-        late = asyncio.create_task(
-            _read(b, "paced", auth, after=following.json()["next"], wait=10)
-        )
+        late = asyncio.create_task(_read(b, "paced", auth, after=following.json()["next"], wait=10))
         await asyncio.sleep(0.1)
         posted = time.monotonic()
         await b.post_crm("7")
