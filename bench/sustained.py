@@ -3,6 +3,7 @@
     python bench/sustained.py [--seconds 60] [--fractions 0.25,0.5,0.75] [--no-postgres]
                               [--no-sqlite] [--max-seconds 10] [--connections 64]
                               [--relay serve,equal,inline,process] [--env BRIDGE_X=VALUE ...]
+                              [--variant BRIDGE_X=VALUE ...]
                               [--rates 1500,2500 (instead of fractions)]
 
 (also `python bench/deliver.py --sustained ...`). Per database (SQLite in a temporary
@@ -18,11 +19,12 @@ directory, PostgreSQL in databases of their own), `serve` processes on 127.0.0.1
 - B': the same with the relay on `serve`'s own event loop (BRIDGE_RELAY_PROCESS=false).
 - C: the same with `serve` under BRIDGE_RELAY=false and a `zoho-bridge relay` process
   beside it (`--relay serve,equal,inline,process` picks among B, B0, B' and C).
+- V: with `--variant BRIDGE_X=VALUE`, B under those settings as well.
 
 Then, for each fraction of that maximum in turn, CRM callbacks are offered open-loop at that
-fixed rate for `--seconds`, to A, then B, then C (a request's latency runs from the moment
-it was due, so a server that falls behind is charged for the queue it causes). For B and C
-the outbox backlog is sampled every 2 s; each record's arrival on Redis and on the pull
+fixed rate for `--seconds`, to A, then B, then C and V (a request's latency runs from the
+moment it was due, so a server that falls behind is charged for the queue it causes). For
+B, C and V the outbox backlog is sampled every 2 s; each record's arrival on Redis and on the pull
 subscription is matched with its acknowledgement (the two consumers run in a process of
 their own: in the load generator's they fell behind it, and their arrival times measured
 the bench). After each run the backlog drains, and every acknowledged event must have
@@ -408,6 +410,13 @@ async def bench_database(db: str, url: str, args: Any) -> None:
                     **how,
                 ))  # fmt: skip
                 relayed.append(servers[-1])
+        if args.variant:  # serve's child under the --variant settings too
+            variant = dict(item.split("=", 1) for item in args.variant)
+            servers.append(await start_server(
+                "redis, variant", url.replace("{}", "f"), "pull,redis", f"{stream}.f",
+                extra | variant,
+            ))  # fmt: skip
+            relayed.append(servers[-1])
         ceiling = await max_ingest(plain.port, args.max_seconds)
         print(f"\n{db}: maximum ingest rate (no push sink, closed loop, 32 connections, "
               f"{args.max_seconds:.0f} s): {ceiling:.0f} acks/s")  # fmt: skip
@@ -465,7 +474,10 @@ async def main(argv: list[str] | None = None) -> None:
                         "BRIDGE_RELAY_PROCESS=false), process (a `zoho-bridge relay` beside "
                         "serve under BRIDGE_RELAY=false)")  # fmt: skip
     parser.add_argument("--env", action="append", default=[], metavar="BRIDGE_X=VALUE",
-                        help="a setting for both servers (repeatable)")  # fmt: skip
+                        help="a setting for every server (repeatable)")  # fmt: skip
+    parser.add_argument("--variant", action="append", default=[], metavar="BRIDGE_X=VALUE",
+                        help="one more configuration: serve's child under this setting too "
+                        "(repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
     args.fractions = [float(f) for f in args.fractions.split(",")]
     args.relay = args.relay.split(",")
@@ -480,7 +492,7 @@ async def main(argv: list[str] | None = None) -> None:
         if not args.no_postgres:
             base = f"zb_sustained_{uuid.uuid4().hex[:8]}"
             admin = await asyncpg.connect(f"{PG}/postgres")
-            for suffix in ("a", "b", "c", "d", "e"):
+            for suffix in ("a", "b", "c", "d", "e", "f"):
                 await admin.execute(f'CREATE DATABASE "{base}_{suffix}"')
                 pg_names.append(f"{base}_{suffix}")
             await admin.close()
