@@ -182,10 +182,10 @@ class Settings(BaseSettings):
         0.05,
         ge=0,
         le=1,
-        description="Shortest time between two answers of a subscription's long-polls woken "
-        "by new events: under a steady stream, events of several commits go out in one "
-        "answer (fewer requests and acks for serve to handle); an event after a quiet spell "
-        "goes out at once.",
+        description="Shortest time between two answers of one subscription's long-polls "
+        "(reads with `wait`): under a steady stream, events of several commits go out in one "
+        "answer (fewer requests and acks for serve to handle); an event after a quiet spell, "
+        "a read without `wait` and the read after a full page go out at once.",
     )
     retry_base_seconds: float = Field(1.0, gt=0, description="First retry delay ceiling.")
     retry_cap_seconds: float = Field(600.0, gt=0, description="Longest delay between retries.")
