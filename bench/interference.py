@@ -4,20 +4,21 @@ sink at all.
 
     python bench/interference.py [--fraction 0.5 | --rate 2700] [--window 10] [--cycles 4]
                                  [--no-sqlite] [--no-postgres] [--env BRIDGE_X=VALUE ...]
-                                 [--variant BRIDGE_X=VALUE ...]
+                                 [--variant BRIDGE_X=VALUE ...] [--variant-sql STATEMENT ...]
 
 Per database (SQLite in a temporary directory, PostgreSQL in databases of their own),
 `serve` processes on 127.0.0.1: one with a Redis Streams sink and a pull subscription,
 relaying from its child process as it does by default, with the Redis and pull consumers
 of `bench/sustained.py` reading all along (each in a process of its own); with
-`--variant`, a second one alike under those settings too; and one with no push sink and no
+`--variant`, a second one alike under those settings too (or, with `--variant-sql`, with
+those statements run on its PostgreSQL database); and one with no push sink and no
 consumer. The first one's maximum ingest rate is measured first (closed loop, 32
 connections, the relay paused); then, cycle after cycle, CRM callbacks are offered
 open-loop at `--fraction` of it for `--window` seconds in each condition, one after the
 other:
 
 - relay running: delivery as `serve` does it (Redis and pull);
-- variant running: the same on the `--variant` server (only with `--variant`);
+- variant running: the same on the variant server (only with `--variant` or `--variant-sql`);
 - relay paused: the child stopped (SIGSTOP), its rows waiting (sent after the window);
   the pull consumer still reading;
 - pull paused: the relay and the pull consumer stopped: what storing the outbox rows
@@ -128,8 +129,15 @@ class Relayed:
     redis: multiprocessing.process.BaseProcess
 
 
-async def relayed(label: str, url: str, stream: str, env: dict[str, str]) -> Relayed:
+async def relayed(
+    label: str, url: str, stream: str, env: dict[str, str], sql: list[str] | None = None
+) -> Relayed:
     server = await start_server(label, url, "pull,redis", stream, env)
+    if sql:  # after the migrations `serve` applied
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+        for statement in sql:
+            await conn.execute(statement)
+        await conn.close()
     assert server.subscription is not None
     spawn = multiprocessing.get_context("spawn")
     pull = spawn.Process(target=pull_main, args=(server.port, *server.subscription))
@@ -143,7 +151,10 @@ async def bench_database(db: str, url: str, args: Any) -> None:
     stream = f"zb.interference.{uuid.uuid4().hex[:8]}"
     extra = dict(item.split("=", 1) for item in args.env)
     variant = dict(item.split("=", 1) for item in args.variant)
-    conditions = [c for c in CONDITIONS if variant or c != "variant running"]
+    if args.variant_sql and db != "postgres":
+        print(f"\n{db}: --variant-sql is for PostgreSQL: skipped")
+        return
+    conditions = [c for c in CONDITIONS if variant or args.variant_sql or c != "variant running"]
     busy = busy_loop()
     started: list[Relayed] = []
     servers: list[Server] = []
@@ -152,9 +163,9 @@ async def bench_database(db: str, url: str, args: Any) -> None:
         servers.append(plain)
         main = await relayed("relayed", url.replace("{}", "b"), f"{stream}.b", extra)
         started.append(main)
-        if variant:
+        if variant or args.variant_sql:
             other = await relayed("variant", url.replace("{}", "c"), f"{stream}.c",
-                                  extra | variant)  # fmt: skip
+                                  extra | variant, args.variant_sql)  # fmt: skip
             started.append(other)
         servers += [one.server for one in started]
         os.kill(main.child, signal.SIGSTOP)
@@ -165,8 +176,8 @@ async def bench_database(db: str, url: str, args: Any) -> None:
         rate = args.rate or args.fraction * ceiling
         print(f"\n{db}: maximum ingest rate {ceiling:.0f}/s (closed loop, relay paused); "
               f"offered {rate:.0f}/s open-loop, {args.window:.0f} s windows, "
-              f"{args.cycles} cycles" + (f"; variant: {' '.join(args.variant)}" if variant
-                                         else ""))  # fmt: skip
+              f"{args.cycles} cycles" + (f"; variant: {' '.join(args.variant + args.variant_sql)}"
+                                         if variant or args.variant_sql else ""))  # fmt: skip
         print(f"{'cycle':>5} {'condition':<15} | {'acked/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
               f"{'relay us/ev':>11} {'db us/ev':>8}")  # fmt: skip
         results: dict[str, list[tuple[float, float, float, float]]] = {c: [] for c in conditions}
@@ -243,6 +254,10 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", action="append", default=[], metavar="BRIDGE_X=VALUE",
                         help="a setting for a second relayed serve, run in windows of its own "
                         "(repeatable)")  # fmt: skip
+    parser.add_argument("--variant-sql", action="append", default=[], metavar="STATEMENT",
+                        help="a statement run on the variant server's PostgreSQL database "
+                        "after its migrations, e.g. \"ALTER TABLE deliveries SET "
+                        "(fillfactor = 100)\" (repeatable; SQLite is skipped)")  # fmt: skip
     args = parser.parse_args(argv)
     tmp = tempfile.TemporaryDirectory()
     name = f"zb_interference_{uuid.uuid4().hex[:8]}"
