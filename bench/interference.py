@@ -133,18 +133,24 @@ async def relayed(
     label: str, url: str, stream: str, env: dict[str, str], sql: list[str] | None = None
 ) -> Relayed:
     server = await start_server(label, url, "pull,redis", stream, env)
-    if sql:  # after the migrations `serve` applied
-        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-        for statement in sql:
-            await conn.execute(statement)
-        await conn.close()
+    try:
+        if sql:  # after the migrations `serve` applied
+            conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+            for statement in sql:
+                await conn.execute(statement)
+            await conn.close()
+        child = relay_child(server.procs[0].pid)
+    except BaseException:
+        for proc in server.procs:  # never left running (with its relay) after the bench
+            proc.terminate()
+        raise
     assert server.subscription is not None
     spawn = multiprocessing.get_context("spawn")
     pull = spawn.Process(target=pull_main, args=(server.port, *server.subscription))
     redis = spawn.Process(target=redis_main, args=(server.stream,))
     pull.start()
     redis.start()
-    return Relayed(server, relay_child(server.procs[0].pid), pull, redis)
+    return Relayed(server, child, pull, redis)
 
 
 async def bench_database(db: str, url: str, args: Any) -> None:
@@ -163,11 +169,12 @@ async def bench_database(db: str, url: str, args: Any) -> None:
         servers.append(plain)
         main = await relayed("relayed", url.replace("{}", "b"), f"{stream}.b", extra)
         started.append(main)
+        servers.append(main.server)
         if variant or args.variant_sql:
             other = await relayed("variant", url.replace("{}", "c"), f"{stream}.c",
                                   extra | variant, args.variant_sql)  # fmt: skip
             started.append(other)
-        servers += [one.server for one in started]
+            servers.append(other.server)
         os.kill(main.child, signal.SIGSTOP)
         try:
             ceiling = await max_ingest(main.server.port, args.max_seconds)
