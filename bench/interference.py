@@ -71,6 +71,7 @@ from bench.sustained import (  # noqa: E402
     drained,
     drive,
     max_ingest,
+    settings,
     start_server,
 )
 
@@ -155,12 +156,12 @@ async def relayed(
 
 async def bench_database(db: str, url: str, args: Any) -> None:
     stream = f"zb.interference.{uuid.uuid4().hex[:8]}"
-    extra = dict(item.split("=", 1) for item in args.env)
-    variant = dict(item.split("=", 1) for item in args.variant)
+    extra, variant = settings(args.env), settings(args.variant)
     if args.variant_sql and db != "postgres":
         print(f"\n{db}: --variant-sql is for PostgreSQL: skipped")
         return
-    conditions = [c for c in CONDITIONS if variant or args.variant_sql or c != "variant running"]
+    has_variant = bool(variant or args.variant_sql)
+    conditions = [c for c in CONDITIONS if has_variant or c != "variant running"]
     busy = busy_loop()
     started: list[Relayed] = []
     servers: list[Server] = []
@@ -170,7 +171,7 @@ async def bench_database(db: str, url: str, args: Any) -> None:
         main = await relayed("relayed", url.replace("{}", "b"), f"{stream}.b", extra)
         started.append(main)
         servers.append(main.server)
-        if variant or args.variant_sql:
+        if has_variant:
             other = await relayed("variant", url.replace("{}", "c"), f"{stream}.c",
                                   extra | variant, args.variant_sql)  # fmt: skip
             started.append(other)
@@ -184,7 +185,7 @@ async def bench_database(db: str, url: str, args: Any) -> None:
         print(f"\n{db}: maximum ingest rate {ceiling:.0f}/s (closed loop, relay paused); "
               f"offered {rate:.0f}/s open-loop, {args.window:.0f} s windows, "
               f"{args.cycles} cycles" + (f"; variant: {' '.join(args.variant + args.variant_sql)}"
-                                         if variant or args.variant_sql else ""))  # fmt: skip
+                                         if has_variant else ""))  # fmt: skip
         print(f"{'cycle':>5} {'condition':<15} | {'acked/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
               f"{'relay us/ev':>11} {'db us/ev':>8}")  # fmt: skip
         results: dict[str, list[tuple[float, float, float, float]]] = {c: [] for c in conditions}

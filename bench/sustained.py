@@ -207,6 +207,11 @@ async def pending(http: httpx.AsyncClient, port: int) -> int:
     return int({s["name"]: s["pending"] for s in answer.json()["sinks"]}.get("redis", 0))
 
 
+def settings(items: list[str]) -> dict[str, str]:
+    """`BRIDGE_X=VALUE` arguments (--env, --variant) as an environment."""
+    return dict(item.split("=", 1) for item in items)
+
+
 async def drained(port: int, within: float) -> None:
     """Until the outbox has nothing pending, or `within` seconds have passed."""
     deadline = time.perf_counter() + within
@@ -399,7 +404,7 @@ async def bench_database(db: str, url: str, args: Any) -> None:
     stream = f"zb.sustained.{uuid.uuid4().hex[:8]}"
     servers: list[Server] = []
     try:
-        extra = dict(item.split("=", 1) for item in args.env)
+        extra = settings(args.env)
         plain = await start_server("no push sink", url.replace("{}", "a"), "pull", stream, extra)
         servers.append(plain)
         relayed: list[Server] = []  # each also in `servers` at once: stopped in `finally`
@@ -411,7 +416,7 @@ async def bench_database(db: str, url: str, args: Any) -> None:
                 ))  # fmt: skip
                 relayed.append(servers[-1])
         if args.variant:  # serve's child under the --variant settings too
-            variant = dict(item.split("=", 1) for item in args.variant)
+            variant = settings(args.variant)
             servers.append(await start_server(
                 "redis, variant", url.replace("{}", "f"), "pull,redis", f"{stream}.f",
                 extra | variant,

@@ -180,8 +180,10 @@ class SubscriptionService:
             )
             now = time.monotonic()
             if found:
-                # After a full page more may be waiting: the next read goes at once.
-                self._answered[sub.name] = now if len(found) < limit else -1e9
+                if len(found) < limit:
+                    self._answered[sub.name] = now
+                else:  # a full page: more may be waiting, so the next read goes at once
+                    self._answered.pop(sub.name, None)
                 return found, last
             if now >= deadline:
                 return found, last
@@ -190,7 +192,10 @@ class SubscriptionService:
     async def _pace(self, name: str, deadline: float) -> None:
         """Wait until `linger` has passed since this subscription's last answer."""
         now = time.monotonic()
-        gap = min(self.linger - (now - self._answered.get(name, -1e9)), deadline - now)
+        answered = self._answered.get(name)
+        if answered is None:
+            return
+        gap = min(self.linger - (now - answered), deadline - now)
         if gap > 0:
             await asyncio.sleep(gap)
 
