@@ -29,10 +29,14 @@ other:
   machine, whatever its priority, for comparison.
 
 Windows of one cycle run back to back, so a slow spell of a shared machine falls on all.
-Reported per condition: the medians over cycles of acknowledgement p50 and p99, the relay
-child's CPU per acknowledged event, and the CPU of every PostgreSQL process on the
-machine per acknowledged event (0 on SQLite). The wake-ups `serve` sends its child run in
-every condition of the relayed servers.
+Reported per condition: the medians over cycles of acknowledgement p50 and p99; per
+acknowledged event, the CPU time of `serve` (without its relay child), of the relay
+child, of every PostgreSQL process on the machine (0 on SQLite), of the Redis server, of
+the bench's readers and of its load generator; how busy the machine's CPUs were; and per
+acknowledged event, the time `serve`'s threads, PostgreSQL's processes and the load
+generator spent runnable but waiting for a CPU (the scheduler's run-queue wait,
+/proc/<pid>/task/<tid>/schedstat). The wake-ups `serve` sends its child run in every
+condition of the relayed servers.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,14 +101,54 @@ def redis_main(stream: str) -> None:
     asyncio.run(consume_redis(stream, Arrivals(), asyncio.Event()))
 
 
-def postgres_cpu() -> float:
-    """CPU seconds of every PostgreSQL process on the machine (its backends included)."""
-    total = 0.0
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL process on the machine (its backends included)."""
+    found = []
     for entry in Path("/proc").iterdir():
         with contextlib.suppress(OSError):
             if entry.name.isdigit() and (entry / "comm").read_text().startswith("postgres"):
-                total += cpu_seconds(int(entry.name))
-    return total
+                found.append(int(entry.name))
+    return found
+
+
+def runqueue_wait(pid: int) -> float:
+    """Seconds the threads of a process spent runnable but waiting for a CPU (Linux
+    /proc/<pid>/task/<tid>/schedstat, second field), its live threads only."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, all) CPU time of the whole machine so far, in clock ticks (/proc/stat)."""
+    ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
+
+
+CPU_COLUMNS = ("serve", "relay", "db", "redis", "readers", "bench")
+WAIT_COLUMNS = ("serve", "db", "bench")
+
+
+def reading(serve: int, child: int | None, readers: list[int]) -> list[float]:
+    """Counters that only grow, read before and after a window: the CPU seconds of
+    `CPU_COLUMNS` (`serve` without its relay child; every PostgreSQL process; the Redis
+    server; the bench's stream and pull readers; this process, the load generator, its
+    own threads only), the run-queue wait of `WAIT_COLUMNS`, and the machine's busy and
+    total ticks."""
+    relay = cpu_seconds(child) if child else 0.0
+    postgres = postgres_pids()
+    found = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True, text=True)
+    redis = [int(pid) for pid in found.stdout.split()]
+    return [cpu_seconds(serve) - relay, relay, sum(map(cpu_seconds, postgres)),
+            sum(map(cpu_seconds, redis)), sum(map(cpu_seconds, readers)), time.process_time(),
+            runqueue_wait(serve), sum(map(runqueue_wait, postgres)),
+            runqueue_wait(os.getpid()), *machine_busy()]  # fmt: skip
+
+
+def _figures(values: list[float], width: int) -> str:
+    return " ".join(f"{v:>{width}.0f}" for v in values)
 
 
 def relay_child(serve_pid: int) -> int:
@@ -186,13 +231,13 @@ async def bench_database(db: str, url: str, args: Any) -> None:
               f"offered {rate:.0f}/s open-loop, {args.window:.0f} s windows, "
               f"{args.cycles} cycles" + (f"; variant: {' '.join(args.variant + args.variant_sql)}"
                                          if has_variant else ""))  # fmt: skip
-        print(f"{'cycle':>5} {'condition':<15} | {'acked/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
-              f"{'relay us/ev':>11} {'db us/ev':>8}")  # fmt: skip
-        results: dict[str, list[tuple[float, float, float, float]]] = {c: [] for c in conditions}
-        for one in started:
-            await drained(one.server.port, DRAIN_TIMEOUT)
-            await drive(one.server.port, rate, 3.0, args.connections)  # warm-up
-            await drained(one.server.port, DRAIN_TIMEOUT)
+        cpu_head = " ".join(f"{c:>7}" for c in CPU_COLUMNS)
+        wait_head = " ".join(f"{c:>5}" for c in WAIT_COLUMNS)
+        print(f"{'':>21} | {'':>23} | CPU us/ev {'':>46} | busy | run-queue wait us/ev\n"
+              f"{'cycle':>5} {'condition':<15} | {'acked/s':>7} {'p50 ms':>7} {'p99 ms':>7} | "
+              f"{cpu_head} | {'':>4} | {wait_head}")  # fmt: skip
+        results: dict[str, list[list[float]]] = {c: [] for c in conditions}
+        readers = [reader.pid or 0 for one in started for reader in (one.pull, one.redis)]
         for cycle in range(args.cycles):
             for condition in conditions:
                 target = {"variant running": started[-1], "no push sink": None}.get(condition, main)
@@ -203,33 +248,41 @@ async def bench_database(db: str, url: str, args: Any) -> None:
                 if condition == "pull paused":
                     os.kill(main.pull.pid, signal.SIGSTOP)
                 port = target.server.port if target else plain.port
-                relay_cpu = cpu_seconds(target.child) if target else 0.0
-                db_cpu = postgres_cpu()
+                serve = (target.server if target else plain).procs[0].pid
+                child = target.child if target else None
+                before = reading(serve, child, readers)
                 try:
                     run = await drive(port, rate, args.window, args.connections)
                 finally:
                     os.kill(busy.pid, signal.SIGSTOP)
                     os.kill(main.child, signal.SIGCONT)
                     os.kill(main.pull.pid, signal.SIGCONT)
-                relay_cpu = cpu_seconds(target.child) - relay_cpu if target else 0.0
-                db_cpu = postgres_cpu() - db_cpu
+                used = [b - a for b, a in zip(reading(serve, child, readers), before, strict=True)]
                 acked = max(1, len(run.acked))
-                row = (1000 * _percentile(run.latencies, 50),
-                       1000 * _percentile(run.latencies, 99), 1e6 * relay_cpu / acked,
-                       1e6 * db_cpu / acked)  # fmt: skip
+                # p50, p99 (ms); CPU and run-queue wait per event (us); the machine busy (%).
+                row = [1000 * _percentile(run.latencies, 50),
+                       1000 * _percentile(run.latencies, 99),
+                       *(1e6 * u / acked for u in used[:-2]),
+                       100 * used[-2] / max(1, used[-1])]  # fmt: skip
                 results[condition].append(row)
                 print(f"{cycle:>5} {condition:<15} | {acked / run.elapsed:>7.0f} {row[0]:>7.1f} "
-                      f"{row[1]:>7.1f} {row[2]:>11.0f} {row[3]:>8.0f}")  # fmt: skip
+                      f"{row[1]:>7.1f} | {_figures(row[2:8], 7)} | {row[11]:>3.0f}% | "
+                      f"{_figures(row[8:11], 5)}")  # fmt: skip
                 if target:
                     await drained(target.server.port, DRAIN_TIMEOUT)
-        print(f"{db}: medians over {args.cycles} cycles")
+        print(f"{db}: medians over {args.cycles} cycles (CPU, and run-queue wait, in us per "
+              "acknowledged event)")  # fmt: skip
         paused = statistics.median(r[0] for r in results["relay paused"])
         for condition, rows in results.items():
-            p50 = statistics.median(r[0] for r in rows)
-            print(f"  {condition:<15} p50 {p50:6.1f} ms ({p50 / paused:4.2f}x paused)  "
-                  f"p99 {statistics.median(r[1] for r in rows):6.1f} ms  relay "
-                  f"{statistics.median(r[2] for r in rows):4.0f} us/ev  postgres "
-                  f"{statistics.median(r[3] for r in rows):4.0f} us/ev")  # fmt: skip
+            middle = [statistics.median(r[i] for r in rows) for i in range(len(rows[0]))]
+            cpu = ", ".join(f"{c} {v:.0f}" for c, v in zip(CPU_COLUMNS, middle[2:8], strict=True))
+            wait = ", ".join(
+                f"{c} {v:.0f}" for c, v in zip(WAIT_COLUMNS, middle[8:11], strict=True)
+            )
+            print(f"  {condition:<15} p50 {middle[0]:6.1f} ms ({middle[0] / paused:4.2f}x paused)"
+                  f"  p99 {middle[1]:6.1f} ms  machine busy {middle[11]:3.0f}%\n"
+                  f"  {'':<15} CPU: {cpu} (all {sum(middle[2:8]):.0f})\n"
+                  f"  {'':<15} run-queue wait: {wait}")  # fmt: skip
     finally:
         busy.kill()
         for one in started:

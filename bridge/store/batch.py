@@ -20,7 +20,7 @@ from sqlalchemy import JSON
 
 from bridge.domain.envelope import envelope_head
 from bridge.domain.events import Event
-from bridge.store.models import EventRow, RequestRow
+from bridge.store.models import DeliveryRow, EventRow, RequestRow
 
 # Every column but the sequence number, which the database assigns.
 EVENT_COLUMNS: tuple[str, ...] = tuple(
@@ -48,7 +48,7 @@ def event_row(event: Event) -> tuple[Any, ...]:
 request_row: attrgetter[tuple[Any, ...]] = attrgetter(*REQUEST_COLUMNS)
 
 
-MODELS = {"events": EventRow, "inbound_requests": RequestRow}
+MODELS = {"events": EventRow, "inbound_requests": RequestRow, "deliveries": DeliveryRow}
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ delivery turned out to be a duplicate are corrected in one more statement.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import asyncpg
@@ -226,7 +227,15 @@ def _columns(rows: list[tuple[Any, ...]], columns: tuple[str, ...]) -> list[list
 
 
 async def _insert(conn: asyncpg.Connection, rows: TableRows) -> None:
+    """One statement for all the rows (`executemany` would run the INSERT once per row in
+    the backend: the outbox rows of a batch cost the ingest transaction several times
+    more)."""
     if rows.rows:
-        placeholders = ", ".join(f"${i + 1}" for i in range(len(rows.columns)))
-        sql = f"INSERT INTO {rows.table} ({', '.join(rows.columns)}) VALUES ({placeholders})"
-        await conn.executemany(sql, [tuple(pg_value(v) for v in row) for row in rows.rows])
+        await conn.execute(
+            _cached_insert(rows.table, rows.columns), *_columns(rows.rows, rows.columns)
+        )
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_insert(table: str, columns: tuple[str, ...]) -> str:
+    return _insert_unnest(table, columns, 1)

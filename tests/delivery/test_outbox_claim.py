@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.domain.delivery import Retry
+from bridge.domain.delivery import Retry, record_key
 from bridge.errors import BridgeError
 from bridge.store import outbox
 from bridge.store.database import create_engine, create_relay_engine
+from bridge.store.models import DeliveryRow
 from bridge.store.outbox import Failure, OutboxHook
 from bridge.store.writer import EventWriter, backend_for
 from tests.test_storage import NOW, _event, _request
@@ -56,6 +59,43 @@ async def test_one_row_per_record_in_seq_order(engine: AsyncEngine) -> None:
     await outbox.mark_failed(engine, [Failure(ids["B2"], 1, Retry(NOW + timedelta(days=2)), "x")])
     # B's next event waits behind its retrying first one; A moves on.
     assert await _claim(engine, timedelta(days=1, minutes=1)) == ["A3", "C4"]
+
+
+async def test_a_batchs_rows_are_stored_as_built_in_seq_order_per_sink(
+    engine: AsyncEngine,
+) -> None:
+    """Many events in one batch, two sinks: every row as `OutboxHook` built it, and in each
+    sink row ids follow seq (the claim's lane head is the lowest id, so a record's events go
+    out in id order)."""
+    writer = EventWriter(
+        backend_for(engine.url.render_as_string(hide_password=False)),
+        max_batch=64,
+        in_transaction=[OutboxHook(("s", "t"))],
+    )
+    await writer.start()
+    results = await asyncio.gather(
+        *(writer.write(_request(), [_event(f"b{n}", "ABC"[n % 3])]) for n in range(48))
+    )
+    await writer.stop()
+    events = {e.seq: e for r in results for e in r.inserted}
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(select(*DeliveryRow.__table__.columns).order_by(DeliveryRow.id))
+        ).all()
+    assert len(rows) == 2 * len(events) == 96
+    for sink in "st":
+        seqs = [row.event_seq for row in rows if row.sink == sink]
+        assert seqs == sorted(events)
+    for row in rows:
+        event = events[row.event_seq]
+        assert (row.record_key, row.status, row.attempts, row.replay, row.lease_until) == (
+            record_key(event.source, event.module, event.record_id),
+            "pending",
+            0,
+            False,
+            None,
+        )
+        assert row.next_attempt_at == row.created_at == event.received_at
 
 
 async def test_rows_exist_only_with_their_event(engine: AsyncEngine) -> None:
