@@ -145,7 +145,7 @@ class Settings(BaseSettings):
         "RabbitMQ, 100 for HTTP push (a batch must be published within the lease).",
     )
     relay_linger_seconds: float = Field(
-        0.005,
+        0.02,
         ge=0,
         le=1,
         description="Shortest time between two claims of a sink while it has no backlog: "

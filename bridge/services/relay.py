@@ -66,7 +66,7 @@ class RelayOptions:
     # Shortest time between two claims of a sink while there is no backlog: under a steady
     # stream of commits the events of several gather into one batch (the cost of a claim
     # and a settlement is per batch), while an event after a quiet spell goes out at once.
-    linger: float = 0.005
+    linger: float = 0.02
     # Delays between probes of an unreachable sink (max_attempts is not used).
     probe: BackoffPolicy = field(default_factory=_default_probe)
     # How often the relay writes its publish rates to the database (`store.relay_rates`).
