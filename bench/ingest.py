@@ -115,6 +115,11 @@ async def count_events(url: str) -> int:
         await engine.dispose()
 
 
+def settings(items: list[str]) -> dict[str, str]:
+    """`BRIDGE_X=VALUE` arguments (--env, --variant) as an environment."""
+    return dict(item.split("=", 1) for item in items)
+
+
 def bridge_env(database_url: str, root: Path = ROOT) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
     env.update(BRIDGE_DATABASE_URL=database_url, BRIDGE_ADMIN_TOKEN=ADMIN,

@@ -34,7 +34,15 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import ADMIN, bridge_env, configure, crm_maker, free_port, wait_up  # noqa: E402
+from bench.ingest import (  # noqa: E402
+    ADMIN,
+    bridge_env,
+    configure,
+    crm_maker,
+    free_port,
+    settings,
+    wait_up,
+)
 from bench.loadgen import Result, run  # noqa: E402
 
 WAIT = 25
@@ -148,7 +156,7 @@ async def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     env = bridge_env(f"sqlite+aiosqlite:///{tmp.name}/bench.db", root)
     env.update(BRIDGE_RECONCILE="false", BRIDGE_SCHEDULER="false")
-    env.update(item.split("=", 1) for item in args.env)
+    env.update(settings(args.env))
     port = free_port()
     proc = serve(port, env, root)
     stop = asyncio.Event()

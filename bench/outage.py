@@ -30,7 +30,15 @@ from redis.asyncio import Redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import ADMIN, bridge_env, configure, crm_maker, free_port, wait_up  # noqa: E402
+from bench.ingest import (  # noqa: E402
+    ADMIN,
+    bridge_env,
+    configure,
+    crm_maker,
+    free_port,
+    settings,
+    wait_up,
+)
 
 GIVE_UP = 900.0
 
@@ -84,7 +92,7 @@ async def main() -> None:
     env = bridge_env(f"sqlite+aiosqlite:///{tmp.name}/bench.db", root)
     env.update(BRIDGE_RECONCILE="false", BRIDGE_SCHEDULER="false", BRIDGE_SINKS="pull,redis",
                BRIDGE_REDIS_URL=redis_url, BRIDGE_REDIS_STREAM=stream)  # fmt: skip
-    env.update(item.split("=", 1) for item in args.env)
+    env.update(settings(args.env))
     redis = start_redis(redis_port)
     bridge = serve(port, env, root)
     make = crm_maker(uuid.uuid4().hex[:8])

@@ -70,6 +70,7 @@ from bench.ingest import (  # noqa: E402
     cpu_seconds,
     crm_maker,
     free_port,
+    settings,
     start,
     wait_up,
 )
@@ -205,11 +206,6 @@ async def pending(http: httpx.AsyncClient, port: int) -> int:
     answer = await http.get(f"http://127.0.0.1:{port}/admin/status", headers=HEADERS)
     answer.raise_for_status()
     return int({s["name"]: s["pending"] for s in answer.json()["sinks"]}.get("redis", 0))
-
-
-def settings(items: list[str]) -> dict[str, str]:
-    """`BRIDGE_X=VALUE` arguments (--env, --variant) as an environment."""
-    return dict(item.split("=", 1) for item in items)
 
 
 async def drained(port: int, within: float) -> None:
