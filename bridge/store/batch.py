@@ -29,7 +29,7 @@ EVENT_COLUMNS: tuple[str, ...] = tuple(
 REQUEST_COLUMNS: tuple[str, ...] = tuple(c.name for c in RequestRow.__table__.columns)
 JSON_COLUMNS: frozenset[str] = frozenset(
     c.name
-    for table in (EventRow.__table__, RequestRow.__table__)
+    for table in (EventRow.__table__, RequestRow.__table__, DeliveryRow.__table__)
     for c in table.columns
     if isinstance(c.type, JSON)
 )

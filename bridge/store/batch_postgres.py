@@ -1,8 +1,9 @@
 """PostgreSQL batch writes: a dedicated asyncpg connection, few round trips per batch.
 
 A batch's events and request rows go in one statement (`unnest` arrays, a data-modifying
-CTE). The request rows are written as they will be if every event is new; the few whose
-delivery turned out to be a duplicate are corrected in one more statement.
+CTE), its outbox rows in one more. The request rows are written as they will be if every
+event is new; the few whose delivery turned out to be a duplicate are corrected in one
+more statement.
 """
 
 from __future__ import annotations
@@ -227,9 +228,8 @@ def _columns(rows: list[tuple[Any, ...]], columns: tuple[str, ...]) -> list[list
 
 
 async def _insert(conn: asyncpg.Connection, rows: TableRows) -> None:
-    """One statement for all the rows (`executemany` would run the INSERT once per row in
-    the backend: the outbox rows of a batch cost the ingest transaction several times
-    more)."""
+    """One statement for all the rows, as for the events (`executemany` ran the INSERT
+    once per row in the backend)."""
     if rows.rows:
         await conn.execute(
             _cached_insert(rows.table, rows.columns), *_columns(rows.rows, rows.columns)
