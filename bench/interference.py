@@ -32,9 +32,10 @@ Windows of one cycle run back to back, so a slow spell of a shared machine falls
 The variant's comparison leans its way: on PostgreSQL at ~3,700/s, the same two settings
 swapped between the servers moved acknowledgement p50 by 1-1.5 ms towards whichever was
 the variant. Not because the first relayed server takes four windows of events per cycle
-to the variant's one: giving the variant as many (unmeasured; tried once, not kept) left it so. The first one's
-relay is stopped and its backlog drained three times a cycle; the variant's never. For an
-A/B of settings, `bench/sustained.py --variant` treats its configurations alike.
+to the variant's one: giving the variant as many (unmeasured; tried once, not kept) left
+it so. The first one's relay is stopped and its backlog drained three times a cycle; the
+variant's never. For an A/B of settings, `bench/sustained.py --variant` treats its
+configurations alike.
 Reported per condition: the medians over cycles of acknowledgement p50 and p99; per
 acknowledged event, the CPU time of `serve` (without its relay child), of the relay
 child, of every PostgreSQL process on the machine (0 on SQLite), of the Redis server, of
