@@ -60,15 +60,22 @@ def start(cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.P
                             stderr=subprocess.DEVNULL)  # fmt: skip
 
 
+def own_cpu(pid: int) -> float:
+    """User + system CPU of a process and its threads, without its child processes."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process, its threads and its child processes (Linux /proc)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return 0.0
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own + sum(cpu_seconds(int(child)) for child in children)
+    return own_cpu(pid) + sum(cpu_seconds(int(child)) for child in children)
 
 
 def wait_up(port: int, path: str = "/healthz") -> None:

@@ -70,7 +70,7 @@ from redis.asyncio import Redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import cpu_seconds, settings  # noqa: E402
+from bench.ingest import cpu_seconds, own_cpu, settings  # noqa: E402
 from bench.sustained import (  # noqa: E402
     DRAIN_TIMEOUT,
     PG,
@@ -116,7 +116,8 @@ def redis_main(stream: str) -> None:
 
 
 def postgres_pids() -> list[int]:
-    """Every PostgreSQL process on the machine (its backends included)."""
+    """Every PostgreSQL process on the machine (its backends included: each is counted on
+    its own, with `own_cpu`, not within the postmaster's children)."""
     found = []
     for entry in Path("/proc").iterdir():
         with contextlib.suppress(OSError):
@@ -133,16 +134,6 @@ def runqueue_wait(pid: int) -> float:
         with contextlib.suppress(OSError, IndexError, ValueError):
             total += int((task / "schedstat").read_text().split()[1])
     return total / 1e9
-
-
-def own_cpu(pid: int) -> float:
-    """User + system CPU of one process and its threads, without its children (the
-    postmaster's children are the backends, counted on their own)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy() -> tuple[float, float]:

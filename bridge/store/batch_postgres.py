@@ -55,6 +55,7 @@ def _array_type(table: str, name: str) -> str:
     raise TypeError(f"no array type for {table}.{name} ({column_type!r})")
 
 
+@functools.cache  # `_insert` asks for the outbox rows' statement at each batch
 def _insert_unnest(table: str, columns: tuple[str, ...], first: int) -> str:
     """INSERT of the rows whose columns are parameters $first, $first+1, … (one array each),
     in array order."""
@@ -232,10 +233,5 @@ async def _insert(conn: asyncpg.Connection, rows: TableRows) -> None:
     once per row in the backend)."""
     if rows.rows:
         await conn.execute(
-            _cached_insert(rows.table, rows.columns), *_columns(rows.rows, rows.columns)
+            _insert_unnest(rows.table, rows.columns, 1), *_columns(rows.rows, rows.columns)
         )
-
-
-@functools.lru_cache(maxsize=16)
-def _cached_insert(table: str, columns: tuple[str, ...]) -> str:
-    return _insert_unnest(table, columns, 1)
